@@ -1,0 +1,222 @@
+"""Settings: every value comes from the environment (DESIGN §5 names), with defaults that make a
+local run work with no credentials. Production sets DATABASE_URL, SECRET_KEY, ALLOWED_HOSTS,
+SQS_ENDPOINT_URL="" (real AWS) and the provider keys."""
+
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("MAILER_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+# The default key is only good for a local run; production must set SECRET_KEY.
+SECRET_KEY = env("SECRET_KEY", default="local-only-insecure-key-change-me-in-production-0123456789")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+MAILER_MODE = env("MAILER_MODE", default="all")
+if MAILER_MODE not in ("all", "consumer", "processor"):
+    raise environ.ImproperlyConfigured(f"MAILER_MODE must be all, consumer or processor, not {MAILER_MODE!r}")
+BIND_ADDRESS = env("BIND_ADDRESS", default="127.0.0.1:8000")
+WEB_WORKERS = env.int("WEB_WORKERS", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=4)
+WORKER_POOL = env("WORKER_POOL", default="threads")
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",
+    "mail",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mailer_project.urls"
+WSGI_APPLICATION = "mailer_project.wsgi.application"
+# The API answers on /api/v1/messages with or without a trailing slash (see urls.py); a redirect
+# would turn a client's POST into a GET.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mailer.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The API and the worker write from different processes: WAL lets readers and one writer
+    # work at once, IMMEDIATE transactions queue writers instead of failing with "locked", and the
+    # test database is a file so worker processes started by the tests see it.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- API -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["mail.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["mail.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "mail.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# Limits follow the strictest provider (DESIGN §4).
+MAX_RECIPIENTS = 1000
+MAX_MESSAGE_BYTES = 25 * 1000 * 1000
+# A 25 MB message arrives base64-encoded inside JSON (4/3 larger) plus the JSON around it.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=36 * 1000 * 1000)
+# Django refuses bodies above this before any parser runs; our own 413 check comes first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+# --- Queue (Amazon SQS, or the embedded SQS-compatible server) --------------------------------
+AWS_REGION = env("AWS_REGION", default="us-east-1")
+# Empty means real AWS; the default is the embedded server that `make run` starts.
+SQS_ENDPOINT_URL = env("SQS_ENDPOINT_URL", default="http://127.0.0.1:9324") or None
+# An SQS-compatible server accepts any credentials; real AWS uses boto3's chain (task role).
+AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default="local" if SQS_ENDPOINT_URL else None)
+AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="local" if SQS_ENDPOINT_URL else None)
+SQS_QUEUE_NAME = env("SQS_QUEUE_NAME", default="mail")
+SQS_DLQ_NAME = env("SQS_DLQ_NAME", default="mail-dlq")
+SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=3)
+# Provider calls are bounded by their timeouts (below); the visibility timeout must outlast the
+# slowest one by a wide margin or a message still being sent is handed to a second worker.
+SQS_VISIBILITY_TIMEOUT = env.int("SQS_VISIBILITY_TIMEOUT", default=300)
+SQS_MAX_MESSAGE_BYTES = 1024 * 1024
+SQS_DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+
+# --- Providers ---------------------------------------------------------------------------------
+MAIL_PROVIDERS = env.list("MAIL_PROVIDERS", default=["sendgrid", "mailgun"])
+SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
+SENDGRID_API_URL = env("SENDGRID_API_URL", default="https://api.sendgrid.com")
+MAILGUN_API_KEY = env("MAILGUN_API_KEY", default="")
+MAILGUN_DOMAIN = env("MAILGUN_DOMAIN", default="")
+MAILGUN_API_URL = env("MAILGUN_API_URL", default="https://api.mailgun.net")
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
+PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
+# How long a worker's claim on a message stands before another worker may take it over: longer
+# than the slowest provider call, shorter than the visibility timeout.
+DELIVERY_LEASE_SECONDS = env.int(
+    "DELIVERY_LEASE_SECONDS", default=int(PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT) * 2
+)
+if DELIVERY_LEASE_SECONDS >= SQS_VISIBILITY_TIMEOUT:
+    raise environ.ImproperlyConfigured("DELIVERY_LEASE_SECONDS must be shorter than SQS_VISIBILITY_TIMEOUT")
+
+# --- Optional integrations (later issues) ------------------------------------------------------
+MONGODB_URI = env("MONGODB_URI", default="")
+S3_BUCKET = env("S3_BUCKET", default="")
+S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")
+LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
+CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
+REDIS_URL = env("REDIS_URL", default="")
+
+# --- Celery on SQS (DESIGN §3 "Celery on SQS") -------------------------------------------------
+def _broker_url() -> str:
+    if not SQS_ENDPOINT_URL:
+        return "sqs://"
+    endpoint = urlsplit(SQS_ENDPOINT_URL)
+    credentials = ""
+    if AWS_ACCESS_KEY_ID:
+        credentials = f"{quote(AWS_ACCESS_KEY_ID, safe='')}:{quote(AWS_SECRET_ACCESS_KEY or '', safe='')}@"
+    return f"sqs://{credentials}{endpoint.netloc}"
+
+
+CELERY_BROKER_URL = _broker_url()
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "region": AWS_REGION,
+    "is_secure": (urlsplit(SQS_ENDPOINT_URL).scheme == "https") if SQS_ENDPOINT_URL else True,
+    "visibility_timeout": SQS_VISIBILITY_TIMEOUT,
+    "wait_time_seconds": 10,
+    "polling_interval": 0.1,
+    # Filled per process with the queue URL (mail.queues.use_predefined_queue) so kombu never
+    # creates a queue on its own: one it created would have no redrive policy.
+    "predefined_queues": {},
+    # botocore's defaults (60 s timeouts, retries) would hold an API request for minutes when SQS
+    # is unreachable; the client must get its 503 within seconds.
+    "client-config": {
+        "connect_timeout": 3,
+        "read_timeout": 25,
+        "retries": {"mode": "standard", "max_attempts": 2},
+    },
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = SQS_QUEUE_NAME
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# Ack after the task ran, so a killed worker's message stays in SQS (guarantee 3) ...
+CELERY_TASK_ACKS_LATE = True
+# ... and not even then when it failed, so the redrive policy can dead-letter it (guarantee 7).
+CELERY_TASK_ACKS_ON_FAILURE = False
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Prefetched messages burn their visibility time while they wait.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# SQS has no broadcast: remote control and events would try to create SNS topics.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A publish that cannot reach SQS fails fast so the API answers 503 within seconds.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+# --- Logging: JSON lines on stdout -------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+        },
+    },
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

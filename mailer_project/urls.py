@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import path, re_path
+
+from mail import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    re_path(r"^api/v1/messages/?$", views.MessageCollectionView.as_view(), name="message-list"),
+    re_path(
+        r"^api/v1/messages/(?P<message_id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/?$",
+        views.MessageDetailView.as_view(),
+        name="message-detail",
+    ),
+    path("healthz", views.healthz),
+    path("readyz", views.readyz),
+]
+
+handler404 = "mail.errors.not_found"
+handler500 = "mail.errors.server_error"
