@@ -1,0 +1,76 @@
+"""HTTP for every provider: one pooled session per provider, bounded timeouts, and the single
+place where a response or a network failure becomes a classified ProviderError."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .base import MessageRejected, ProviderError, ProviderLevelError, TransientError
+
+MESSAGE_LEVEL_STATUSES = {400, 413, 422}
+# Provider error bodies can be long HTML pages; the operator needs the start of it.
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 30.0
+
+    def as_requests(self) -> tuple[float, float]:
+        return (self.connect, self.read)
+
+
+def pooled_session(pool_size: int = 32) -> requests.Session:
+    session = requests.Session()
+    # No retries here: retrying is the delivery pipeline's decision, made with backoff in SQS.
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def post(provider: str, session: requests.Session, url: str, timeouts: Timeouts, **kwargs) -> requests.Response:
+    """POST and return a 2xx response; raise a classified ProviderError for anything else."""
+    try:
+        response = session.post(url, timeout=timeouts.as_requests(), **kwargs)
+    except requests.Timeout as exc:
+        raise TransientError(provider, f"timed out: {exc}") from exc
+    except requests.ConnectionError as exc:
+        raise TransientError(provider, f"connection failed: {exc}") from exc
+    if 200 <= response.status_code < 300:
+        return response
+    raise error_for_response(provider, response)
+
+
+def error_for_response(provider: str, response: requests.Response) -> ProviderError:
+    status = response.status_code
+    reason = f"HTTP {status}: {response.text[:MAX_REASON_CHARS]}".strip()
+    if status == 429:
+        return TransientError(provider, reason, status_code=status, retry_after=retry_after_seconds(response))
+    if status >= 500:
+        return TransientError(provider, reason, status_code=status)
+    if status in MESSAGE_LEVEL_STATUSES:
+        return MessageRejected(provider, reason, status_code=status)
+    # 401/403 (bad key, suspended account), 404 (unknown domain or URL) and anything else in 4xx
+    # is about our account or configuration, not this message.
+    return ProviderLevelError(provider, reason, status_code=status)
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Retry-After as seconds, from either of its forms (delta-seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

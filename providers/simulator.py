@@ -1,0 +1,328 @@
+"""A local stand-in for SendGrid and Mailgun, used by the local run, the tests and the benchmarks.
+
+It speaks SendGrid's v3 mail send (POST /v3/mail/send, Bearer auth, 202 + X-Message-Id) and
+Mailgun's messages API (POST /v3/<domain>/messages, Basic auth api:<key>, multipart or urlencoded
+form, 200 + {"id": ...}) closely enough that the real provider code runs against it unchanged. It
+keeps every request it receives (and writes accepted ones to an outbox folder as JSON), and it can
+be told to misbehave per provider:
+
+    PUT /_simulator/behaviour/sendgrid  {"status": 503, "times": 2}      # next 2 requests get 503
+    PUT /_simulator/behaviour/sendgrid  {"status": 429, "retry_after": 7}
+    PUT /_simulator/behaviour/mailgun   {"drop": true}                   # close without answering
+    PUT /_simulator/behaviour/sendgrid  {"latency_ms": 250, "failure_rate": 0.3, "status": 500}
+    DELETE /_simulator/behaviour/sendgrid                                # behave again
+    GET /_simulator/requests?provider=sendgrid&accepted=true
+    DELETE /_simulator/requests
+
+Run it with `python -m providers.simulator --port 8025 --outbox var/outbox`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import itertools
+import json
+import logging
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger("providers.simulator")
+
+SENDGRID_PATH = re.compile(r"^/v3/mail/send$")
+MAILGUN_PATH = re.compile(r"^/v3/(?P<domain>[^/]+)/messages$")
+BEHAVIOUR_PATH = re.compile(r"^/_simulator/behaviour/(?P<provider>sendgrid|mailgun)$")
+
+
+@dataclass
+class Behaviour:
+    status: int | None = None  # answer with this status instead of succeeding
+    times: int | None = None  # ... for this many requests (None: every request)
+    drop: bool = False  # close the connection without answering instead
+    failure_rate: float = 0.0  # with status/drop: fail this share of requests at random
+    latency_ms: int = 0  # wait this long before answering (every request)
+    retry_after: str | None = None  # Retry-After header sent with a failure
+
+    def should_fail(self) -> bool:
+        if self.status is None and not self.drop:
+            return False
+        if self.failure_rate:
+            return random.random() < self.failure_rate
+        if self.times is None:
+            return True
+        if self.times > 0:
+            self.times -= 1
+            return True
+        return False
+
+
+class Simulator:
+    """What the simulator has received and how it is told to behave; shared by handler threads."""
+
+    def __init__(self, outbox: Path | None = None):
+        self.outbox = outbox
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.behaviours = {"sendgrid": Behaviour(), "mailgun": Behaviour()}
+        self.sequence = itertools.count(1)
+        if outbox:
+            outbox.mkdir(parents=True, exist_ok=True)
+
+    def behaviour(self, provider: str) -> Behaviour:
+        with self.lock:
+            return self.behaviours[provider]
+
+    def decide_failure(self, provider: str) -> tuple[bool, Behaviour]:
+        with self.lock:
+            behaviour = self.behaviours[provider]
+            return behaviour.should_fail(), behaviour
+
+    def record(self, entry: dict) -> None:
+        with self.lock:
+            entry["sequence"] = next(self.sequence)
+            self.requests.append(entry)
+        if self.outbox and entry["accepted"]:
+            name = f"{entry['sequence']:06d}-{entry['provider']}-{entry['provider_message_id'].strip('<>')}.json"
+            (self.outbox / name).write_text(json.dumps(entry, indent=2, ensure_ascii=False))
+
+
+def parse_form(content_type: str, body: bytes) -> tuple[dict[str, list[str]], list[dict]]:
+    """Mailgun's form fields (repeated ones as lists) and its file parts, from either encoding."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return parse_qs(body.decode("utf-8"), keep_blank_values=True), []
+    if not content_type.startswith("multipart/form-data"):
+        raise ValueError(f"unsupported content type {content_type!r}")
+    document = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    if not document.is_multipart():
+        raise ValueError("malformed multipart body")
+    fields: dict[str, list[str]] = {}
+    files: list[dict] = []
+    for part in document.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True) or b""
+        if filename is not None:
+            files.append(
+                {
+                    "field": name,
+                    "filename": filename,
+                    "content_type": part.get_content_type(),
+                    "size": len(payload),
+                    "sha256": hashlib.sha256(payload).hexdigest(),
+                    "content": base64.b64encode(payload).decode("ascii"),
+                }
+            )
+        else:
+            fields.setdefault(name, []).append(payload.decode(part.get_content_charset() or "utf-8"))
+    return fields, files
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: "SimulatorServer"
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs: connection reuse is measurable
+
+    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _answer(self, status: int, payload=None, headers: dict | None = None) -> None:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if payload is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # --- routes -----------------------------------------------------------------------------
+    def do_GET(self):  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path == "/_simulator/health":
+            return self._answer(200, {"ok": True})
+        if url.path == "/_simulator/requests":
+            query = parse_qs(url.query)
+            with self.server.simulator.lock:
+                found = list(self.server.simulator.requests)
+            if "provider" in query:
+                found = [r for r in found if r["provider"] == query["provider"][0]]
+            if "accepted" in query:
+                wanted = query["accepted"][0] == "true"
+                found = [r for r in found if r["accepted"] is wanted]
+            return self._answer(200, found)
+        return self._answer(404, {"message": "not found"})
+
+    def do_DELETE(self):  # noqa: N802
+        self._body()
+        path = urlsplit(self.path).path
+        simulator = self.server.simulator
+        if path == "/_simulator/requests":
+            with simulator.lock:
+                simulator.requests.clear()
+            return self._answer(204)
+        if match := BEHAVIOUR_PATH.match(path):
+            with simulator.lock:
+                simulator.behaviours[match["provider"]] = Behaviour()
+            return self._answer(204)
+        return self._answer(404, {"message": "not found"})
+
+    def do_PUT(self):  # noqa: N802
+        body = self._body()
+        match = BEHAVIOUR_PATH.match(urlsplit(self.path).path)
+        if not match:
+            return self._answer(404, {"message": "not found"})
+        try:
+            behaviour = Behaviour(**json.loads(body or b"{}"))
+        except (TypeError, ValueError) as exc:
+            return self._answer(400, {"message": str(exc)})
+        with self.server.simulator.lock:
+            self.server.simulator.behaviours[match["provider"]] = behaviour
+        return self._answer(200, asdict(behaviour))
+
+    def do_POST(self):  # noqa: N802
+        body = self._body()
+        path = urlsplit(self.path).path
+        if SENDGRID_PATH.match(path):
+            return self._provider_request("sendgrid", body, self._sendgrid)
+        if match := MAILGUN_PATH.match(path):
+            return self._provider_request("mailgun", body, lambda b: self._mailgun(match["domain"], b))
+        return self._answer(404, {"message": "not found"})
+
+    def _provider_request(self, provider: str, body: bytes, handle) -> None:
+        fail, behaviour = self.server.simulator.decide_failure(provider)
+        if behaviour.latency_ms:
+            time.sleep(behaviour.latency_ms / 1000)
+        entry = {
+            "provider": provider,
+            "path": self.path,
+            "received_at": time.time(),
+            "headers": {k: v for k, v in self.headers.items()},
+            "accepted": False,
+            "provider_message_id": "",
+        }
+        if fail and behaviour.drop:
+            entry["status"] = None
+            self.server.simulator.record(entry)
+            return self._drop()
+        if fail:
+            entry["status"] = behaviour.status
+            self.server.simulator.record(entry)
+            headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            return self._answer(behaviour.status, self._error_body(provider, behaviour.status), headers)
+        status, payload, headers, details = handle(body)
+        entry.update(details, status=status, accepted=200 <= status < 300)
+        self.server.simulator.record(entry)
+        return self._answer(status, payload, headers)
+
+    @staticmethod
+    def _error_body(provider: str, status: int) -> dict:
+        if provider == "sendgrid":
+            return {"errors": [{"message": f"simulated failure {status}", "field": None, "help": None}]}
+        return {"message": f"simulated failure {status}"}
+
+    # --- SendGrid ---------------------------------------------------------------------------
+    def _sendgrid(self, body: bytes):
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return 401, {"errors": [{"message": "authorization required", "field": None, "help": None}]}, {}, {}
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 400, {"errors": [{"message": "Bad Request", "field": None, "help": None}]}, {}, {}
+        problems = sendgrid_problems(payload)
+        if problems:
+            errors = [{"message": message, "field": field, "help": None} for field, message in problems]
+            return 400, {"errors": errors}, {}, {"json": payload}
+        message_id = uuid.uuid4().hex[:22]
+        return 202, None, {"X-Message-Id": message_id}, {"json": payload, "provider_message_id": message_id}
+
+    # --- Mailgun ----------------------------------------------------------------------------
+    def _mailgun(self, domain: str, body: bytes):
+        auth = self.headers.get("Authorization", "")
+        try:
+            user, _, key = base64.b64decode(auth.removeprefix("Basic "), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, key = "", ""
+        if not auth.startswith("Basic ") or user != "api" or not key:
+            return 401, {"message": "Invalid private key"}, {}, {}
+        try:
+            fields, files = parse_form(self.headers.get("Content-Type", ""), body)
+        except ValueError as exc:
+            return 400, {"message": str(exc)}, {}, {}
+        missing = [name for name in ("from", "to", "subject") if not fields.get(name)]
+        if missing:
+            return 400, {"message": f"'{missing[0]}' parameter is missing"}, {}, {"form": fields, "files": files}
+        if not (fields.get("text") or fields.get("html")):
+            return 400, {"message": "Need at least one of 'text' or 'html' parameters specified"}, {}, {"form": fields}
+        message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:12]}@{domain}>"
+        details = {"form": fields, "files": files, "domain": domain, "provider_message_id": message_id}
+        return 200, {"id": message_id, "message": "Queued. Thank you."}, {}, details
+
+
+def sendgrid_problems(payload) -> list[tuple[str | None, str]]:
+    """The checks SendGrid itself makes that a malformed request would trip first."""
+    if not isinstance(payload, dict):
+        return [(None, "Bad Request")]
+    problems = []
+    personalizations = payload.get("personalizations")
+    if not personalizations or not all(isinstance(p, dict) and p.get("to") for p in personalizations):
+        problems.append(("personalizations", "The personalizations field is required and must have at least one to."))
+    if not isinstance(payload.get("from"), dict) or not payload["from"].get("email"):
+        problems.append(("from.email", "The from object must be provided for every email send."))
+    if not payload.get("subject") and not all(p.get("subject") for p in personalizations or []):
+        problems.append(("subject", "The subject is required."))
+    if not payload.get("content") and not payload.get("template_id"):
+        problems.append(("content", "Unless a valid template_id is provided, the content parameter is required."))
+    return problems
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], simulator: Simulator):
+        super().__init__(address, Handler)
+        self.simulator = simulator
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8025)
+    parser.add_argument("--outbox", type=Path, default=None, help="folder for accepted messages as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(message)s")
+    server = SimulatorServer((args.host, args.port), Simulator(args.outbox))
+    log.info("provider simulator listening on http://%s:%d (outbox: %s)", args.host, server.server_port, args.outbox)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
