@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from mail import queues
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update the delivery queue and its dead-letter queue (redrive policy, visibility "
+        "timeout, 1 MiB messages, 14-day DLQ retention). Safe to run again; works against AWS and "
+        "the embedded SQS-compatible server alike."
+    )
+
+    def handle(self, *args, **options):
+        provisioned = queues.provision()
+        self.stdout.write(
+            f"queue {settings.SQS_QUEUE_NAME}: {provisioned.queue_url}\n"
+            f"dead-letter queue {settings.SQS_DLQ_NAME}: {provisioned.dlq_url} "
+            f"(after {settings.SQS_MAX_RECEIVE_COUNT} receives)"
+        )

@@ -1,0 +1,94 @@
+"""`make run`: the whole service on one machine with no credentials.
+
+Starts the embedded SQS-compatible server (moto) and the provider simulator, migrates the SQLite
+database, provisions the queues, makes a local admin user and API key, and runs the API and a
+worker (MAILER_MODE=all). Ctrl-C stops everything."""
+
+import os
+import secrets
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework_api_key.models import APIKey
+
+from mail.management.commands.serve import children_for_mode
+from mail.supervisor import Child, python_argv, start, stop_all, supervise, wait_for_http
+
+SIMULATOR_PORT = 8025
+LOCAL_KEY_NAME = "local"
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def handle(self, *args, **options):
+        endpoint = urlsplit(settings.SQS_ENDPOINT_URL or "")
+        if endpoint.hostname not in ("127.0.0.1", "localhost"):
+            raise CommandError("runlocal starts its own SQS-compatible server; SQS_ENDPOINT_URL must be on 127.0.0.1")
+        simulator_url = f"http://127.0.0.1:{SIMULATOR_PORT}"
+        services = [
+            Child("sqs", python_argv("-m", "moto.server", "-H", "127.0.0.1", "-p", str(endpoint.port or 80))),
+            Child("simulator", python_argv("-m", "providers.simulator", "--port", str(SIMULATOR_PORT), "--outbox", str(settings.VAR_DIR / "outbox"))),
+        ]
+        try:
+            for child in services:
+                start(child, self.stderr.write)
+            wait_for_http(settings.SQS_ENDPOINT_URL, 30, services[0].process)
+            wait_for_http(f"{simulator_url}/_simulator/health", 30, services[1].process)
+            call_command("migrate", verbosity=0)
+            call_command("provision_queues")
+            password = self._local_admin()
+            key = self._local_api_key()
+        except BaseException:
+            stop_all(services, grace_seconds=5)
+            raise
+
+        # Providers without a key send to the simulator, which keeps what it receives.
+        env = dict(os.environ)
+        if not settings.SENDGRID_API_KEY:
+            env.update(SENDGRID_API_URL=simulator_url, SENDGRID_API_KEY="simulator")
+        if not settings.MAILGUN_API_KEY:
+            env.update(MAILGUN_API_URL=simulator_url, MAILGUN_API_KEY="simulator", MAILGUN_DOMAIN="sandbox.local")
+        app = children_for_mode("all")
+        for child in app:
+            child.env = env
+        self._announce(key, password, simulator_url)
+        raise SystemExit(supervise(services + app, grace_seconds=30, announce=self.stderr.write))
+
+    def _local_admin(self) -> str | None:
+        User = get_user_model()
+        if User.objects.filter(username="admin").exists():
+            return None
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser("admin", "admin@localhost", password)
+        (settings.VAR_DIR / "local-admin-password").write_text(password + "\n")
+        return password
+
+    def _local_api_key(self) -> str:
+        path = settings.VAR_DIR / "local-api-key"
+        if path.exists():
+            key = path.read_text().strip()
+            if APIKey.objects.is_valid(key):
+                return key
+        _, key = APIKey.objects.create_key(name=LOCAL_KEY_NAME)
+        path.write_text(key + "\n")
+        return key
+
+    def _announce(self, key: str, password: str | None, simulator_url: str) -> None:
+        base = f"http://{settings.BIND_ADDRESS}"
+        password_note = password or f"(unchanged; see {settings.VAR_DIR / 'local-admin-password'})"
+        self.stdout.write(
+            f"""
+Mailer is starting on {base}  (API key in {settings.VAR_DIR / 'local-api-key'})
+
+  Send a message:
+    curl -i {base}/api/v1/messages -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+      -d '{{"from": "Me <me@example.com>", "to": "you@example.com", "subject": "Hello", "text": "It works."}}'
+  Follow it:      curl {base}/api/v1/messages/<id> -H "Authorization: Bearer {key}"
+  What providers received: {simulator_url}/_simulator/requests   (and {settings.VAR_DIR / 'outbox'}/)
+  Admin:          {base}/admin/   user admin, password {password_note}
+"""
+        )

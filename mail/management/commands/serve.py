@@ -1,0 +1,48 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from mail.supervisor import Child, python_argv, supervise
+
+
+def consumer_argv() -> list[str]:
+    return python_argv(
+        "-m", "gunicorn", "mailer_project.wsgi:application",
+        "--bind", settings.BIND_ADDRESS,
+        "--worker-class", "gthread",
+        "--workers", str(settings.WEB_WORKERS),
+        "--threads", str(settings.WEB_THREADS),
+        # A 25 MB upload on a slow link takes a while; a stuck request does not hold a worker forever.
+        "--timeout", "60",
+        "--graceful-timeout", "30",
+        "--keep-alive", "5",
+        "--access-logfile", "-",
+    )
+
+
+def processor_argv() -> list[str]:
+    return python_argv(
+        "-m", "celery", "--app", "mailer_project", "worker",
+        "--queues", settings.SQS_QUEUE_NAME,
+        "--pool", settings.WORKER_POOL,
+        "--concurrency", str(settings.WORKER_CONCURRENCY),
+        "--loglevel", settings.LOG_LEVEL,
+        # SQS has no broadcast; these would only poll for nothing.
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    )
+
+
+def children_for_mode(mode: str) -> list[Child]:
+    children = []
+    if mode in ("processor", "all"):
+        children.append(Child("processor", processor_argv()))
+    if mode in ("consumer", "all"):
+        children.append(Child("consumer", consumer_argv()))
+    return children
+
+
+class Command(BaseCommand):
+    help = "Run the service in MAILER_MODE: consumer (API under gunicorn), processor (Celery worker) or all."
+
+    def handle(self, *args, **options):
+        code = supervise(children_for_mode(settings.MAILER_MODE), announce=self.stderr.write)
+        raise SystemExit(code)

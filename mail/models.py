@@ -1,0 +1,63 @@
+"""What the service knows about each message. The mail body itself travels in the SQS task
+(providers.base.OutboundMessage.to_payload); the row holds status, envelope summary and history."""
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from rest_framework_api_key.models import APIKey
+
+
+class Message(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        SENT = "sent"  # accepted by a provider
+        DELIVERED = "delivered"
+        BOUNCED = "bounced"
+        COMPLAINED = "complained"
+        FAILED = "failed"  # every provider exhausted
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    api_key = models.ForeignKey(APIKey, on_delete=models.PROTECT, related_name="messages")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    from_email = models.CharField(max_length=320)
+    # Comma-separated to/cc/bcc addresses, for the operator's search; the full envelope is in the task.
+    recipients = models.TextField()
+    recipient_count = models.PositiveIntegerField()
+    subject = models.CharField(max_length=998)
+    provider = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # A worker's claim: while it is in the future, no other worker may send this message.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.id} ({self.status})"
+
+
+class MessageEvent(models.Model):
+    class Type(models.TextChoices):
+        QUEUED = "queued"
+        ATTEMPT_FAILED = "attempt_failed"
+        SENT = "sent"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=Type.choices)
+    provider = models.CharField(max_length=32, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.type} {self.provider}".strip()

@@ -1,0 +1,40 @@
+"""JSON request parsing that refuses what would otherwise reach the code as a 500."""
+
+from django.conf import settings
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from .errors import PayloadTooLarge
+
+
+def _has_lone_surrogate(value) -> bool:
+    # JSON may spell half a UTF-16 pair ("\ud800"); such a string cannot be stored or sent.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+class StrictJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        length = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if length and length.isdigit() and int(length) > settings.MAX_REQUEST_BYTES:
+            raise PayloadTooLarge(f"The request body is {int(length)} bytes; the limit is {settings.MAX_REQUEST_BYTES}.")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.")
+        if _has_lone_surrogate(data):
+            raise ParseError("JSON parse error - a string contains an unpaired UTF-16 surrogate.")
+        return data

@@ -1,0 +1,115 @@
+"""The SQS side of the service: clients, idempotent provisioning, the queue URL Celery publishes
+to, and the size a delivery task will have on the wire."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+from kombu.utils.json import dumps as kombu_dumps
+
+log = logging.getLogger(__name__)
+
+# Celery's headers and kombu's envelope around the task body, measured at about 1.5 KiB; the
+# allowance is generous so the estimate never falls below the real size (tests compare the two).
+ENVELOPE_ALLOWANCE_BYTES = 4096
+MAIN_QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+
+_resolve_lock = threading.Lock()
+
+
+def sqs_client(read_timeout: float = 10.0):
+    return boto3.client(
+        "sqs",
+        region_name=settings.AWS_REGION,
+        endpoint_url=settings.SQS_ENDPOINT_URL,
+        aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
+        aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+        config=Config(connect_timeout=3, read_timeout=read_timeout, retries={"mode": "standard", "max_attempts": 2}),
+    )
+
+
+@dataclass(frozen=True)
+class ProvisionedQueues:
+    queue_url: str
+    dlq_url: str
+    dlq_arn: str
+
+
+def _ensure_queue(client, name: str, attributes: dict[str, str]) -> str:
+    """Create the queue if it is missing, then make its attributes what they should be.
+
+    CreateQueue fails when an existing queue's attributes differ from the ones asked for, so
+    attributes are set in a second, repeatable step: running this again converges a queue whose
+    settings have changed."""
+    try:
+        url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    except client.exceptions.QueueDoesNotExist:
+        url = client.create_queue(QueueName=name)["QueueUrl"]
+        log.info("created queue", extra={"queue": name})
+    client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url
+
+
+def provision() -> ProvisionedQueues:
+    """Create or update the delivery queue and its dead-letter queue (DESIGN §3)."""
+    client = sqs_client()
+    max_size = str(settings.SQS_MAX_MESSAGE_BYTES)
+    dlq_url = _ensure_queue(
+        client,
+        settings.SQS_DLQ_NAME,
+        # SQS keeps a message's original enqueue time when it moves it to the DLQ, so the DLQ's
+        # retention must be the longer one.
+        {"MessageRetentionPeriod": str(settings.SQS_DLQ_RETENTION_SECONDS), "MaximumMessageSize": max_size},
+    )
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.SQS_MAX_RECEIVE_COUNT)}
+    queue_url = _ensure_queue(
+        client,
+        settings.SQS_QUEUE_NAME,
+        {
+            "VisibilityTimeout": str(settings.SQS_VISIBILITY_TIMEOUT),
+            "MaximumMessageSize": max_size,
+            "MessageRetentionPeriod": str(MAIN_QUEUE_RETENTION_SECONDS),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )
+    return ProvisionedQueues(queue_url=queue_url, dlq_url=dlq_url, dlq_arn=dlq_arn)
+
+
+def use_predefined_queue() -> None:
+    """Tell Celery the delivery queue's URL, once per process, before its first connection.
+
+    With the URL predefined kombu never lists or creates queues: a queue it created itself would
+    lack the redrive policy, and a missing queue must be an error, not a silent new queue."""
+    from mailer_project.celery import app
+
+    name = settings.SQS_QUEUE_NAME
+    if name in app.conf.broker_transport_options.get("predefined_queues", {}):
+        return
+    with _resolve_lock:
+        options = dict(app.conf.broker_transport_options)
+        if name in options.get("predefined_queues", {}):
+            return
+        url = sqs_client().get_queue_url(QueueName=name)["QueueUrl"]
+        options["predefined_queues"] = {name: {"url": url}}
+        app.conf.broker_transport_options = options
+
+
+def _base64_length(raw_length: int) -> int:
+    return 4 * ((raw_length + 2) // 3)
+
+
+def task_wire_size(task_args: list) -> int:
+    """An upper bound of the bytes a task with these arguments occupies in SQS.
+
+    Celery serializes the arguments as JSON with every non-ASCII character escaped (one UTF-8
+    byte of text can become up to 12), kombu base64-encodes that body inside its JSON envelope,
+    and the SQS transport base64-encodes the envelope again."""
+    body = kombu_dumps((task_args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}))
+    return _base64_length(_base64_length(len(body.encode("utf-8"))) + ENVELOPE_ALLOWANCE_BYTES)

@@ -1,0 +1,281 @@
+"""Validation of the v1 message body (DESIGN §4) and the shape of a message in responses.
+
+Every rule answers with a per-field message; the limits follow the strictest provider."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+
+from django.conf import settings
+from email_validator import EmailNotValidError, validate_email
+from rest_framework import serializers
+
+from providers.base import MESSAGE_ID_KEY, Address, Attachment
+
+from .errors import PayloadTooLarge
+from .models import Message, MessageEvent
+
+# C0 controls (CR and LF above all: header injection) and DEL; a tab is allowed.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+NAME_AND_ADDRESS = re.compile(r"^(?P<name>.*?)\s*<(?P<email>[^<>]*)>$", re.DOTALL)
+# RFC 5322 field names: printable ASCII except the colon.
+HEADER_NAME = re.compile(r"^[!-9;-~]{1,100}$")
+# Set by us or the provider; a client's value would conflict or forge them.
+RESERVED_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "From", "To", "Cc", "Bcc", "Subject", "Reply-To", "Sender", "Date", "Message-ID",
+        "Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "MIME-Version",
+        "Return-Path", "Received", "DKIM-Signature",
+    )
+)
+RESERVED_HEADER_PREFIXES = ("x-sg-", "x-mailgun-")
+CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
+CONTENT_ID = re.compile(r"^[^\s<>\"]{1,255}$")
+METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TAG = re.compile(r"^[\x20-\x7e]{1,128}$")
+
+MAX_TAGS = 3  # Mailgun's per-message limit (SendGrid allows 10 categories)
+MAX_METADATA_KEYS = 50
+MAX_METADATA_BYTES = 8000  # SendGrid: custom_args ≤ 10,000 bytes, our message id included
+MAX_ATTACHMENTS = 100
+
+
+def refuse_control_characters(value: str) -> str:
+    if CONTROL_CHARACTERS.search(value):
+        raise serializers.ValidationError("Line breaks and control characters are not allowed here.")
+    return value
+
+
+def single_line(**kwargs) -> serializers.CharField:
+    # Passed to the constructor: DRF rebuilds declared fields from their arguments when binding.
+    return serializers.CharField(validators=[refuse_control_characters], **kwargs)
+
+
+def parse_address(value: str) -> Address:
+    """'addr' or 'Name <addr>' (the name optionally quoted); IDN domains become punycode."""
+    refuse_control_characters(value)
+    value = value.strip()
+    match = NAME_AND_ADDRESS.match(value)
+    name, email = (match["name"].strip(), match["email"].strip()) if match else ("", value)
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    if len(name) > 256:
+        raise serializers.ValidationError("The display name is longer than 256 characters.")
+    try:
+        # Providers do not take SMTPUTF8 (non-ASCII before the @); IDN domains are fine.
+        checked = validate_email(email, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise serializers.ValidationError(f"{value!r} is not a valid email address: {exc}")
+    return Address(email=checked.ascii_email or checked.normalized, name=name)
+
+
+class AddressField(serializers.Field):
+    default_error_messages = {"invalid": "Expected an address string such as 'Name <user@example.com>'."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return parse_address(data)
+
+    def to_representation(self, value):
+        return value.formatted()
+
+
+class AddressListField(serializers.Field):
+    """One address string or a list of them."""
+
+    default_error_messages = {
+        "invalid": "Expected an address string or a list of address strings.",
+        "empty": "At least one address is required.",
+        "too_many": "At most {limit} addresses.",
+    }
+
+    def __init__(self, *, allow_empty=True, **kwargs):
+        self.allow_empty = allow_empty
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        items = [data] if isinstance(data, str) else data
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            self.fail("invalid")
+        if not items and not self.allow_empty:
+            self.fail("empty")
+        if len(items) > settings.MAX_RECIPIENTS:
+            self.fail("too_many", limit=settings.MAX_RECIPIENTS)
+        addresses, errors = [], {}
+        for index, item in enumerate(items):
+            try:
+                addresses.append(parse_address(item))
+            except serializers.ValidationError as exc:
+                errors[index] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return tuple(addresses)
+
+    def to_representation(self, value):
+        return [address.formatted() for address in value]
+
+
+class AttachmentSerializer(serializers.Serializer):
+    filename = single_line(max_length=255)
+    content = serializers.CharField(trim_whitespace=False, help_text="Base64 of the file's bytes.")
+    content_type = serializers.CharField(required=False, max_length=255)
+    inline = serializers.BooleanField(default=False)
+    content_id = serializers.CharField(required=False, max_length=255)
+
+    def validate_content(self, value: str) -> str:
+        # MIME-style line breaks inside the base64 are common and harmless.
+        compact = "".join(value.split())
+        try:
+            decoded = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("Not valid base64.")
+        if not decoded:
+            raise serializers.ValidationError("The attachment is empty.")
+        return compact
+
+    def validate_content_type(self, value: str) -> str:
+        if not CONTENT_TYPE.match(value):
+            raise serializers.ValidationError("Expected a MIME type such as 'application/pdf'.")
+        return value
+
+    def validate_content_id(self, value: str) -> str:
+        if not CONTENT_ID.match(value):
+            raise serializers.ValidationError("No spaces, quotes or angle brackets in a content id.")
+        return value
+
+    def validate(self, attrs):
+        if attrs["inline"] and not attrs.get("content_id"):
+            raise serializers.ValidationError({"content_id": "An inline attachment needs a content_id (cid:)."})
+        if not attrs["inline"] and attrs.get("content_id"):
+            raise serializers.ValidationError({"content_id": "Only inline attachments take a content_id."})
+        content_type = attrs.get("content_type") or mimetypes.guess_type(attrs["filename"])[0] or "application/octet-stream"
+        return Attachment(
+            filename=attrs["filename"],
+            content_b64=attrs["content"],
+            content_type=content_type,
+            inline=attrs["inline"],
+            content_id=attrs.get("content_id", ""),
+        )
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    """The v1 body. validated_data holds exactly the fields of providers.base.OutboundMessage."""
+
+    to = AddressListField(allow_empty=False)
+    cc = AddressListField(required=False)
+    bcc = AddressListField(required=False)
+    reply_to = AddressListField(required=False)
+    subject = single_line(max_length=998)
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    attachments = AttachmentSerializer(many=True, required=False, max_length=MAX_ATTACHMENTS)
+    headers = serializers.DictField(child=single_line(max_length=998, trim_whitespace=False), required=False)
+    tags = serializers.ListField(child=serializers.CharField(), required=False, max_length=MAX_TAGS)
+    metadata = serializers.DictField(child=single_line(max_length=1000, trim_whitespace=False), required=False)
+    send_at = serializers.DateTimeField(required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = AddressField()  # a Python keyword, so not declarable as an attribute
+        return fields
+
+    def validate_headers(self, value: dict) -> dict:
+        for name in value:
+            if not HEADER_NAME.match(name):
+                raise serializers.ValidationError(f"{name!r} is not a valid header name.")
+            lowered = name.lower()
+            if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES):
+                raise serializers.ValidationError(f"{name!r} is set by the service; use the matching field instead.")
+        return value
+
+    def validate_tags(self, value: list) -> tuple:
+        for tag in value:
+            if not TAG.match(tag):
+                raise serializers.ValidationError("Tags are 1-128 printable ASCII characters.")
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Tags must be unique.")
+        return tuple(value)
+
+    def validate_metadata(self, value: dict) -> dict:
+        if len(value) > MAX_METADATA_KEYS:
+            raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
+        for key in value:
+            if not METADATA_KEY.match(key):
+                raise serializers.ValidationError(f"{key!r}: keys are 1-64 of A-Z a-z 0-9 _ . -")
+            if key == MESSAGE_ID_KEY:
+                raise serializers.ValidationError(f"{key!r} is reserved for the service.")
+        if sum(len(k.encode()) + len(v.encode()) for k, v in value.items()) > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(f"Metadata is limited to {MAX_METADATA_BYTES} bytes.")
+        return value
+
+    def validate_send_at(self, value):
+        raise serializers.ValidationError("Scheduled sending is not available yet; omit send_at to send now.")
+
+    def validate(self, attrs):
+        if not (attrs.get("text") or attrs.get("html")):
+            raise serializers.ValidationError({"text": "Give text, html or both; neither may be empty."})
+        self._check_recipients(attrs)
+        fields = {
+            "sender": attrs["from"],
+            "to": attrs["to"],
+            "cc": attrs.get("cc", ()),
+            "bcc": attrs.get("bcc", ()),
+            "reply_to": attrs.get("reply_to", ()),
+            "subject": attrs["subject"],
+            "text": attrs.get("text", ""),
+            "html": attrs.get("html", ""),
+            "attachments": tuple(attrs.get("attachments", ())),
+            "headers": attrs.get("headers", {}),
+            "tags": attrs.get("tags", ()),
+            "metadata": attrs.get("metadata", {}),
+        }
+        size = message_size(fields)
+        if size > settings.MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(f"The message is {size} bytes; the limit is {settings.MAX_MESSAGE_BYTES} bytes.")
+        return fields
+
+    @staticmethod
+    def _check_recipients(attrs):
+        seen: set[str] = set()
+        for field in ("to", "cc", "bcc"):
+            for address in attrs.get(field, ()):
+                key = address.email.lower()
+                if key in seen:
+                    # SendGrid refuses the whole request for this; say so up front.
+                    raise serializers.ValidationError({field: f"{address.email} appears more than once among to, cc and bcc."})
+                seen.add(key)
+        if len(seen) > settings.MAX_RECIPIENTS:
+            raise serializers.ValidationError({"to": f"At most {settings.MAX_RECIPIENTS} recipients in to, cc and bcc together."})
+
+
+def message_size(fields: dict) -> int:
+    """Bytes of the message as the providers count them: bodies, decoded attachments, headers."""
+    size = sum(len(fields[key].encode()) for key in ("subject", "text", "html"))
+    size += sum(len(k) + len(v.encode()) for k, v in fields["headers"].items())
+    # base64 decodes to 3 bytes per 4 characters, less its padding.
+    size += sum(len(a.content_b64) * 3 // 4 - a.content_b64[-2:].count("=") for a in fields["attachments"])
+    return size
+
+
+class MessageEventSerializer(serializers.ModelSerializer):
+    at = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = MessageEvent
+        fields = ["type", "provider", "status_code", "detail", "at"]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    events = MessageEventSerializer(many=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id", "status", "from_email", "recipient_count", "subject", "provider", "provider_message_id",
+            "attempts", "last_error", "created_at", "updated_at", "sent_at", "events",
+        ]

@@ -1,0 +1,49 @@
+"""HTTP only: parse, call a service or selector, answer."""
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.urls import reverse
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import queues, selectors, services
+from .serializers import MessageCreateSerializer, MessageSerializer
+
+
+class MessageCollectionView(APIView):
+    def post(self, request):
+        serializer = MessageCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message = services.accept_message(request.auth, serializer.validated_data)
+        location = reverse("message-detail", kwargs={"message_id": message.id})
+        return Response({"id": str(message.id), "status": message.status}, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class MessageDetailView(APIView):
+    def get(self, request, message_id):
+        return Response(MessageSerializer(selectors.message_for_key(request.auth, message_id)).data)
+
+
+def healthz(request):
+    """The process is alive; touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request):
+    """The database and the queue answer (each bounded by its client's timeouts)."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; the reason is for the operator
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        queues.sqs_client(read_timeout=2).get_queue_url(QueueName=settings.SQS_QUEUE_NAME)
+        checks["queue"] = "ok"
+    except Exception as exc:
+        checks["queue"] = f"error: {exc.__class__.__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
