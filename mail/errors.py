@@ -4,26 +4,14 @@
 
 `fields` appears only on validation errors and mirrors the request's structure."""
 
-import logging
 
-from django.http import JsonResponse
-from rest_framework import exceptions, status
-from rest_framework.response import Response
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
-log = logging.getLogger(__name__)
+from .exceptions import PayloadTooLarge, ServiceUnavailable
 
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The message is too large."
-    default_code = "payload_too_large"
-
-
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The message could not be queued; it was not accepted. Retry later."
-    default_code = "queue_unavailable"
 
 
 ERROR_TYPES = {
@@ -52,7 +40,12 @@ def error_body(error_type: str, message: str, fields=None) -> dict:
 def api_exception_handler(exc, context):
     from . import services  # services' domain errors become HTTP here, not in each view
 
-    if isinstance(exc, services.QueueUnavailable):
+    # Django's own 404/403 (get_object_or_404 and the like) in DRF's form, so they get a message.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, services.QueueUnavailable):
         exc = ServiceUnavailable()
     elif isinstance(exc, services.TooLargeForQueue):
         exc = PayloadTooLarge(

@@ -4,7 +4,7 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from .errors import PayloadTooLarge
+from .exceptions import PayloadTooLarge
 
 
 def _has_lone_surrogate(value) -> bool:

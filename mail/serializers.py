@@ -15,7 +15,7 @@ from rest_framework import serializers
 
 from providers.base import MESSAGE_ID_KEY, Address, Attachment
 
-from .errors import PayloadTooLarge
+from .exceptions import PayloadTooLarge
 from .models import Message, MessageEvent
 
 # C0 controls (CR and LF above all: header injection) and DEL; a tab is allowed.

@@ -1,0 +1,16 @@
+"""HTTP errors of ours that DRF does not have. Kept apart from errors.py, which imports DRF's
+views: the parser (loaded while DRF's views module initialises) raises these."""
+
+from rest_framework import exceptions, status
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The message is too large."
+    default_code = "payload_too_large"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The message could not be queued; it was not accepted. Retry later."
+    default_code = "queue_unavailable"
