@@ -83,7 +83,15 @@ def publish_delivery(task_args: list) -> None:
     from mailer_project.celery import app
 
     queues.use_predefined_queue()
-    app.send_task(DELIVER_TASK, args=task_args, queue=settings.SQS_QUEUE_NAME)
+    app.send_task(
+        DELIVER_TASK,
+        args=task_args,
+        queue=settings.SQS_QUEUE_NAME,
+        # Celery would copy a repr of the arguments (the mail itself) into the headers, where it
+        # shows in logs and the DLQ and, escaped, makes the queue message unpredictably larger.
+        argsrepr=repr(task_args[:1]),
+        kwargsrepr="{}",
+    )
 
 
 # --- deliver ---------------------------------------------------------------------------------
