@@ -220,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
             "provider": provider,
             "path": self.path,
             "received_at": time.time(),
+            # The client's address and port name its TCP connection: distinct values count connections.
+            "connection": "%s:%d" % self.client_address[:2],
             "headers": {k: v for k, v in self.headers.items()},
             "accepted": False,
             "provider_message_id": "",
