@@ -1,0 +1,67 @@
+import boto3
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_api_key.models import APIKey
+
+from mail import queues
+from mail.management.commands.serve import processor_argv
+
+from .support import ServiceProcess, Simulator, drain, service_env
+
+
+@pytest.fixture(scope="session")
+def provisioned_queues():
+    return queues.provision()
+
+
+@pytest.fixture
+def sqs():
+    return boto3.client(
+        "sqs",
+        region_name=settings.AWS_REGION,
+        endpoint_url=settings.SQS_ENDPOINT_URL,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+@pytest.fixture
+def empty_queues(provisioned_queues, sqs):
+    """The queues with no visible message left by earlier tests (SQS allows one PurgeQueue a
+    minute, so they are drained instead)."""
+    for url in (provisioned_queues.queue_url, provisioned_queues.dlq_url):
+        drain(sqs, url)
+    return provisioned_queues
+
+
+@pytest.fixture
+def simulator():
+    simulator = Simulator()
+    simulator.reset()
+    return simulator
+
+
+@pytest.fixture
+def api_key(db):
+    """(the stored APIKey, the key a client sends)"""
+    return APIKey.objects.create_key(name="test client")
+
+
+@pytest.fixture
+def api_client(api_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")
+    return client
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup, provisioned_queues, tmp_path_factory):
+    """A real Celery worker process (the production command line) reading the run's database and
+    the embedded SQS server's "mail" queue, for the tests of one module. Module-scoped so that
+    modules which read the queue themselves do not race a worker. Tests using it need
+    transactional_db so that what they write is committed and visible to it."""
+    process = ServiceProcess(processor_argv(), service_env(), tmp_path_factory.mktemp("worker") / "worker.log")
+    process.wait_for_output("ready.")
+    yield process
+    process.stop()
