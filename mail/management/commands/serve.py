@@ -16,6 +16,8 @@ def consumer_argv() -> list[str]:
         "--graceful-timeout", "30",
         "--keep-alive", "5",
         "--access-logfile", "-",
+        # Unused, and it would be one path under $HOME shared by every gunicorn on the host.
+        "--no-control-socket",
     )
 
 
