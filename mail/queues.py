@@ -24,14 +24,15 @@ MAIN_QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
 _resolve_lock = threading.Lock()
 
 
-def sqs_client(read_timeout: float = 10.0):
+def sqs_client(**config_overrides):
+    """A boto3 SQS client with the same bounded timeouts and retries as Celery's."""
     return boto3.client(
         "sqs",
         region_name=settings.AWS_REGION,
         endpoint_url=settings.SQS_ENDPOINT_URL,
         aws_access_key_id=settings.AWS_ACCESS_KEY_ID,
         aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
-        config=Config(connect_timeout=3, read_timeout=read_timeout, retries={"mode": "standard", "max_attempts": 2}),
+        config=Config(**{**settings.SQS_CLIENT_CONFIG, **config_overrides}),
     )
 
 

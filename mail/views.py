@@ -41,7 +41,9 @@ def readyz(request):
     except Exception as exc:  # any failure means not ready; the reason is for the operator
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
-        queues.sqs_client(read_timeout=2).get_queue_url(QueueName=settings.SQS_QUEUE_NAME)
+        # One short attempt: a probe must answer within a load balancer's health-check timeout.
+        probe = queues.sqs_client(connect_timeout=2, read_timeout=2, retries={"total_max_attempts": 1})
+        probe.get_queue_url(QueueName=settings.SQS_QUEUE_NAME)
         checks["queue"] = "ok"
     except Exception as exc:
         checks["queue"] = f"error: {exc.__class__.__name__}"

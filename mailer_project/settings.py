@@ -152,6 +152,9 @@ CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
 REDIS_URL = env("REDIS_URL", default="")
 
 # --- Celery on SQS (DESIGN §3 "Celery on SQS") -------------------------------------------------
+SQS_CLIENT_CONFIG = {"connect_timeout": 3, "read_timeout": 5, "retries": {"mode": "standard", "max_attempts": 2}}
+
+
 def _broker_url() -> str:
     if not SQS_ENDPOINT_URL:
         return "sqs://"
@@ -172,13 +175,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Filled per process with the queue URL (mail.queues.use_predefined_queue) so kombu never
     # creates a queue on its own: one it created would have no redrive policy.
     "predefined_queues": {},
-    # botocore's defaults (60 s timeouts, retries) would hold an API request for minutes when SQS
-    # is unreachable; the client must get its 503 within seconds.
-    "client-config": {
-        "connect_timeout": 3,
-        "read_timeout": 25,
-        "retries": {"mode": "standard", "max_attempts": 2},
-    },
+    # The synchronous client publishes, acks and reads attributes (the worker receives through
+    # kombu's own asynchronous client). botocore's defaults (60 s timeouts, retries) would hold
+    # an API request for minutes when SQS hangs; the client must get its 503 within seconds.
+    "client-config": SQS_CLIENT_CONFIG,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = SQS_QUEUE_NAME
@@ -198,8 +198,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# A publish that cannot reach SQS fails fast so the API answers 503 within seconds.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# botocore already retries a failed publish once (SQS_CLIENT_CONFIG); Celery's own publish
+# retries on top would multiply the wait before the API can answer 503.
+CELERY_TASK_PUBLISH_RETRY = False
 
 # --- Logging: JSON lines on stdout -------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

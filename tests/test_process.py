@@ -11,6 +11,7 @@ from rest_framework_api_key.models import APIKey
 from mail.models import Message
 
 from .embedded_services import free_port, start_moto
+from .faults import HangingProxy
 from .support import ServiceProcess, service_env, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -78,6 +79,28 @@ def test_mode_consumer_answers_503_and_keeps_nothing_when_sqs_is_down(tmp_path):
         readiness = requests.get(f"{base}/readyz", timeout=10).json()
         assert readiness["checks"]["database"] == "ok" and readiness["checks"]["queue"].startswith("error")
     finally:
+        assert process.stop() == 0
+
+
+def test_mode_consumer_answers_503_when_sqs_hangs_instead_of_hanging_too(tmp_path):
+    # SQS that accepts connections and never answers: without bounded client timeouts the
+    # request would wait for minutes and its gunicorn thread with it.
+    sqs_url = start_moto(tmp_path)
+    proxy = HangingProxy("127.0.0.1", int(sqs_url.rsplit(":", 1)[1]))
+    env = service_env(SQS_ENDPOINT_URL=proxy.url)
+    provision(env)
+    _, key = APIKey.objects.create_key(name="process test")
+    process, base = serve("consumer", env, tmp_path / "serve.log")
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        assert requests.post(f"{base}/api/v1/messages", json=BODY, headers=headers, timeout=10).status_code == 202
+        proxy.hang()
+        response = requests.post(f"{base}/api/v1/messages", json=BODY, headers=headers, timeout=60)
+        assert response.status_code == 503
+        assert Message.objects.count() == 1
+        assert requests.get(f"{base}/readyz", timeout=30).status_code == 503
+    finally:
+        proxy.close()
         assert process.stop() == 0
 
 
