@@ -5,13 +5,14 @@ and every worker step (retry, failover, requeue) rebuilds the same message from 
 
 from __future__ import annotations
 
-import email.utils
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
 #: Metadata key under which our message id travels to the provider (custom_args / v: variables),
 #: so delivery events can be matched back to the message.
 MESSAGE_ID_KEY = "mailer_message_id"
+RFC5322_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,14 @@ class Address:
     name: str = ""
 
     def formatted(self) -> str:
-        # formataddr quotes the name where needed and RFC 2047-encodes a non-ASCII one.
-        return email.utils.formataddr((self.name, self.email)) if self.name else self.email
+        """'Name <addr>', the name quoted where RFC 5322 specials require it and left in UTF-8:
+        the providers encode headers themselves, and operators read what we sent."""
+        if not self.name:
+            return self.email
+        name = self.name
+        if RFC5322_SPECIALS.search(name):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{self.email}>"
 
     def to_payload(self) -> dict:
         return {"email": self.email, "name": self.name} if self.name else {"email": self.email}
