@@ -6,6 +6,7 @@ from typing import Any, Callable, Protocol
 
 from .base import OutboundMessage, SendResult
 from .http import Timeouts
+from .mailgun import MailgunProvider
 from .sendgrid import SendGridProvider
 
 
@@ -19,8 +20,15 @@ def _sendgrid(config: Any, timeouts: Timeouts) -> Provider:
     return SendGridProvider(api_key=config.SENDGRID_API_KEY, api_url=config.SENDGRID_API_URL, timeouts=timeouts)
 
 
+def _mailgun(config: Any, timeouts: Timeouts) -> Provider:
+    return MailgunProvider(
+        api_key=config.MAILGUN_API_KEY, domain=config.MAILGUN_DOMAIN, api_url=config.MAILGUN_API_URL, timeouts=timeouts
+    )
+
+
 FACTORIES: dict[str, Callable[[Any, Timeouts], Provider]] = {
     "sendgrid": _sendgrid,
+    "mailgun": _mailgun,
 }
 
 

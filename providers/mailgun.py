@@ -1,0 +1,58 @@
+"""Mailgun's messages API: a multipart form POST to /v3/<domain>/messages with Basic auth
+api:<key>; 200 with the message's id on success. The EU region is another MAILGUN_API_URL."""
+
+from __future__ import annotations
+
+import base64
+
+from .base import OutboundMessage, ProviderLevelError, SendResult
+from .http import Timeouts, pooled_session, post
+
+
+class MailgunProvider:
+    name = "mailgun"
+
+    def __init__(self, api_key: str, domain: str, api_url: str = "https://api.mailgun.net", timeouts: Timeouts = Timeouts()):
+        self.api_key = api_key
+        self.domain = domain
+        self.url = f"{api_url.rstrip('/')}/v3/{domain}/messages"
+        self.timeouts = timeouts
+        self.session = pooled_session()
+
+    def send(self, message: OutboundMessage) -> SendResult:
+        if not (self.api_key and self.domain):
+            raise ProviderLevelError(self.name, "MAILGUN_API_KEY and MAILGUN_DOMAIN must both be set")
+        fields, files = self.build_form(message)
+        response = post(self.name, self.session, self.url, self.timeouts, data=fields, files=files or None, auth=("api", self.api_key))
+        try:
+            message_id = str(response.json().get("id", ""))
+        except ValueError:
+            message_id = ""
+        # Mailgun answers "<id@domain>"; its events name the message without the brackets.
+        return SendResult(self.name, message_id.strip("<>"), response.status_code)
+
+    def build_form(self, message: OutboundMessage) -> tuple[list[tuple[str, str]], list[tuple[str, tuple[str, bytes, str]]]]:
+        """The form fields (repeated names as repeated pairs) and the file parts."""
+        fields = [("from", message.sender.formatted())]
+        for name, addresses in (("to", message.to), ("cc", message.cc), ("bcc", message.bcc)):
+            fields.extend((name, address.formatted()) for address in addresses)
+        fields.append(("subject", message.subject))
+        if message.text:
+            fields.append(("text", message.text))
+        if message.html:
+            fields.append(("html", message.html))
+        if message.reply_to:
+            fields.append(("h:Reply-To", ", ".join(address.formatted() for address in message.reply_to)))
+        fields.extend((f"h:{name}", value) for name, value in message.headers.items())
+        fields.extend(("o:tag", tag) for tag in message.tags)
+        fields.extend((f"v:{key}", value) for key, value in message.tracking_args.items())
+
+        files = []
+        for attachment in message.attachments:
+            content = base64.b64decode(attachment.content_b64)
+            if attachment.inline:
+                # Mailgun makes an inline part's filename its Content-ID (the HTML's cid:).
+                files.append(("inline", (attachment.content_id, content, attachment.content_type)))
+            else:
+                files.append(("attachment", (attachment.filename, content, attachment.content_type)))
+        return fields, files
