@@ -11,7 +11,8 @@ be told to misbehave per provider:
     PUT /_simulator/behaviour/mailgun   {"drop": true}                   # close without answering
     PUT /_simulator/behaviour/sendgrid  {"latency_ms": 250, "failure_rate": 0.3, "status": 500}
     DELETE /_simulator/behaviour/sendgrid                                # behave again
-    GET /_simulator/requests?provider=sendgrid&accepted=true
+    GET /_simulator/requests?provider=sendgrid&accepted=true   # each with its state: in_flight,
+                                                               # answered, dropped or abandoned
     DELETE /_simulator/requests
 
 Run it with `python -m providers.simulator --port 8025 --outbox var/outbox`.
@@ -89,10 +90,16 @@ class Simulator:
             behaviour = self.behaviours[provider]
             return behaviour.should_fail(), behaviour
 
-    def record(self, entry: dict) -> None:
+    def record(self, entry: dict) -> dict:
+        """Keep a request from the moment it arrives, so a held one can be seen in flight."""
         with self.lock:
             entry["sequence"] = next(self.sequence)
             self.requests.append(entry)
+        return entry
+
+    def finish(self, entry: dict, **outcome) -> None:
+        with self.lock:
+            entry.update(outcome)
         if self.outbox and entry["accepted"]:
             name = f"{entry['sequence']:06d}-{entry['provider']}-{entry['provider_message_id'].strip('<>')}.json"
             (self.outbox / name).write_text(json.dumps(entry, indent=2, ensure_ascii=False))
@@ -212,32 +219,47 @@ class Handler(BaseHTTPRequestHandler):
             return self._provider_request("mailgun", body, lambda b: self._mailgun(match["domain"], b))
         return self._answer(404, {"message": "not found"})
 
+    def _client_gone(self) -> bool:
+        """True when the client closed its connection (a killed worker) while we held the request."""
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def _provider_request(self, provider: str, body: bytes, handle) -> None:
-        fail, behaviour = self.server.simulator.decide_failure(provider)
+        simulator = self.server.simulator
+        fail, behaviour = simulator.decide_failure(provider)
+        entry = simulator.record(
+            {
+                "provider": provider,
+                "path": self.path,
+                "received_at": time.time(),
+                # The client's address and port name its TCP connection: distinct values count connections.
+                "connection": "%s:%d" % self.client_address[:2],
+                "headers": {k: v for k, v in self.headers.items()},
+                "state": "in_flight",
+                "status": None,
+                "accepted": False,
+                "provider_message_id": "",
+            }
+        )
         if behaviour.latency_ms:
             time.sleep(behaviour.latency_ms / 1000)
-        entry = {
-            "provider": provider,
-            "path": self.path,
-            "received_at": time.time(),
-            # The client's address and port name its TCP connection: distinct values count connections.
-            "connection": "%s:%d" % self.client_address[:2],
-            "headers": {k: v for k, v in self.headers.items()},
-            "accepted": False,
-            "provider_message_id": "",
-        }
+            if self._client_gone():
+                # Nobody is left to hear an answer: like a provider that never finished accepting.
+                simulator.finish(entry, state="abandoned")
+                return self._drop()
         if fail and behaviour.drop:
-            entry["status"] = None
-            self.server.simulator.record(entry)
+            simulator.finish(entry, state="dropped")
             return self._drop()
         if fail:
-            entry["status"] = behaviour.status
-            self.server.simulator.record(entry)
+            simulator.finish(entry, state="answered", status=behaviour.status)
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
             return self._answer(behaviour.status, self._error_body(provider, behaviour.status), headers)
         status, payload, headers, details = handle(body)
-        entry.update(details, status=status, accepted=200 <= status < 300)
-        self.server.simulator.record(entry)
+        simulator.finish(entry, **details, state="answered", status=status, accepted=200 <= status < 300)
         return self._answer(status, payload, headers)
 
     @staticmethod
