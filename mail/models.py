@@ -46,7 +46,9 @@ class Message(models.Model):
 class MessageEvent(models.Model):
     class Type(models.TextChoices):
         QUEUED = "queued"
-        ATTEMPT_FAILED = "attempt_failed"
+        RETRY_SCHEDULED = "retry_scheduled"  # a transient failure; the same provider again later
+        FAILOVER = "failover"  # this provider is exhausted or refused; the next one takes over
+        FAILED = "failed"  # every provider exhausted
         SENT = "sent"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
+import random
 import uuid
 from datetime import timedelta
 
@@ -12,7 +14,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from providers.base import OutboundMessage, ProviderError, SendResult
+from providers.base import MessageRejected, OutboundMessage, ProviderError, ProviderLevelError, SendResult, TransientError
 from providers.registry import Provider, build_provider
 
 from . import queues
@@ -34,18 +36,14 @@ class TooLargeForQueue(Exception):
         self.limit = limit
 
 
-class MessageBusy(Exception):
-    """Another worker holds a live claim on this message; SQS will hand it to us again later."""
-
-
 # --- accept ----------------------------------------------------------------------------------
 
 def accept_message(api_key, fields: dict) -> Message:
     """Record the message and queue its delivery; only a message SQS took is accepted."""
     message_id = uuid.uuid4()
     outbound = OutboundMessage(message_id=str(message_id), **fields)
-    task_args = [str(message_id), outbound.to_payload()]
-    size = queues.task_wire_size(task_args)
+    payload = outbound.to_payload()
+    size = queues.task_wire_size(delivery_task_args(str(message_id), payload))
     if size > settings.SQS_MAX_MESSAGE_BYTES:
         raise TooLargeForQueue(size, settings.SQS_MAX_MESSAGE_BYTES)
 
@@ -63,7 +61,7 @@ def accept_message(api_key, fields: dict) -> Message:
 
     # Published after the commit, so the worker always finds the row.
     try:
-        publish_delivery(task_args)
+        publish_delivery(str(message_id), payload)
     except Exception as exc:
         # Whatever failed (SQS down, credentials, timeout), the client hears 503 and may retry;
         # the row goes so no "queued" message without a task is left behind. Should SQS have
@@ -79,35 +77,50 @@ def accept_message(api_key, fields: dict) -> Message:
     return message
 
 
-def publish_delivery(task_args: list) -> None:
+def delivery_task_args(message_id: str, payload: dict, provider: str | None = None) -> list:
+    """The delivery task's arguments: plain data only, the provider by name (None: the first)."""
+    return [message_id, payload, provider]
+
+
+def publish_delivery(message_id: str, payload: dict, provider: str | None = None, *, delay_seconds: int = 0, retries: int = 0) -> None:
     from mailer_project.celery import app
 
     queues.use_predefined_queue()
     app.send_task(
         DELIVER_TASK,
-        args=task_args,
+        args=delivery_task_args(message_id, payload, provider),
         queue=settings.SQS_QUEUE_NAME,
+        retries=retries,
+        # A wait held by SQS, not by a worker (DESIGN §3: an ETA past the visibility timeout runs twice).
+        delay_seconds=delay_seconds,
         # Celery would copy a repr of the arguments (the mail itself) into the headers, where it
         # shows in logs and the DLQ and, escaped, makes the queue message unpredictably larger.
-        argsrepr=repr(task_args[:1]),
+        argsrepr=repr([message_id, provider]),
         kwargsrepr="{}",
     )
 
 
 # --- deliver ---------------------------------------------------------------------------------
 
+class DeliveryFailed(Exception):
+    """Every provider is exhausted. Raised on the attempt that failed the message and on each
+    redelivery of its task, so the task is never acked and the redrive policy moves it to the
+    dead-letter queue (guarantee 7)."""
+
+
 class Claim(enum.Enum):
     CLAIMED = "claimed"
-    FINISHED = "finished"  # already sent or failed: nothing to do
+    DONE = "done"  # sent (or further along): ack, send nothing
+    FAILED = "failed"  # failed: keep raising until SQS dead-letters the task
     BUSY = "busy"  # another worker's claim is live
     MISSING = "missing"  # no such message (its publish was reported as failed)
 
 
-def claim_message(message_id: str) -> Claim:
+def claim_message(message_id: str) -> tuple[Claim, Message | None]:
     """Atomically take the message for sending, or say why not (guarantee 4).
 
-    A single conditional UPDATE: of two workers holding the same SQS message, exactly one
-    matches. A claim whose lease has run out belonged to a worker that died; it can be taken."""
+    A single conditional UPDATE: of two workers holding the same task, exactly one matches. A
+    claim whose lease has run out belonged to a worker that died; it can be taken over."""
     now = timezone.now()
     claimable = Q(status=Message.Status.QUEUED) | Q(status=Message.Status.SENDING, lease_expires_at__lt=now)
     claimed = Message.objects.filter(claimable, pk=message_id).update(
@@ -116,12 +129,16 @@ def claim_message(message_id: str) -> Claim:
         attempts=F("attempts") + 1,
         updated_at=now,
     )
+    message = Message.objects.filter(pk=message_id).first()
     if claimed:
-        return Claim.CLAIMED
-    status = Message.objects.filter(pk=message_id).values_list("status", flat=True).first()
-    if status is None:
-        return Claim.MISSING
-    return Claim.BUSY if status == Message.Status.SENDING else Claim.FINISHED
+        return Claim.CLAIMED, message
+    if message is None:
+        return Claim.MISSING, None
+    if message.status == Message.Status.SENDING:
+        return Claim.BUSY, message
+    if message.status == Message.Status.FAILED:
+        return Claim.FAILED, message
+    return Claim.DONE, message
 
 
 _providers: dict[str, Provider] = {}
@@ -134,44 +151,106 @@ def provider_named(name: str) -> Provider:
     return _providers[name]
 
 
-def deliver_message(message_id: str, payload: dict) -> None:
-    claim = claim_message(message_id)
+def provider_after(name: str) -> str | None:
+    order = settings.MAIL_PROVIDERS
+    position = order.index(name) if name in order else len(order)
+    return order[position + 1] if position + 1 < len(order) else None
+
+
+def retry_delay(retries_done: int, error: TransientError) -> int:
+    """Seconds before the next attempt on the same provider: exponential backoff with equal
+    jitter (never zero, so retries of many messages spread out), or Retry-After when longer."""
+    ceiling = settings.DELIVERY_RETRY_BASE_SECONDS * 2**retries_done
+    delay = max(random.uniform(ceiling / 2, ceiling), error.retry_after or 0)
+    return min(math.ceil(delay), settings.SQS_MAX_DELAY_SECONDS)
+
+
+def deliver_message(message_id: str, payload: dict, provider_name: str | None = None, retries_done: int = 0) -> None:
+    """One attempt to send the message through one provider (the first in MAIL_PROVIDERS unless
+    named). Returns when the task may be acked; raises TransientError when the same provider
+    should be tried again after error.retry_in seconds, DeliveryFailed when nothing is left."""
+    claim, message = claim_message(message_id)
     if claim is Claim.MISSING:
         log.warning("no such message; dropping its task", extra={"message_id": message_id})
         return
-    if claim is Claim.FINISHED:
-        log.info("message already finished; not sending again", extra={"message_id": message_id})
+    if claim is Claim.DONE:
+        log.info("message already sent; not sending again", extra={"message_id": message_id, "status": message.status})
         return
+    if claim is Claim.FAILED:
+        raise DeliveryFailed(f"{message_id} has failed: {message.last_error}")
+    provider_name = provider_name or settings.MAIL_PROVIDERS[0]
     if claim is Claim.BUSY:
-        raise MessageBusy(message_id)
+        # A duplicate of a task another worker is running (or ran and died in). Acking it could
+        # lose the message if that worker died before sending; holding it burns SQS receives.
+        # So a copy waits in SQS until the claim has expired, and this one is acked.
+        wait = (message.lease_expires_at - timezone.now()).total_seconds() + 1
+        publish_delivery(message_id, payload, provider_name, delay_seconds=max(1, math.ceil(wait)), retries=retries_done)
+        log.info("message is being sent by another worker; checking again later", extra={"message_id": message_id})
+        return
 
-    provider = provider_named(settings.MAIL_PROVIDERS[0])
     try:
-        result = provider.send(OutboundMessage.from_payload(message_id, payload))
-    except ProviderError as error:
-        record_failed_attempt(message_id, error)
-        raise
-    mark_sent(message_id, result)
+        result = provider_named(provider_name).send(OutboundMessage.from_payload(message_id, payload))
+    except TransientError as error:
+        if retries_done < settings.DELIVERY_MAX_RETRIES:
+            error.retry_in = retry_delay(retries_done, error)
+            release_claim(
+                message_id,
+                error,
+                MessageEvent.Type.RETRY_SCHEDULED,
+                f"retry {retries_done + 1} of {settings.DELIVERY_MAX_RETRIES} in {error.retry_in} s (SQS delay)",
+            )
+            raise
+        fail_over(message_id, payload, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted")
+    except (ProviderLevelError, MessageRejected) as error:
+        fail_over(message_id, payload, error, "not retried: the next provider may accept it")
+    else:
+        mark_sent(message_id, result)
 
 
-def record_failed_attempt(message_id: str, error: ProviderError) -> None:
-    """Give the claim back and note why: the SQS message is not acked, so it comes back."""
+def fail_over(message_id: str, payload: dict, error: ProviderError, why: str) -> None:
+    """Hand the message to the next provider, or fail it when there is none (DESIGN §3.6-7)."""
+    next_provider = provider_after(error.provider)
+    if next_provider is None:
+        fail_message(message_id, error, why)
+        raise DeliveryFailed(f"{message_id}: every provider is exhausted; last: {error}")
+    release_claim(message_id, error, MessageEvent.Type.FAILOVER, f"{why}; now {next_provider}")
+    # Published before this task returns and is acked: a crash in between leaves both tasks,
+    # and the claim lets only one of them send.
+    publish_delivery(message_id, payload, next_provider)
+
+
+def _event_for(message_id: str, event_type: str, error: ProviderError, note: str) -> MessageEvent:
+    return MessageEvent(
+        message_id=message_id,
+        type=event_type,
+        provider=error.provider,
+        status_code=error.status_code,
+        detail=f"{error.kind}: {error.reason} — {note}",
+    )
+
+
+def release_claim(message_id: str, error: ProviderError, event_type: str, note: str) -> None:
+    """Give the claim back (the message waits for its next task) and record why."""
     now = timezone.now()
     with transaction.atomic():
         Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
             status=Message.Status.QUEUED, lease_expires_at=None, last_error=str(error), updated_at=now
         )
-        MessageEvent.objects.create(
-            message_id=message_id,
-            type=MessageEvent.Type.ATTEMPT_FAILED,
-            provider=error.provider,
-            status_code=error.status_code,
-            detail=f"{error.kind}: {error.reason}",
-        )
+        _event_for(message_id, event_type, error, note).save()
     log.warning(
         "send attempt failed",
-        extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code},
+        extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code, "next": event_type},
     )
+
+
+def fail_message(message_id: str, error: ProviderError, why: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
+            status=Message.Status.FAILED, lease_expires_at=None, last_error=str(error), updated_at=now
+        )
+        _event_for(message_id, MessageEvent.Type.FAILED, error, f"{why}; no provider left").save()
+    log.error("message failed: every provider exhausted", extra={"message_id": message_id, "provider": error.provider})
 
 
 def mark_sent(message_id: str, result: SendResult) -> None:

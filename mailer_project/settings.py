@@ -7,6 +7,8 @@ from urllib.parse import quote, urlsplit
 
 import environ
 
+from providers.registry import FACTORIES as PROVIDER_FACTORIES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("MAILER_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -128,6 +130,11 @@ SQS_DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 # --- Providers ---------------------------------------------------------------------------------
 MAIL_PROVIDERS = env.list("MAIL_PROVIDERS", default=["sendgrid", "mailgun"])
+_unknown_providers = sorted(set(MAIL_PROVIDERS) - set(PROVIDER_FACTORIES))
+if _unknown_providers or not MAIL_PROVIDERS:
+    raise environ.ImproperlyConfigured(
+        f"MAIL_PROVIDERS must name one or more of {', '.join(sorted(PROVIDER_FACTORIES))}; unknown: {_unknown_providers}"
+    )
 SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
 SENDGRID_API_URL = env("SENDGRID_API_URL", default="https://api.sendgrid.com")
 MAILGUN_API_KEY = env("MAILGUN_API_KEY", default="")
@@ -136,12 +143,21 @@ MAILGUN_API_URL = env("MAILGUN_API_URL", default="https://api.mailgun.net")
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 # How long a worker's claim on a message stands before another worker may take it over: longer
-# than the slowest provider call, shorter than the visibility timeout.
+# than the slowest provider call (or a slow send would be taken over and sent twice), shorter than
+# the visibility timeout (or a crashed worker's message would come back still claimed).
 DELIVERY_LEASE_SECONDS = env.int(
     "DELIVERY_LEASE_SECONDS", default=int(PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT) * 2
 )
-if DELIVERY_LEASE_SECONDS >= SQS_VISIBILITY_TIMEOUT:
-    raise environ.ImproperlyConfigured("DELIVERY_LEASE_SECONDS must be shorter than SQS_VISIBILITY_TIMEOUT")
+if not PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT < DELIVERY_LEASE_SECONDS < SQS_VISIBILITY_TIMEOUT:
+    raise environ.ImproperlyConfigured(
+        "Need PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT < DELIVERY_LEASE_SECONDS < SQS_VISIBILITY_TIMEOUT"
+    )
+# Transient failures are retried on the same provider this many times, the n-th wait drawn from
+# [base * 2^(n-1) / 2, base * 2^(n-1)] seconds ("equal jitter"), or Retry-After when longer. The
+# wait is an SQS delay, which SQS caps at 15 minutes.
+DELIVERY_MAX_RETRIES = env.int("DELIVERY_MAX_RETRIES", default=3)
+DELIVERY_RETRY_BASE_SECONDS = env.float("DELIVERY_RETRY_BASE_SECONDS", default=10.0)
+SQS_MAX_DELAY_SECONDS = 900
 
 # --- Optional integrations (later issues) ------------------------------------------------------
 MONGODB_URI = env("MONGODB_URI", default="")

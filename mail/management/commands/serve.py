@@ -21,10 +21,10 @@ def consumer_argv() -> list[str]:
     )
 
 
-def processor_argv() -> list[str]:
+def processor_argv(queue_name: str | None = None) -> list[str]:
     return python_argv(
         "-m", "celery", "--app", "mailer_project", "worker",
-        "--queues", settings.SQS_QUEUE_NAME,
+        "--queues", queue_name or settings.SQS_QUEUE_NAME,
         "--pool", settings.WORKER_POOL,
         "--concurrency", str(settings.WORKER_CONCURRENCY),
         "--loglevel", settings.LOG_LEVEL,
