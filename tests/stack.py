@@ -1,0 +1,132 @@
+"""A whole delivery stack for one test: queues of its own on the embedded SQS server, the API and
+any number of Celery workers as real processes, configured through the environment as in
+production, with timings short enough for tests."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import requests
+from rest_framework_api_key.models import APIKey
+
+from mail.management.commands.serve import processor_argv
+
+from .embedded_services import free_port
+from .support import ServiceProcess, service_env, wait_until
+
+# Lease > connect + read, visibility > lease (settings.py checks both); retry waits of 1 s, 1-2 s, 2-4 s.
+FAST = {
+    "SQS_VISIBILITY_TIMEOUT": "8",
+    "SQS_MAX_RECEIVE_COUNT": "3",
+    "PROVIDER_CONNECT_TIMEOUT": "1",
+    "PROVIDER_READ_TIMEOUT": "3",
+    "DELIVERY_LEASE_SECONDS": "5",
+    "DELIVERY_RETRY_BASE_SECONDS": "1",
+    "WORKER_CONCURRENCY": "4",
+}
+
+
+class Stack:
+    def __init__(self, directory: Path, **env: str):
+        self.directory = directory
+        queue = f"t-{uuid.uuid4().hex[:10]}"
+        self.env = service_env(**{**FAST, **env, "SQS_QUEUE_NAME": queue, "SQS_DLQ_NAME": f"{queue}-dlq"})
+        subprocess.run([sys.executable, "manage.py", "provision_queues"], env=self.env, check=True, capture_output=True)
+        self.sqs = boto3.client(
+            "sqs", region_name="us-east-1", endpoint_url=self.env["SQS_ENDPOINT_URL"], aws_access_key_id="t", aws_secret_access_key="t"
+        )
+        self.queue_url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        self.dlq_url = self.sqs.get_queue_url(QueueName=f"{queue}-dlq")["QueueUrl"]
+        self.processes: list[ServiceProcess] = []
+        self.api_url = ""
+        _, key = APIKey.objects.create_key(name="stack")
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self._names = itertools.count(1)
+
+    # --- processes ------------------------------------------------------------------------
+    def start_api(self) -> None:
+        port = free_port()
+        process = self._start(
+            [sys.executable, "manage.py", "serve"], "api", MAILER_MODE="consumer", BIND_ADDRESS=f"127.0.0.1:{port}"
+        )
+        self.api_url = f"http://127.0.0.1:{port}"
+        process.wait_for_http(f"{self.api_url}/healthz")
+
+    def start_worker(self, **env: str) -> ServiceProcess:
+        """The production worker command line, as its own process group (so a test can kill it)."""
+        process = self._start(processor_argv(self.env["SQS_QUEUE_NAME"]), "worker", **env)
+        process.wait_for_output("ready.")
+        return process
+
+    def _start(self, argv: list[str], kind: str, **env: str) -> ServiceProcess:
+        log = self.directory / f"{kind}-{next(self._names)}.log"
+        process = ServiceProcess(argv, {**self.env, **env}, log)
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop(signal.SIGTERM, timeout=30)
+
+    # --- the API --------------------------------------------------------------------------
+    def post(self, body: dict) -> str:
+        response = requests.post(f"{self.api_url}/api/v1/messages", json=body, headers=self.headers, timeout=30)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def message(self, message_id: str) -> dict:
+        response = requests.get(f"{self.api_url}/api/v1/messages/{message_id}", headers=self.headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_for_status(self, message_id: str, status: str, timeout: float = 60) -> dict:
+        return wait_until(
+            lambda: (data := self.message(message_id))["status"] == status and data,
+            timeout=timeout,
+            what=f"message {message_id} to be {status} (logs in {self.directory})",
+        )
+
+    def publish_copy(self, message_id: str, body: dict) -> None:
+        """Queue another copy of a message's delivery task, through the service's own code (what
+        SQS's at-least-once delivery can do at any time)."""
+        code = (
+            "import json, sys, django; django.setup();"
+            "from mail import services; from mail.serializers import MessageCreateSerializer;"
+            "from providers.base import OutboundMessage;"
+            "s = MessageCreateSerializer(data=json.loads(sys.argv[2])); s.is_valid(raise_exception=True);"
+            "services.publish_delivery(sys.argv[1], OutboundMessage(sys.argv[1], **s.validated_data).to_payload())"
+        )
+        env = {**self.env, "DJANGO_SETTINGS_MODULE": "mailer_project.settings"}
+        subprocess.run([sys.executable, "-c", code, message_id, json.dumps(body)], env=env, check=True, capture_output=True)
+
+    # --- the queues -----------------------------------------------------------------------
+    def counts(self, url: str | None = None) -> dict[str, int]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=names)["Attributes"]
+        return {name.removeprefix("ApproximateNumberOf"): int(attributes[name]) for name in names}
+
+    def queue_is_empty(self) -> bool:
+        return not any(self.counts().values())
+
+    def dead_letter_task_ids(self) -> list[str]:
+        """The message ids of the delivery tasks in the DLQ (read without taking them)."""
+        found = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=1)
+        return [task_arguments(m["Body"])[0] for m in found.get("Messages", [])]
+
+
+def task_arguments(sqs_body: str) -> list:
+    """A Celery task's positional arguments, from the SQS message body kombu wrote."""
+    envelope = json.loads(base64.b64decode(sqs_body))
+    return json.loads(base64.b64decode(envelope["body"]))[0]
+
+
+def mail_body(subject: str = "hello", **changes) -> dict:
+    return {"from": "shop@example.com", "to": "ann@example.com", "subject": subject, "text": "hi", **changes}
