@@ -25,8 +25,6 @@ if MAILER_MODE not in ("all", "consumer", "processor"):
 BIND_ADDRESS = env("BIND_ADDRESS", default="127.0.0.1:8000")
 WEB_WORKERS = env.int("WEB_WORKERS", default=2)
 WEB_THREADS = env.int("WEB_THREADS", default=4)
-WORKER_POOL = env("WORKER_POOL", default="threads")
-WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -210,6 +208,9 @@ CELERY_TASK_ACKS_ON_FAILURE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Prefetched messages burn their visibility time while they wait.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Sends are I/O-bound: threads share one process and its provider connection pools.
+CELERY_WORKER_POOL = env("WORKER_POOL", default="threads")
+CELERY_WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
 # SQS has no broadcast: remote control and events would try to create SNS topics.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False

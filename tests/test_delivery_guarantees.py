@@ -189,15 +189,24 @@ def test_the_same_task_delivered_twice_at_once_calls_the_provider_once(make_stac
     assert accepted_per_message(simulator) == {message_id: 1}
 
 
-def test_sigterm_lets_the_running_send_finish(make_stack, simulator):
+def test_sigterm_lets_the_running_send_finish_and_leaves_the_rest_in_the_queue(make_stack, simulator):
     stack = make_stack()
-    worker = stack.start_worker()
+    worker = stack.start_worker(WORKER_CONCURRENCY="1")
     simulator.behave("sendgrid", latency_ms=2000)
-    message_id = stack.post(mail_body())
+    running = stack.post(mail_body("running"))
     wait_until(lambda: simulator.requests("sendgrid"), what="the send to start")
+    waiting = stack.post(mail_body("waiting"))
+
     assert worker.stop(signal.SIGTERM, timeout=30) == 0
-    assert Message.objects.get(pk=message_id).status == "sent"
+    assert Message.objects.get(pk=running).status == "sent"
     assert simulator.requests("sendgrid")[0]["accepted"]
+    # The other message was not taken: it is visible in the queue for the next worker now, not
+    # hidden in a stopped worker until its visibility timeout.
+    assert Message.objects.get(pk=waiting).status == "queued"
+    assert stack.counts() == {"Messages": 1, "MessagesNotVisible": 0, "MessagesDelayed": 0}
+    simulator.behave("sendgrid")
+    stack.start_worker()
+    stack.wait_for_status(waiting, "sent")
 
 
 def test_200_messages_through_two_workers_with_30_percent_failures(make_stack, simulator):

@@ -21,12 +21,10 @@ def consumer_argv() -> list[str]:
     )
 
 
-def processor_argv(queue_name: str | None = None) -> list[str]:
+def processor_argv() -> list[str]:
+    # Queue, pool and concurrency come from the worker's own settings (its environment).
     return python_argv(
         "-m", "celery", "--app", "mailer_project", "worker",
-        "--queues", queue_name or settings.SQS_QUEUE_NAME,
-        "--pool", settings.WORKER_POOL,
-        "--concurrency", str(settings.WORKER_CONCURRENCY),
         "--loglevel", settings.LOG_LEVEL,
         # SQS has no broadcast; these would only poll for nothing.
         "--without-gossip", "--without-mingle", "--without-heartbeat",
