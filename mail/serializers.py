@@ -20,19 +20,18 @@ from .models import Message, MessageEvent
 
 # C0 controls (CR and LF above all: header injection) and DEL; a tab is allowed.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-NAME_AND_ADDRESS = re.compile(r"^(?P<name>.*?)\s*<(?P<email>[^<>]*)>$", re.DOTALL)
 # RFC 5322 field names: printable ASCII except the colon.
 HEADER_NAME = re.compile(r"^[!-9;-~]{1,100}$")
-# Set by us or the provider; a client's value would conflict or forge them.
+# Set by us or the provider; a client's value would conflict or forge them. Content-* headers
+# describe the MIME structure, which the provider builds.
 RESERVED_HEADERS = frozenset(
     name.lower()
     for name in (
         "From", "To", "Cc", "Bcc", "Subject", "Reply-To", "Sender", "Date", "Message-ID",
-        "Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "MIME-Version",
-        "Return-Path", "Received", "DKIM-Signature",
+        "MIME-Version", "Return-Path", "Received", "DKIM-Signature",
     )
 )
-RESERVED_HEADER_PREFIXES = ("x-sg-", "x-mailgun-")
+RESERVED_HEADER_PREFIXES = ("content-", "x-sg-", "x-mailgun-")
 CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 CONTENT_ID = re.compile(r"^[^\s<>\"]{1,255}$")
 METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -42,6 +41,8 @@ MAX_TAGS = 3  # Mailgun's per-message limit (SendGrid allows 10 categories)
 MAX_METADATA_KEYS = 50
 MAX_METADATA_BYTES = 8000  # SendGrid: custom_args ≤ 10,000 bytes, our message id included
 MAX_ATTACHMENTS = 100
+# A 254-character address and a 256-character name, with room for quotes and brackets.
+MAX_ADDRESS_CHARS = 520
 
 
 def refuse_control_characters(value: str) -> str:
@@ -55,12 +56,21 @@ def single_line(**kwargs) -> serializers.CharField:
     return serializers.CharField(validators=[refuse_control_characters], **kwargs)
 
 
+def shortened(value: str, limit: int = 80) -> str:
+    """A client's value quoted back in an error, cut so a huge one is not echoed whole."""
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
 def parse_address(value: str) -> Address:
     """'addr' or 'Name <addr>' (the name optionally quoted); IDN domains become punycode."""
+    if len(value) > MAX_ADDRESS_CHARS:
+        raise serializers.ValidationError(f"An address with its name is at most {MAX_ADDRESS_CHARS} characters.")
     refuse_control_characters(value)
     value = value.strip()
-    match = NAME_AND_ADDRESS.match(value)
-    name, email = (match["name"].strip(), match["email"].strip()) if match else ("", value)
+    name, email = "", value
+    if value.endswith(">") and "<" in value:
+        head, _, email = value[:-1].rpartition("<")
+        name, email = head.strip(), email.strip()
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
     if len(name) > 256:
@@ -69,7 +79,7 @@ def parse_address(value: str) -> Address:
         # Providers do not take SMTPUTF8 (non-ASCII before the @); IDN domains are fine.
         checked = validate_email(email, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise serializers.ValidationError(f"{value!r} is not a valid email address: {exc}")
+        raise serializers.ValidationError(f"{shortened(value)} is not a valid email address: {exc}")
     return Address(email=checked.ascii_email or checked.normalized, name=name)
 
 
@@ -80,9 +90,6 @@ class AddressField(serializers.Field):
         if not isinstance(data, str):
             self.fail("invalid")
         return parse_address(data)
-
-    def to_representation(self, value):
-        return value.formatted()
 
 
 class AddressListField(serializers.Field):
@@ -115,9 +122,6 @@ class AddressListField(serializers.Field):
         if errors:
             raise serializers.ValidationError(errors)
         return tuple(addresses)
-
-    def to_representation(self, value):
-        return [address.formatted() for address in value]
 
 
 class AttachmentSerializer(serializers.Serializer):
@@ -187,10 +191,10 @@ class MessageCreateSerializer(serializers.Serializer):
     def validate_headers(self, value: dict) -> dict:
         for name in value:
             if not HEADER_NAME.match(name):
-                raise serializers.ValidationError(f"{name!r} is not a valid header name.")
+                raise serializers.ValidationError(f"{shortened(name)} is not a valid header name.")
             lowered = name.lower()
             if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES):
-                raise serializers.ValidationError(f"{name!r} is set by the service; use the matching field instead.")
+                raise serializers.ValidationError(f"{shortened(name)} is set by the service; use the matching field instead.")
         return value
 
     def validate_tags(self, value: list) -> tuple:
@@ -206,7 +210,7 @@ class MessageCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
         for key in value:
             if not METADATA_KEY.match(key):
-                raise serializers.ValidationError(f"{key!r}: keys are 1-64 of A-Z a-z 0-9 _ . -")
+                raise serializers.ValidationError(f"{shortened(key)}: keys are 1-64 of A-Z a-z 0-9 _ . -")
             if key == MESSAGE_ID_KEY:
                 raise serializers.ValidationError(f"{key!r} is reserved for the service.")
         if sum(len(k.encode()) + len(v.encode()) for k, v in value.items()) > MAX_METADATA_BYTES:
