@@ -49,6 +49,7 @@ class MessageEvent(models.Model):
         RETRY_SCHEDULED = "retry_scheduled"  # a transient failure; the same provider again later
         FAILOVER = "failover"  # this provider is exhausted or refused; the next one takes over
         FAILED = "failed"  # every provider exhausted
+        ERROR = "error"  # a fault of ours; the task is redelivered
         SENT = "sent"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")

@@ -6,11 +6,12 @@ import enum
 import logging
 import math
 import random
+import time
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -63,12 +64,15 @@ def accept_message(api_key, fields: dict) -> Message:
     try:
         publish_delivery(str(message_id), payload)
     except Exception as exc:
-        # Whatever failed (SQS down, credentials, timeout), the client hears 503 and may retry;
-        # the row goes so no "queued" message without a task is left behind. Should SQS have
-        # stored the task after all, the worker finds no row and drops it.
-        message.delete()
-        log.warning("queue refused message", extra={"message_id": str(message_id), "error": repr(exc)})
-        raise QueueUnavailable(str(exc)) from exc
+        # Whatever failed (SQS down, credentials, a timeout), the message is withdrawn and the
+        # client hears 503 and may retry. Should SQS have stored the task after all (a timeout
+        # after it took the message), a worker that finds no row drops the task; one that has
+        # already claimed it proves the publish worked, so the message stands as accepted.
+        withdrawn, _ = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).delete()
+        if withdrawn:
+            log.exception("queue refused message", extra={"message_id": str(message_id)})
+            raise QueueUnavailable(str(exc)) from exc
+        log.warning("publish reported an error but a worker already has the message", extra={"message_id": str(message_id)})
 
     log.info(
         "message accepted",
@@ -120,7 +124,9 @@ def claim_message(message_id: str) -> tuple[Claim, Message | None]:
     """Atomically take the message for sending, or say why not (guarantee 4).
 
     A single conditional UPDATE: of two workers holding the same task, exactly one matches. A
-    claim whose lease has run out belonged to a worker that died; it can be taken over."""
+    claim whose lease has run out belonged to a worker that died; it can be taken over. The
+    claimed message's `attempts` is the claim's token: every later write of this worker matches
+    it, so a worker whose lease ran out cannot overwrite the claim of the one that took over."""
     now = timezone.now()
     claimable = Q(status=Message.Status.QUEUED) | Q(status=Message.Status.SENDING, lease_expires_at__lt=now)
     claimed = Message.objects.filter(claimable, pk=message_id).update(
@@ -140,6 +146,11 @@ def claim_message(message_id: str) -> tuple[Claim, Message | None]:
         return Claim.FAILED, message
     return Claim.DONE, message
 
+
+# A sent message stays sent; these may still become sent (a failed one, when a worker whose
+# lease ran out turns out to have sent it after all).
+NOT_YET_SENT = (Message.Status.QUEUED, Message.Status.SENDING, Message.Status.FAILED)
+MARK_SENT_ATTEMPTS = 3
 
 _providers: dict[str, Provider] = {}
 
@@ -188,35 +199,40 @@ def deliver_message(message_id: str, payload: dict, provider_name: str | None = 
         log.info("message is being sent by another worker; checking again later", extra={"message_id": message_id})
         return
 
+    token = message.attempts
     try:
         result = provider_named(provider_name).send(OutboundMessage.from_payload(message_id, payload))
     except TransientError as error:
         if retries_done < settings.DELIVERY_MAX_RETRIES:
             error.retry_in = retry_delay(retries_done, error)
-            release_claim(
-                message_id,
-                error,
-                MessageEvent.Type.RETRY_SCHEDULED,
-                f"retry {retries_done + 1} of {settings.DELIVERY_MAX_RETRIES} in {error.retry_in} s (SQS delay)",
-            )
-            raise
-        fail_over(message_id, payload, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted")
+            note = f"retry {retries_done + 1} of {settings.DELIVERY_MAX_RETRIES} in {error.retry_in} s (SQS delay)"
+            if release_claim(message_id, token, error, MessageEvent.Type.RETRY_SCHEDULED, note):
+                raise
+            return
+        fail_over(message_id, token, payload, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted")
     except (ProviderLevelError, MessageRejected) as error:
-        fail_over(message_id, payload, error, "not retried: the next provider may accept it")
+        fail_over(message_id, token, payload, error, "not retried: the next provider may accept it")
+    except Exception as error:
+        # A fault of ours, not the provider's: the task fails un-acked, SQS hands it out again, and
+        # after SQS_MAX_RECEIVE_COUNT receives it is dead-lettered for an operator to look at.
+        log.exception("delivery crashed", extra={"message_id": message_id, "provider": provider_name})
+        release_claim(message_id, token, ProviderError(provider_name, f"internal error: {error!r}"), MessageEvent.Type.ERROR, "the task will be redelivered")
+        raise
     else:
-        mark_sent(message_id, result)
+        mark_sent(message_id, token, result)
 
 
-def fail_over(message_id: str, payload: dict, error: ProviderError, why: str) -> None:
+def fail_over(message_id: str, token: int, payload: dict, error: ProviderError, why: str) -> None:
     """Hand the message to the next provider, or fail it when there is none (DESIGN §3.6-7)."""
     next_provider = provider_after(error.provider)
     if next_provider is None:
-        fail_message(message_id, error, why)
-        raise DeliveryFailed(f"{message_id}: every provider is exhausted; last: {error}")
-    release_claim(message_id, error, MessageEvent.Type.FAILOVER, f"{why}; now {next_provider}")
-    # Published before this task returns and is acked: a crash in between leaves both tasks,
-    # and the claim lets only one of them send.
-    publish_delivery(message_id, payload, next_provider)
+        if fail_message(message_id, token, error, why):
+            raise DeliveryFailed(f"{message_id}: every provider is exhausted; last: {error}")
+        return
+    if release_claim(message_id, token, error, MessageEvent.Type.FAILOVER, f"{why}; now {next_provider}"):
+        # Published before this task returns and is acked: a crash in between leaves both tasks,
+        # and the claim lets only one of them send.
+        publish_delivery(message_id, payload, next_provider)
 
 
 def _event_for(message_id: str, event_type: str, error: ProviderError, note: str) -> MessageEvent:
@@ -229,45 +245,66 @@ def _event_for(message_id: str, event_type: str, error: ProviderError, note: str
     )
 
 
-def release_claim(message_id: str, error: ProviderError, event_type: str, note: str) -> None:
+def _end_claim(message_id: str, token: int, status: str, error: ProviderError, event_type: str, note: str) -> bool:
+    """Leave the claim with the message in `status`; False when the claim is no longer ours."""
+    now = timezone.now()
+    with transaction.atomic():
+        ours = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).update(
+            status=status, lease_expires_at=None, last_error=str(error), updated_at=now
+        )
+        if ours:
+            _event_for(message_id, event_type, error, note).save()
+    if not ours:
+        log.error("the claim was taken over while sending; leaving the message to its new holder", extra={"message_id": message_id})
+    return bool(ours)
+
+
+def release_claim(message_id: str, token: int, error: ProviderError, event_type: str, note: str) -> bool:
     """Give the claim back (the message waits for its next task) and record why."""
+    released = _end_claim(message_id, token, Message.Status.QUEUED, error, event_type, note)
+    if released:
+        log.warning(
+            "send attempt failed",
+            extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code, "next": event_type},
+        )
+    return released
+
+
+def fail_message(message_id: str, token: int, error: ProviderError, why: str) -> bool:
+    failed = _end_claim(message_id, token, Message.Status.FAILED, error, MessageEvent.Type.FAILED, f"{why}; no provider left")
+    if failed:
+        log.error("message failed: every provider exhausted", extra={"message_id": message_id, "provider": error.provider})
+    return failed
+
+
+def mark_sent(message_id: str, token: int, result: SendResult) -> None:
+    """Record the send. A provider accepted the mail: that is a fact whatever became of the claim,
+    so this write does not depend on it, and a passing database error is retried here rather
+    than left to a redelivery that would send again."""
     now = timezone.now()
-    with transaction.atomic():
-        Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
-            status=Message.Status.QUEUED, lease_expires_at=None, last_error=str(error), updated_at=now
-        )
-        _event_for(message_id, event_type, error, note).save()
-    log.warning(
-        "send attempt failed",
-        extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code, "next": event_type},
-    )
-
-
-def fail_message(message_id: str, error: ProviderError, why: str) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
-            status=Message.Status.FAILED, lease_expires_at=None, last_error=str(error), updated_at=now
-        )
-        _event_for(message_id, MessageEvent.Type.FAILED, error, f"{why}; no provider left").save()
-    log.error("message failed: every provider exhausted", extra={"message_id": message_id, "provider": error.provider})
-
-
-def mark_sent(message_id: str, result: SendResult) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        updated = Message.objects.filter(pk=message_id, status=Message.Status.SENDING).update(
-            status=Message.Status.SENT,
-            provider=result.provider,
-            provider_message_id=result.provider_message_id,
-            lease_expires_at=None,
-            last_error="",
-            sent_at=now,
-            updated_at=now,
-        )
-        MessageEvent.objects.create(
-            message_id=message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code
-        )
-    if not updated:
-        log.error("sent, but the claim was gone: another worker may have sent it too", extra={"message_id": message_id})
+    for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                claim_held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).exists()
+                Message.objects.filter(pk=message_id, status__in=NOT_YET_SENT).update(
+                    status=Message.Status.SENT,
+                    provider=result.provider,
+                    provider_message_id=result.provider_message_id,
+                    lease_expires_at=None,
+                    last_error="",
+                    sent_at=now,
+                    updated_at=now,
+                )
+                MessageEvent.objects.create(
+                    message_id=message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code
+                )
+            break
+        except (OperationalError, InterfaceError):
+            if attempt == MARK_SENT_ATTEMPTS:
+                raise
+            log.warning("could not record a send; trying again", extra={"message_id": message_id}, exc_info=True)
+            close_old_connections()
+            time.sleep(attempt)
+    if not claim_held:
+        log.error("sent after the claim was taken over: another worker may send it too", extra={"message_id": message_id})
     log.info("message sent", extra={"message_id": message_id, "provider": result.provider, "provider_message_id": result.provider_message_id})
