@@ -31,7 +31,9 @@ def supervise(children: list[Child], grace_seconds: float = 60.0, announce=None)
         nonlocal stopping
         stopping = True
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # SIGHUP too: the children run in sessions of their own, so a closed terminal would leave
+    # them running (and holding their ports) after the supervisor is gone.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         for child in children:
             if child.process is None:

@@ -19,8 +19,8 @@ MAX_REASON_CHARS = 500
 
 @dataclass(frozen=True)
 class Timeouts:
-    connect: float = 5.0
-    read: float = 30.0
+    connect: float
+    read: float
 
     def as_requests(self) -> tuple[float, float]:
         return (self.connect, self.read)
@@ -43,6 +43,12 @@ def post(provider: str, session: requests.Session, url: str, timeouts: Timeouts,
         raise TransientError(provider, f"timed out: {exc}") from exc
     except requests.ConnectionError as exc:
         raise TransientError(provider, f"connection failed: {exc}") from exc
+    except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+        # The request could not even be made: a malformed key or URL in our configuration.
+        raise ProviderLevelError(provider, f"request could not be made: {exc}") from exc
+    except requests.RequestException as exc:
+        # A broken response (chunked encoding, decoding): the provider may or may not have the mail.
+        raise TransientError(provider, f"request failed: {exc!r}") from exc
     if 200 <= response.status_code < 300:
         return response
     raise error_for_response(provider, response)

@@ -12,7 +12,7 @@ from .http import Timeouts, pooled_session, post
 class MailgunProvider:
     name = "mailgun"
 
-    def __init__(self, api_key: str, domain: str, api_url: str = "https://api.mailgun.net", timeouts: Timeouts = Timeouts()):
+    def __init__(self, api_key: str, domain: str, api_url: str, timeouts: Timeouts):
         self.api_key = api_key
         self.domain = domain
         self.url = f"{api_url.rstrip('/')}/v3/{domain}/messages"

@@ -14,7 +14,7 @@ from .http import Timeouts, pooled_session, post
 class SendGridProvider:
     name = "sendgrid"
 
-    def __init__(self, api_key: str, api_url: str = "https://api.sendgrid.com", timeouts: Timeouts = Timeouts()):
+    def __init__(self, api_key: str, api_url: str, timeouts: Timeouts):
         self.api_key = api_key
         self.url = api_url.rstrip("/") + "/v3/mail/send"
         self.timeouts = timeouts
@@ -37,8 +37,10 @@ class SendGridProvider:
         try:
             return self._mail(message).get()
         except SendGridException as exc:
-            # e.g. the helpers refuse a body that contains something shaped like a SendGrid key.
-            raise MessageRejected(self.name, f"refused by the SendGrid helpers: {exc}") from exc
+            # e.g. the helpers refuse a body that contains something shaped like a SendGrid key;
+            # Mailgun has no such rule, so this is a message-level refusal: the next provider tries.
+            reason = getattr(exc, "message", "") or str(exc) or type(exc).__name__
+            raise MessageRejected(self.name, f"refused by the SendGrid helpers: {reason}") from exc
 
     def _mail(self, message: OutboundMessage) -> sg.Mail:
         mail = sg.Mail()

@@ -81,10 +81,6 @@ class Simulator:
         if outbox:
             outbox.mkdir(parents=True, exist_ok=True)
 
-    def behaviour(self, provider: str) -> Behaviour:
-        with self.lock:
-            return self.behaviours[provider]
-
     def decide_failure(self, provider: str) -> tuple[bool, Behaviour]:
         with self.lock:
             behaviour = self.behaviours[provider]
