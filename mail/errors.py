@@ -1,4 +1,4 @@
-"""One JSON error shape for every error the service answers with:
+"""One JSON error shape for every error the service answers with, API or not:
 
     {"error": {"type": "validation_error", "message": "...", "fields": {"to": ["..."]}}}
 
@@ -14,20 +14,8 @@ from .exceptions import PayloadTooLarge, ServiceUnavailable
 
 
 
-ERROR_TYPES = {
-    exceptions.ValidationError: "validation_error",
-    exceptions.ParseError: "parse_error",
-    exceptions.AuthenticationFailed: "authentication_failed",
-    exceptions.NotAuthenticated: "authentication_required",
-    exceptions.PermissionDenied: "permission_denied",
-    exceptions.NotFound: "not_found",
-    exceptions.MethodNotAllowed: "method_not_allowed",
-    exceptions.NotAcceptable: "not_acceptable",
-    exceptions.UnsupportedMediaType: "unsupported_media_type",
-    exceptions.Throttled: "rate_limited",
-    PayloadTooLarge: "payload_too_large",
-    ServiceUnavailable: "queue_unavailable",
-}
+# Retry-After on a 503: SQS outages are usually short, and clients should not hammer a recovering queue.
+QUEUE_RETRY_AFTER_SECONDS = 5
 
 
 def error_body(error_type: str, message: str, fields=None) -> dict:
@@ -55,14 +43,24 @@ def api_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is None:
         return None  # not an API error: Django's handler500 answers
-    error_type = next((name for cls, name in ERROR_TYPES.items() if type(exc) is cls), None)
-    error_type = error_type or next((name for cls, name in ERROR_TYPES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        response.data = error_body(error_type, "The request is invalid; see fields.", fields)
+        response.data = error_body("validation_error", "The request is invalid; see fields.", fields)
     else:
-        response.data = error_body(error_type, str(exc.detail))
+        # DRF's own codes (not_authenticated, not_found, parse_error, ...) and ours name the type.
+        response.data = error_body(exc.default_code, str(exc.detail))
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = str(QUEUE_RETRY_AFTER_SECONDS)
     return response
+
+
+def bad_request(request, exception=None):
+    # Django's own 400s, e.g. a Host header not in ALLOWED_HOSTS.
+    return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+
+
+def permission_denied(request, exception=None):
+    return JsonResponse(error_body("permission_denied", "You do not have permission to do this."), status=403)
 
 
 def not_found(request, exception=None):

@@ -1,10 +1,8 @@
-"""JSON request parsing that refuses what would otherwise reach the code as a 500."""
+"""JSON request parsing that refuses what would otherwise reach the code as a 500. (Body size
+is checked earlier, from the headers: mail.middleware.RequestBodyLimits.)"""
 
-from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
-
-from .exceptions import PayloadTooLarge
 
 
 def _has_lone_surrogate(value) -> bool:
@@ -27,10 +25,6 @@ def _has_lone_surrogate(value) -> bool:
 
 class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        request = (parser_context or {}).get("request")
-        length = request.META.get("CONTENT_LENGTH") if request is not None else None
-        if length and length.isdigit() and int(length) > settings.MAX_REQUEST_BYTES:
-            raise PayloadTooLarge(f"The request body is {int(length)} bytes; the limit is {settings.MAX_REQUEST_BYTES}.")
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:

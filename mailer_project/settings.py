@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "mail.middleware.RequestBodyLimits",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -92,6 +93,14 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+# --- Optional integrations (later issues) ------------------------------------------------------
+MONGODB_URI = env("MONGODB_URI", default="")
+S3_BUCKET = env("S3_BUCKET", default="")
+S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")
+LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
+CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
+REDIS_URL = env("REDIS_URL", default="")
+
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["mail.authentication.ApiKeyAuthentication"],
@@ -105,9 +114,11 @@ REST_FRAMEWORK = {
 # Limits follow the strictest provider (DESIGN §4).
 MAX_RECIPIENTS = 1000
 MAX_MESSAGE_BYTES = 25 * 1000 * 1000
-# A 25 MB message arrives base64-encoded inside JSON (4/3 larger) plus the JSON around it.
-MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=36 * 1000 * 1000)
-# Django refuses bodies above this before any parser runs; our own 413 check comes first.
+# A 25 MB message arrives base64-encoded inside JSON (4/3 larger) plus the JSON around it. Without
+# large-message storage (S3) no task over 1 MiB can be queued, and a body much over that cannot
+# make one: refusing it before parsing keeps a few large requests from filling the API's memory.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=36 * 1000 * 1000 if S3_BUCKET else 4 * 1000 * 1000)
+# Django's guard when a body is read; mail.middleware.RequestBodyLimits answers 413 before that.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 # --- Queue (Amazon SQS, or the embedded SQS-compatible server) --------------------------------
@@ -157,16 +168,10 @@ DELIVERY_MAX_RETRIES = env.int("DELIVERY_MAX_RETRIES", default=3)
 DELIVERY_RETRY_BASE_SECONDS = env.float("DELIVERY_RETRY_BASE_SECONDS", default=10.0)
 SQS_MAX_DELAY_SECONDS = 900
 
-# --- Optional integrations (later issues) ------------------------------------------------------
-MONGODB_URI = env("MONGODB_URI", default="")
-S3_BUCKET = env("S3_BUCKET", default="")
-S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")
-LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
-CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
-REDIS_URL = env("REDIS_URL", default="")
-
 # --- Celery on SQS (DESIGN §3 "Celery on SQS") -------------------------------------------------
-SQS_CLIENT_CONFIG = {"connect_timeout": 3, "read_timeout": 5, "retries": {"mode": "standard", "max_attempts": 2}}
+# Two attempts in all (one retry) of at most 3 s to connect and 5 s to answer: SQS answers in
+# milliseconds when it works, and a client waiting for its 503 should not wait long.
+SQS_CLIENT_CONFIG = {"connect_timeout": 3, "read_timeout": 5, "retries": {"mode": "standard", "total_max_attempts": 2}}
 
 
 def _broker_url() -> str:
@@ -183,7 +188,6 @@ CELERY_BROKER_URL = _broker_url()
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "region": AWS_REGION,
     "is_secure": (urlsplit(SQS_ENDPOINT_URL).scheme == "https") if SQS_ENDPOINT_URL else True,
-    "visibility_timeout": SQS_VISIBILITY_TIMEOUT,
     "wait_time_seconds": 10,
     "polling_interval": 0.1,
     # Filled per process with the queue URL (mail.queues.use_predefined_queue) so kombu never

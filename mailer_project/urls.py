@@ -15,5 +15,7 @@ urlpatterns = [
     path("readyz", views.readyz),
 ]
 
+handler400 = "mail.errors.bad_request"
+handler403 = "mail.errors.permission_denied"
 handler404 = "mail.errors.not_found"
 handler500 = "mail.errors.server_error"
