@@ -1,6 +1,4 @@
-import boto3
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
@@ -17,13 +15,7 @@ def provisioned_queues():
 
 @pytest.fixture
 def sqs():
-    return boto3.client(
-        "sqs",
-        region_name=settings.AWS_REGION,
-        endpoint_url=settings.SQS_ENDPOINT_URL,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    return queues.sqs_client()
 
 
 @pytest.fixture

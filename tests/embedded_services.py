@@ -36,11 +36,11 @@ def start_server(argv: list[str], health_url: str, log_path: Path) -> subprocess
     return process
 
 
-def start_moto(log_dir: Path) -> str:
+def start_moto(log_dir: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    start_server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], url, log_dir / f"moto-{port}.log")
-    return url
+    process = start_server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], url, log_dir / f"moto-{port}.log")
+    return url, process
 
 
 @pytest.hookimpl(wrapper=True)
@@ -50,7 +50,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
         simulator_port = free_port()
         simulator_url = f"http://127.0.0.1:{simulator_port}"
         os.environ.update(
-            SQS_ENDPOINT_URL=start_moto(log_dir),
+            SQS_ENDPOINT_URL=start_moto(log_dir)[0],
             AWS_ACCESS_KEY_ID="test",
             AWS_SECRET_ACCESS_KEY="test",
             AWS_REGION="us-east-1",

@@ -97,15 +97,25 @@ class Stack:
     def publish_copy(self, message_id: str, body: dict) -> None:
         """Queue another copy of a message's delivery task, through the service's own code (what
         SQS's at-least-once delivery can do at any time)."""
-        code = (
+        self._run_with_django(
+            "s = MessageCreateSerializer(data=json.loads(sys.argv[2])); s.is_valid(raise_exception=True);"
+            "services.publish_delivery(sys.argv[1], OutboundMessage(sys.argv[1], **s.validated_data).to_payload())",
+            message_id,
+            json.dumps(body),
+        )
+
+    def publish_copy_raw(self, message_id: str, payload: dict) -> None:
+        """Queue a delivery task with this payload as it is, readable or not."""
+        self._run_with_django("services.publish_delivery(sys.argv[1], json.loads(sys.argv[2]))", message_id, json.dumps(payload))
+
+    def _run_with_django(self, code: str, *args: str) -> None:
+        setup = (
             "import json, sys, django; django.setup();"
             "from mail import services; from mail.serializers import MessageCreateSerializer;"
             "from providers.base import OutboundMessage;"
-            "s = MessageCreateSerializer(data=json.loads(sys.argv[2])); s.is_valid(raise_exception=True);"
-            "services.publish_delivery(sys.argv[1], OutboundMessage(sys.argv[1], **s.validated_data).to_payload())"
         )
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "mailer_project.settings"}
-        subprocess.run([sys.executable, "-c", code, message_id, json.dumps(body)], env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-c", setup + code, *args], env=env, check=True, capture_output=True)
 
     # --- the queues -----------------------------------------------------------------------
     def counts(self, url: str | None = None) -> dict[str, int]:

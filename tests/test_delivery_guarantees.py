@@ -7,6 +7,8 @@ import socket
 
 import pytest
 
+from rest_framework_api_key.models import APIKey
+
 from mail.models import Message
 
 from .stack import Stack, mail_body
@@ -148,6 +150,22 @@ def test_both_down_fails_and_the_task_is_dead_lettered_without_calling_providers
     assert len(simulator.requests("sendgrid")) == len(simulator.requests("mailgun")) == 4
     assert stack.message(message_id)["events"] == message["events"]
     assert worker.output().count("has failed") >= 2  # redeliveries seen, refused again
+
+
+def test_a_task_that_crashes_the_worker_code_is_redelivered_then_dead_lettered(make_stack, simulator):
+    stack = make_stack(SQS_VISIBILITY_TIMEOUT="5", PROVIDER_READ_TIMEOUT="2", DELIVERY_LEASE_SECONDS="4")
+    stack.start_worker()
+    # A message whose only task our code cannot read (a bug, a bad deploy): it must not vanish.
+    poisoned = Message.objects.create(
+        api_key=APIKey.objects.get(name="stack"), from_email="a@example.com", recipients="b@example.com", recipient_count=1, subject="poison"
+    )
+    stack.publish_copy_raw(str(poisoned.pk), {"not": "a payload"})
+
+    wait_until(lambda: stack.dead_letter_task_ids() == [str(poisoned.pk)], timeout=60, what="the poison task in the DLQ")
+    errors = [e for e in stack.message(str(poisoned.pk))["events"] if e["type"] == "error"]
+    assert len(errors) == 3  # one per receive, then SQS moved it
+    assert "internal error: KeyError('from')" in errors[0]["detail"]
+    assert simulator.requests() == []
 
 
 def test_a_worker_killed_mid_send_loses_nothing_and_sends_once(make_stack, simulator):

@@ -81,5 +81,5 @@ def test_a_large_binary_attachment_arrives_byte_identical(mailgun, simulator):
 @pytest.mark.parametrize("key,domain", [("", "test.example.com"), ("key", "")], ids=["no key", "no domain"])
 def test_missing_configuration_is_provider_level_without_a_request(simulator, key, domain):
     with pytest.raises(ProviderLevelError, match="MAILGUN_API_KEY and MAILGUN_DOMAIN"):
-        MailgunProvider(key, domain, SIMULATOR_URL).send(RICH)
+        MailgunProvider(key, domain, SIMULATOR_URL, Timeouts(connect=1, read=1)).send(RICH)
     assert simulator.requests() == []

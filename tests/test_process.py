@@ -3,11 +3,14 @@
 import signal
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import requests
 from rest_framework_api_key.models import APIKey
 
+from mail import queues
+from mail.management.commands.serve import processor_argv
 from mail.models import Message
 
 from .embedded_services import free_port, start_moto
@@ -55,53 +58,96 @@ def test_mode_all_accepts_and_delivers_then_stops_cleanly_on_sigterm(simulator, 
     assert "Unrecoverable error" not in output and "Traceback" not in output
 
 
-def test_mode_consumer_answers_503_and_keeps_nothing_when_sqs_is_down(tmp_path):
-    # An SQS server of its own, to stop mid-test.
-    sqs_url = start_moto(tmp_path)
-    env = service_env(SQS_ENDPOINT_URL=sqs_url)
-    provision(env)
-    _, key = APIKey.objects.create_key(name="process test")
-    process, base = serve("consumer", env, tmp_path / "serve.log")
-    headers = {"Authorization": f"Bearer {key}"}
-    try:
-        assert requests.post(f"{base}/api/v1/messages", json=BODY, headers=headers, timeout=10).status_code == 202
-        assert Message.objects.count() == 1
-
-        port = int(sqs_url.rsplit(":", 1)[1])
-        subprocess.run(["pkill", "-f", f"moto.server -H 127.0.0.1 -p {port}"], check=True)
-        wait_until(lambda: requests.get(f"{base}/readyz", timeout=10).status_code == 503, what="/readyz to say unavailable")
-
-        response = requests.post(f"{base}/api/v1/messages", json=BODY, headers=headers, timeout=30)
-        assert response.status_code == 503
-        assert response.json()["error"]["type"] == "queue_unavailable"
-        assert Message.objects.count() == 1  # the refused message left nothing behind
-        assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
-        readiness = requests.get(f"{base}/readyz", timeout=10).json()
-        assert readiness["checks"]["database"] == "ok" and readiness["checks"]["queue"].startswith("error")
-    finally:
-        assert process.stop() == 0
-
-
-def test_mode_consumer_answers_503_when_sqs_hangs_instead_of_hanging_too(tmp_path):
-    # SQS that accepts connections and never answers: without bounded client timeouts the
-    # request would wait for minutes and its gunicorn thread with it.
-    sqs_url = start_moto(tmp_path)
+@pytest.fixture
+def consumer_with_own_sqs(tmp_path):
+    """A consumer process whose SQS server (behind a proxy that can hang) is the test's to break."""
+    sqs_url, sqs_process = start_moto(tmp_path)
     proxy = HangingProxy("127.0.0.1", int(sqs_url.rsplit(":", 1)[1]))
     env = service_env(SQS_ENDPOINT_URL=proxy.url)
     provision(env)
     _, key = APIKey.objects.create_key(name="process test")
     process, base = serve("consumer", env, tmp_path / "serve.log")
-    headers = {"Authorization": f"Bearer {key}"}
+    yield SimpleNamespace(base=base, headers={"Authorization": f"Bearer {key}"}, proxy=proxy, sqs_process=sqs_process, sqs_url=sqs_url)
+    proxy.close()
+    sqs_process.terminate()
+    assert process.stop() == 0
+
+
+@pytest.mark.parametrize("outage", ["killed", "hung"])
+def test_mode_consumer_answers_503_and_keeps_nothing_when_sqs_fails(consumer_with_own_sqs, outage):
+    api = consumer_with_own_sqs
+    assert requests.post(f"{api.base}/api/v1/messages", json=BODY, headers=api.headers, timeout=10).status_code == 202
+    assert Message.objects.count() == 1
+
+    if outage == "killed":
+        api.sqs_process.kill()
+        api.sqs_process.wait()
+    else:
+        # Accepts connections, never answers: without bounded client timeouts the request would
+        # wait for minutes and its gunicorn thread with it.
+        api.proxy.hang()
+    wait_until(lambda: requests.get(f"{api.base}/readyz", timeout=10).status_code == 503, what="/readyz to say unavailable")
+
+    response = requests.post(f"{api.base}/api/v1/messages", json=BODY, headers=api.headers, timeout=60)
+    assert response.status_code == 503
+    assert response.json()["error"]["type"] == "queue_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert Message.objects.count() == 1  # the refused message left nothing behind
+    assert requests.get(f"{api.base}/healthz", timeout=5).status_code == 200
+    readiness = requests.get(f"{api.base}/readyz", timeout=10).json()
+    assert readiness["checks"]["database"] == "ok" and readiness["checks"]["queue"].startswith("error")
+
+
+def test_a_chunked_body_gets_411_not_a_misleading_400(consumer_with_own_sqs):
+    api = consumer_with_own_sqs
+    chunks = iter([b'{"from": "a@example.com", ', b'"to": "b@example.com", "subject": "s", "text": "t"}'])
+    response = requests.post(
+        f"{api.base}/api/v1/messages", data=chunks, headers={**api.headers, "Content-Type": "application/json"}, timeout=10
+    )
+    assert response.status_code == 411
+    assert response.json()["error"]["type"] == "length_required"
+
+
+def test_a_publish_whose_answer_is_lost_after_a_worker_took_the_task_is_202_and_sent_once(tmp_path, simulator):
+    # The API talks to SQS through a proxy that will pass requests on but lose the answers; the
+    # worker talks to SQS directly. SQS stores the task, a worker sends it, the API never hears
+    # that SQS took it: the message must stand as accepted, not be withdrawn with a 503.
+    sqs_url, sqs_process = start_moto(tmp_path)
+    proxy = HangingProxy("127.0.0.1", int(sqs_url.rsplit(":", 1)[1]))
+    worker_env = service_env(SQS_ENDPOINT_URL=sqs_url, SQS_QUEUE_NAME="lost-answer", SQS_DLQ_NAME="lost-answer-dlq")
+    provision(worker_env)
+    worker, _ = serve("processor", worker_env, tmp_path / "worker.log")
+    # One API process, so the first request has already looked up the queue's URL and the lost
+    # answer is that of the publish itself.
+    api, base = serve("consumer", {**worker_env, "SQS_ENDPOINT_URL": proxy.url, "WEB_WORKERS": "1"}, tmp_path / "api.log")
+    _, key = APIKey.objects.create_key(name="process test")
     try:
+        worker.wait_for_output("ready.")
+        headers = {"Authorization": f"Bearer {key}"}
         assert requests.post(f"{base}/api/v1/messages", json=BODY, headers=headers, timeout=10).status_code == 202
-        proxy.hang()
-        response = requests.post(f"{base}/api/v1/messages", json=BODY, headers=headers, timeout=60)
-        assert response.status_code == 503
-        assert Message.objects.count() == 1
-        assert requests.get(f"{base}/readyz", timeout=30).status_code == 503
+        proxy.mute()
+        response = requests.post(f"{base}/api/v1/messages", json={**BODY, "subject": "lost answer"}, headers=headers, timeout=60)
+        assert response.status_code == 202, response.text
+        message_id = response.json()["id"]
+        wait_until(lambda: Message.objects.get(pk=message_id).status == "sent", what="the message to be sent")
+        # botocore retried the publish, so SQS holds a second copy: it must not send again.
+        wait_until(lambda: "already sent; not sending again" in worker.output(), what="the copy to be acked")
+        subjects = [r["json"]["subject"] for r in simulator.requests("sendgrid", accepted=True)]
+        assert subjects.count("lost answer") == 1
+        assert "a worker already has the message" in api.output()
     finally:
         proxy.close()
-        assert process.stop() == 0
+        api.stop()
+        worker.stop()
+        sqs_process.terminate()
+
+
+def test_a_worker_without_its_queue_refuses_to_start_and_creates_nothing(tmp_path):
+    env = service_env(SQS_QUEUE_NAME="never-provisioned", SQS_DLQ_NAME="never-provisioned-dlq")
+    worker = ServiceProcess(processor_argv(), env, tmp_path / "worker.log")
+    assert worker.process.wait(timeout=60) != 0
+    assert "run `python manage.py provision_queues` first" in worker.output()
+    assert "never-provisioned" not in str(queues.sqs_client().list_queues().get("QueueUrls", []))
 
 
 def test_mode_processor_runs_only_the_worker(tmp_path):

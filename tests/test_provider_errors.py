@@ -65,3 +65,12 @@ def test_connection_refused_is_transient(provider):
         closed_port = sock.getsockname()[1]
     with pytest.raises(TransientError, match="connection failed"):
         provider_at(provider, f"http://127.0.0.1:{closed_port}").send(MESSAGE)
+
+
+def test_a_key_that_cannot_go_in_a_header_is_a_provider_level_error(simulator):
+    # SendGrid's key goes in a header as it is (Mailgun's is base64 inside Basic auth).
+    broken = provider_at("sendgrid")
+    broken.api_key = "key\nwith a line break"
+    with pytest.raises(ProviderLevelError, match="request could not be made"):
+        broken.send(MESSAGE)
+    assert simulator.requests() == []

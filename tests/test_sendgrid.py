@@ -14,6 +14,7 @@ from providers.sendgrid import SendGridProvider
 
 from .support import SIMULATOR_URL
 
+SENDGRID = SendGridProvider("key", "https://api.sendgrid.com", Timeouts(connect=1, read=1))
 SPEC = OpenAPI.from_file_path(str(Path(__file__).parent / "specs" / "sendgrid-mail-v3.json"))
 
 
@@ -52,7 +53,7 @@ RICH = OutboundMessage(
 
 
 def test_rich_message_is_valid_by_sendgrids_spec_and_maps_every_field():
-    payload = SendGridProvider("key").build_payload(RICH)
+    payload = SENDGRID.build_payload(RICH)
     validate_against_sendgrid_spec(payload)
 
     assert payload["from"] == {"email": "sender@example.com", "name": "Zoë Sender"}
@@ -92,7 +93,7 @@ def minimal(**changes) -> OutboundMessage:
     ids=["minimal", "html only", "single reply-to", "1000 recipients", "1 to + 999 cc"],
 )
 def test_edge_cases_are_valid_by_sendgrids_spec(message):
-    payload = SendGridProvider("key").build_payload(message)
+    payload = SENDGRID.build_payload(message)
     validate_against_sendgrid_spec(payload)
     if message.reply_to and len(message.reply_to) == 1:
         assert payload["reply_to"] == {"email": "only@example.com", "name": "Only"}
@@ -101,7 +102,7 @@ def test_edge_cases_are_valid_by_sendgrids_spec(message):
 
 
 def test_the_validator_does_reject_what_sendgrid_would():
-    payload = SendGridProvider("key").build_payload(minimal())
+    payload = SENDGRID.build_payload(minimal())
     payload["custom_args"] = {"top-level": "object"}  # the quirk DESIGN §6 records
     with pytest.raises(Exception, match="not valid"):
         validate_against_sendgrid_spec(payload)
@@ -125,7 +126,7 @@ def test_success_returns_the_x_message_id(sendgrid, simulator):
 
 def test_missing_api_key_is_a_provider_level_error_without_a_request(simulator):
     with pytest.raises(ProviderLevelError, match="SENDGRID_API_KEY is not set"):
-        SendGridProvider("", SIMULATOR_URL).send(minimal())
+        SendGridProvider("", SIMULATOR_URL, Timeouts(connect=1, read=1)).send(minimal())
     assert simulator.requests() == []
 
 
