@@ -17,6 +17,8 @@ class Message(models.Model):
         BOUNCED = "bounced"
         COMPLAINED = "complained"
         FAILED = "failed"  # every provider exhausted
+        # Only between a refused publish and the row's deletion: no worker may claim it.
+        WITHDRAWN = "withdrawn"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     api_key = models.ForeignKey(APIKey, on_delete=models.PROTECT, related_name="messages")
@@ -29,6 +31,9 @@ class Message(models.Model):
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # How far the delivery has gone: each retry or failover publishes a task for the next step,
+    # and a task older than the row's step is superseded (a late duplicate) and does nothing.
+    step = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     # A worker's claim: while it is in the future, no other worker may send this message.
     lease_expires_at = models.DateTimeField(null=True, blank=True)

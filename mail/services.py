@@ -68,8 +68,13 @@ def accept_message(api_key, fields: dict) -> Message:
         # client hears 503 and may retry. Should SQS have stored the task after all (a timeout
         # after it took the message), a worker that finds no row drops the task; one that has
         # already claimed it proves the publish worked, so the message stands as accepted.
-        withdrawn, _ = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).delete()
+        # One conditional write decides, and no claim can match a withdrawn row (a cascading
+        # delete would read first and delete after, with room for a claim in between).
+        withdrawn = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(
+            status=Message.Status.WITHDRAWN
+        )
         if withdrawn:
+            Message.objects.filter(pk=message_id).delete()
             log.exception("queue refused message", extra={"message_id": str(message_id)})
             raise QueueUnavailable(str(exc)) from exc
         log.warning("publish reported an error but a worker already has the message", extra={"message_id": str(message_id)})
@@ -86,21 +91,31 @@ def delivery_task_args(message_id: str, payload: dict, provider: str | None = No
     return [message_id, payload, provider]
 
 
-def publish_delivery(message_id: str, payload: dict, provider: str | None = None, *, delay_seconds: int = 0, retries: int = 0) -> None:
+def delivery_task_options(message_id: str, provider: str | None) -> dict:
+    """Options every publish of the delivery task carries, Celery's retries included."""
+    return {
+        "queue": settings.SQS_QUEUE_NAME,
+        # Celery would copy a repr of the arguments (the mail itself) into the headers, where it
+        # shows in logs and the DLQ and, escaped, makes the queue message unpredictably larger.
+        "argsrepr": repr([message_id, provider]),
+        "kwargsrepr": "{}",
+    }
+
+
+def publish_delivery(
+    message_id: str, payload: dict, provider: str | None = None, *, step: int = 0, recheck: bool = False, delay_seconds: int = 0, retries: int = 0
+) -> None:
     from mailer_project.celery import app
 
     queues.use_predefined_queue()
     app.send_task(
         DELIVER_TASK,
         args=delivery_task_args(message_id, payload, provider),
-        queue=settings.SQS_QUEUE_NAME,
+        kwargs={"step": step, "recheck": recheck},
         retries=retries,
         # A wait held by SQS, not by a worker (DESIGN §3: an ETA past the visibility timeout runs twice).
         delay_seconds=delay_seconds,
-        # Celery would copy a repr of the arguments (the mail itself) into the headers, where it
-        # shows in logs and the DLQ and, escaped, makes the queue message unpredictably larger.
-        argsrepr=repr([message_id, provider]),
-        kwargsrepr="{}",
+        **delivery_task_options(message_id, provider),
     )
 
 
@@ -114,43 +129,55 @@ class DeliveryFailed(Exception):
 
 class Claim(enum.Enum):
     CLAIMED = "claimed"
-    DONE = "done"  # sent (or further along): ack, send nothing
-    FAILED = "failed"  # failed: keep raising until SQS dead-letters the task
+    DONE = "done"  # sent (or further along), or withdrawn: ack, send nothing
+    FAILED = "failed"  # this task failed the message: keep raising until SQS dead-letters it
     BUSY = "busy"  # another worker's claim is live
+    SUPERSEDED = "superseded"  # a later step has been reached: this task is a late duplicate
     MISSING = "missing"  # no such message (its publish was reported as failed)
 
 
-def claim_message(message_id: str) -> tuple[Claim, Message | None]:
-    """Atomically take the message for sending, or say why not (guarantee 4).
+def claim_message(message_id: str, step: int, recheck: bool = False) -> tuple[Claim, Message | None]:
+    """Atomically take the message for sending at this step, or say why not (guarantee 4).
 
-    A single conditional UPDATE: of two workers holding the same task, exactly one matches. A
-    claim whose lease has run out belonged to a worker that died; it can be taken over. The
-    claimed message's `attempts` is the claim's token: every later write of this worker matches
-    it, so a worker whose lease ran out cannot overwrite the claim of the one that took over."""
-    now = timezone.now()
-    claimable = Q(status=Message.Status.QUEUED) | Q(status=Message.Status.SENDING, lease_expires_at__lt=now)
-    claimed = Message.objects.filter(claimable, pk=message_id).update(
-        status=Message.Status.SENDING,
-        lease_expires_at=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
-        attempts=F("attempts") + 1,
-        updated_at=now,
-    )
-    message = Message.objects.filter(pk=message_id).first()
-    if claimed:
-        return Claim.CLAIMED, message
-    if message is None:
-        return Claim.MISSING, None
-    if message.status == Message.Status.SENDING:
-        return Claim.BUSY, message
-    if message.status == Message.Status.FAILED:
-        return Claim.FAILED, message
-    return Claim.DONE, message
+    A single conditional UPDATE: of two workers holding tasks for the same message, one matches.
+    A claim whose lease has run out belonged to a worker that died; it can be taken over. The
+    claim moves the row to the task's step, so tasks of earlier steps no longer match. The new
+    `attempts` is the claim's token: every later write of this worker matches it, so a worker
+    whose lease ran out cannot overwrite the claim of the one that took over. A recheck task
+    (see BUSY in deliver_message) may only take over a dead worker's claim."""
+    for _ in range(2):
+        now = timezone.now()
+        expired_claim = Q(status=Message.Status.SENDING, lease_expires_at__lt=now)
+        claimable = expired_claim if recheck else Q(status=Message.Status.QUEUED) | expired_claim
+        claimed = Message.objects.filter(claimable, pk=message_id, step__lte=step).update(
+            status=Message.Status.SENDING,
+            step=step,
+            lease_expires_at=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+        message = Message.objects.filter(pk=message_id).first()
+        if claimed:
+            return Claim.CLAIMED, message
+        if message is None:
+            return Claim.MISSING, None
+        if message.step > step:
+            return Claim.SUPERSEDED, message
+        if message.status == Message.Status.SENDING:
+            return Claim.BUSY, message
+        if message.status == Message.Status.FAILED:
+            return Claim.FAILED, message
+        if message.status == Message.Status.QUEUED and recheck:
+            return Claim.SUPERSEDED, message  # the holder handed it on: its next task is queued
+        if message.status != Message.Status.QUEUED:
+            return Claim.DONE, message
+        # Queued again between the UPDATE and the read (its holder let go): try once more.
+    return Claim.BUSY, message
 
 
 # A sent message stays sent; these may still become sent (a failed one, when a worker whose
 # lease ran out turns out to have sent it after all).
 NOT_YET_SENT = (Message.Status.QUEUED, Message.Status.SENDING, Message.Status.FAILED)
-MARK_SENT_ATTEMPTS = 3
 
 _providers: dict[str, Provider] = {}
 
@@ -164,7 +191,7 @@ def provider_named(name: str) -> Provider:
 
 def provider_after(name: str) -> str | None:
     order = settings.MAIL_PROVIDERS
-    position = order.index(name) if name in order else len(order)
+    position = order.index(name)
     return order[position + 1] if position + 1 < len(order) else None
 
 
@@ -176,26 +203,36 @@ def retry_delay(retries_done: int, error: TransientError) -> int:
     return min(math.ceil(delay), settings.SQS_MAX_DELAY_SECONDS)
 
 
-def deliver_message(message_id: str, payload: dict, provider_name: str | None = None, retries_done: int = 0) -> None:
+def deliver_message(
+    message_id: str, payload: dict, provider_name: str | None = None, retries_done: int = 0, step: int = 0, recheck: bool = False
+) -> None:
     """One attempt to send the message through one provider (the first in MAIL_PROVIDERS unless
     named). Returns when the task may be acked; raises TransientError when the same provider
-    should be tried again after error.retry_in seconds, DeliveryFailed when nothing is left."""
-    claim, message = claim_message(message_id)
+    should be tried again after error.retry_in seconds (Celery publishes that retry, for the
+    next step), DeliveryFailed when nothing is left."""
+    claim, message = claim_message(message_id, step, recheck)
     if claim is Claim.MISSING:
         log.warning("no such message; dropping its task", extra={"message_id": message_id})
         return
     if claim is Claim.DONE:
         log.info("message already sent; not sending again", extra={"message_id": message_id, "status": message.status})
         return
+    if claim is Claim.SUPERSEDED:
+        log.info("a later step of this message has been reached; dropping a late task", extra={"message_id": message_id, "step": step})
+        return
     if claim is Claim.FAILED:
         raise DeliveryFailed(f"{message_id} has failed: {message.last_error}")
-    provider_name = provider_name or settings.MAIL_PROVIDERS[0]
+    if provider_name not in settings.MAIL_PROVIDERS:
+        # None (the first provider), or one taken out of MAIL_PROVIDERS since this task was queued.
+        provider_name = settings.MAIL_PROVIDERS[0]
     if claim is Claim.BUSY:
         # A duplicate of a task another worker is running (or ran and died in). Acking it could
         # lose the message if that worker died before sending; holding it burns SQS receives.
-        # So a copy waits in SQS until the claim has expired, and this one is acked.
+        # So a recheck waits in SQS until the claim has expired, and this copy is acked.
         wait = (message.lease_expires_at - timezone.now()).total_seconds() + 1
-        publish_delivery(message_id, payload, provider_name, delay_seconds=max(1, math.ceil(wait)), retries=retries_done)
+        publish_delivery(
+            message_id, payload, provider_name, step=step, recheck=True, delay_seconds=max(1, math.ceil(wait)), retries=retries_done
+        )
         log.info("message is being sent by another worker; checking again later", extra={"message_id": message_id})
         return
 
@@ -209,9 +246,9 @@ def deliver_message(message_id: str, payload: dict, provider_name: str | None = 
             if release_claim(message_id, token, error, MessageEvent.Type.RETRY_SCHEDULED, note):
                 raise
             return
-        fail_over(message_id, token, payload, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted")
+        fail_over(message_id, token, step, payload, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted")
     except (ProviderLevelError, MessageRejected) as error:
-        fail_over(message_id, token, payload, error, "not retried: the next provider may accept it")
+        fail_over(message_id, token, step, payload, error, "not retried: the next provider may accept it")
     except Exception as error:
         # A fault of ours, not the provider's: the task fails un-acked, SQS hands it out again, and
         # after SQS_MAX_RECEIVE_COUNT receives it is dead-lettered for an operator to look at.
@@ -219,10 +256,10 @@ def deliver_message(message_id: str, payload: dict, provider_name: str | None = 
         release_claim(message_id, token, ProviderError(provider_name, f"internal error: {error!r}"), MessageEvent.Type.ERROR, "the task will be redelivered")
         raise
     else:
-        mark_sent(message_id, token, result)
+        mark_sent(message_id, token, message.lease_expires_at, result)
 
 
-def fail_over(message_id: str, token: int, payload: dict, error: ProviderError, why: str) -> None:
+def fail_over(message_id: str, token: int, step: int, payload: dict, error: ProviderError, why: str) -> None:
     """Hand the message to the next provider, or fail it when there is none (DESIGN §3.6-7)."""
     next_provider = provider_after(error.provider)
     if next_provider is None:
@@ -232,7 +269,7 @@ def fail_over(message_id: str, token: int, payload: dict, error: ProviderError, 
     if release_claim(message_id, token, error, MessageEvent.Type.FAILOVER, f"{why}; now {next_provider}"):
         # Published before this task returns and is acked: a crash in between leaves both tasks,
         # and the claim lets only one of them send.
-        publish_delivery(message_id, payload, next_provider)
+        publish_delivery(message_id, payload, next_provider, step=step + 1)
 
 
 def _event_for(message_id: str, event_type: str, error: ProviderError, note: str) -> MessageEvent:
@@ -277,34 +314,38 @@ def fail_message(message_id: str, token: int, error: ProviderError, why: str) ->
     return failed
 
 
-def mark_sent(message_id: str, token: int, result: SendResult) -> None:
+def mark_sent(message_id: str, token: int, lease_expires_at, result: SendResult) -> None:
     """Record the send. A provider accepted the mail: that is a fact whatever became of the claim,
-    so this write does not depend on it, and a passing database error is retried here rather
-    than left to a redelivery that would send again."""
-    now = timezone.now()
-    for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
+    so this write does not depend on it. A database outage is waited out while the claim still
+    keeps other workers away; only past its lease would a redelivery send again."""
+    delay = 0.5
+    while True:
         try:
-            with transaction.atomic():
-                claim_held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).exists()
-                Message.objects.filter(pk=message_id, status__in=NOT_YET_SENT).update(
-                    status=Message.Status.SENT,
-                    provider=result.provider,
-                    provider_message_id=result.provider_message_id,
-                    lease_expires_at=None,
-                    last_error="",
-                    sent_at=now,
-                    updated_at=now,
-                )
-                MessageEvent.objects.create(
-                    message_id=message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code
-                )
+            _write_sent(message_id, token, result)
             break
         except (OperationalError, InterfaceError):
-            if attempt == MARK_SENT_ATTEMPTS:
+            if timezone.now() + timedelta(seconds=delay) >= lease_expires_at:
                 raise
             log.warning("could not record a send; trying again", extra={"message_id": message_id}, exc_info=True)
             close_old_connections()
-            time.sleep(attempt)
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
+    log.info("message sent", extra={"message_id": message_id, "provider": result.provider, "provider_message_id": result.provider_message_id})
+
+
+def _write_sent(message_id: str, token: int, result: SendResult) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        claim_held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).exists()
+        Message.objects.filter(pk=message_id, status__in=NOT_YET_SENT).update(
+            status=Message.Status.SENT,
+            provider=result.provider,
+            provider_message_id=result.provider_message_id,
+            lease_expires_at=None,
+            last_error="",
+            sent_at=now,
+            updated_at=now,
+        )
+        MessageEvent.objects.create(message_id=message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code)
     if not claim_held:
         log.error("sent after the claim was taken over: another worker may send it too", extra={"message_id": message_id})
-    log.info("message sent", extra={"message_id": message_id, "provider": result.provider, "provider_message_id": result.provider_message_id})

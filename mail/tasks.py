@@ -17,6 +17,12 @@ class SqsDelayedRetryTask(Task):
 
     def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
         options["delay_seconds"] = int(getattr(exc, "retry_in", None) or countdown or 0)
+        request_args = args if args is not None else self.request.args
+        # A retry is the next step of the delivery, and carries the same options as any publish.
+        kwargs = {**(kwargs if kwargs is not None else self.request.kwargs or {})}
+        kwargs["step"] = kwargs.get("step", 0) + 1
+        kwargs["recheck"] = False
+        options.update(services.delivery_task_options(request_args[0], request_args[2] if len(request_args) > 2 else None))
         # countdown=0 is falsy to Celery: no ETA is set.
         return super().retry(args, kwargs, exc, throw, eta=None, countdown=0, max_retries=max_retries, **options)
 
@@ -30,5 +36,5 @@ class SqsDelayedRetryTask(Task):
     # Expected outcome, not a worker error: logged without a traceback, still not acked.
     throws=(services.DeliveryFailed,),
 )
-def deliver(self, message_id: str, payload: dict, provider: str | None = None) -> None:
-    services.deliver_message(message_id, payload, provider, retries_done=self.request.retries)
+def deliver(self, message_id: str, payload: dict, provider: str | None = None, step: int = 0, recheck: bool = False) -> None:
+    services.deliver_message(message_id, payload, provider, retries_done=self.request.retries, step=step, recheck=recheck)
