@@ -3,6 +3,7 @@ place where a response or a network failure becomes a classified ProviderError."
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import time
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from requests.adapters import HTTPAdapter
 from .base import MessageRejected, ProviderError, ProviderLevelError, TransientError
 
 MESSAGE_LEVEL_STATUSES = {400, 413, 422}
+# 408: the provider gave up waiting for our request; like a timeout of ours, worth another try.
+TRANSIENT_STATUSES = {408, 429}
 # Provider error bodies can be long HTML pages; the operator needs the start of it.
 MAX_REASON_CHARS = 500
 
@@ -38,12 +41,19 @@ def pooled_session(pool_size: int = 32) -> requests.Session:
 def post(provider: str, session: requests.Session, url: str, timeouts: Timeouts, **kwargs) -> requests.Response:
     """POST and return a 2xx response; raise a classified ProviderError for anything else."""
     try:
-        response = session.post(url, timeout=timeouts.as_requests(), **kwargs)
+        # A redirect would turn the POST into a GET; a 3xx is a configuration problem to report.
+        response = session.post(url, timeout=timeouts.as_requests(), allow_redirects=False, **kwargs)
     except requests.Timeout as exc:
         raise TransientError(provider, f"timed out: {exc}") from exc
     except requests.ConnectionError as exc:
         raise TransientError(provider, f"connection failed: {exc}") from exc
-    except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema) as exc:
+    except (
+        requests.exceptions.InvalidHeader,
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+        requests.exceptions.InvalidJSONError,
+    ) as exc:
         # The request could not even be made: a malformed key or URL in our configuration.
         raise ProviderLevelError(provider, f"request could not be made: {exc}") from exc
     except requests.RequestException as exc:
@@ -57,7 +67,7 @@ def post(provider: str, session: requests.Session, url: str, timeouts: Timeouts,
 def error_for_response(provider: str, response: requests.Response) -> ProviderError:
     status = response.status_code
     reason = f"HTTP {status}: {response.text[:MAX_REASON_CHARS]}".strip()
-    if status == 429:
+    if status in TRANSIENT_STATUSES:
         return TransientError(provider, reason, status_code=status, retry_after=retry_after_seconds(response))
     if status >= 500:
         return TransientError(provider, reason, status_code=status)
@@ -79,4 +89,6 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)  # HTTP dates are GMT
     return max(0.0, when.timestamp() - time.time())

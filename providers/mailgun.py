@@ -24,10 +24,12 @@ class MailgunProvider:
             raise ProviderLevelError(self.name, "MAILGUN_API_KEY and MAILGUN_DOMAIN must both be set")
         fields, files = self.build_form(message)
         response = post(self.name, self.session, self.url, self.timeouts, data=fields, files=files or None, auth=("api", self.api_key))
+        # Mailgun has the mail now: nothing here may raise, or a redelivery would send it again.
         try:
-            message_id = str(response.json().get("id", ""))
+            body = response.json()
         except ValueError:
-            message_id = ""
+            body = None
+        message_id = str(body.get("id", "")) if isinstance(body, dict) else ""
         # Mailgun answers "<id@domain>"; its events name the message without the brackets.
         return SendResult(self.name, message_id.strip("<>"), response.status_code)
 

@@ -41,6 +41,9 @@ class SendGridProvider:
             # Mailgun has no such rule, so this is a message-level refusal: the next provider tries.
             reason = getattr(exc, "message", "") or str(exc) or type(exc).__name__
             raise MessageRejected(self.name, f"refused by the SendGrid helpers: {reason}") from exc
+        except (TypeError, ValueError) as exc:
+            # The helpers' own checks on a value SendGrid's model does not take: the next provider may.
+            raise MessageRejected(self.name, f"could not build SendGrid's request: {exc!r}") from exc
 
     def _mail(self, message: OutboundMessage) -> sg.Mail:
         mail = sg.Mail()

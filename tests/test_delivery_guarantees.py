@@ -207,6 +207,22 @@ def test_the_same_task_delivered_twice_at_once_calls_the_provider_once(make_stac
     assert accepted_per_message(simulator) == {message_id: 1}
 
 
+def test_a_late_task_of_an_earlier_step_does_nothing(make_stack, simulator):
+    stack = make_stack()
+    worker = stack.start_worker()
+    simulator.behave("sendgrid", status=401)
+    simulator.behave("mailgun", latency_ms=3000)
+    message_id = stack.post(mail_body())
+    wait_until(lambda: simulator.requests("mailgun"), what="the failover to Mailgun to be sending")
+    # A duplicate of the first task (SendGrid, step 0) arrives after the delivery moved on.
+    stack.publish_copy(message_id, mail_body())
+    wait_until(lambda: "dropping a late task" in worker.output(), what="the late task to be dropped")
+    stack.wait_for_status(message_id, "sent")
+    wait_until(stack.queue_is_empty, what="every task acked")
+    assert len(simulator.requests("sendgrid")) == 1
+    assert accepted_per_message(simulator) == {message_id: 1}
+
+
 def test_sigterm_lets_the_running_send_finish_and_leaves_the_rest_in_the_queue(make_stack, simulator):
     stack = make_stack()
     worker = stack.start_worker(WORKER_CONCURRENCY="1")

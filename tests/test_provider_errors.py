@@ -37,6 +37,8 @@ PROVIDERS = ["sendgrid", "mailgun"]
         ({"status": 401}, ProviderLevelError, 401, None),
         ({"status": 403}, ProviderLevelError, 403, None),
         ({"status": 404}, ProviderLevelError, 404, None),
+        ({"status": 408}, TransientError, 408, None),
+        ({"status": 301}, ProviderLevelError, 301, None),  # not followed: a POST must not become a GET
         ({"status": 400}, MessageRejected, 400, None),
         ({"status": 413}, MessageRejected, 413, None),
         ({"status": 422}, MessageRejected, 422, None),
