@@ -55,6 +55,9 @@ class MessageEvent(models.Model):
         FAILOVER = "failover"  # this provider is exhausted or refused; the next one takes over
         FAILED = "failed"  # every provider exhausted
         ERROR = "error"  # a fault of ours; the task is redelivered
+        DEAD_LETTERED = "dead_lettered"  # its task reached the dead-letter queue
+        REQUEUED = "requeued"  # an operator sent it again, with fresh retries
+        DISCARDED = "discarded"  # an operator gave up on it
         SENT = "sent"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
@@ -69,3 +72,35 @@ class MessageEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.provider}".strip()
+
+
+class DeadLetter(models.Model):
+    """A message SQS moved to the dead-letter queue, as the drainer found it there."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # waiting for an operator
+        REQUEUED = "requeued"
+        DISCARDED = "discarded"
+
+    # SQS's id of the queue message: the same on every receive, so draining is idempotent.
+    sqs_message_id = models.CharField(max_length=128, unique=True)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="dead_letters")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    task_name = models.CharField(max_length=200, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    # The task's arguments when the body decoded as a delivery task, else None (see raw_body).
+    task_args = models.JSONField(null=True, blank=True)
+    raw_body = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    receive_count = models.PositiveIntegerField(default=0)
+    first_queued_at = models.DateTimeField(null=True, blank=True)  # when the task was first published
+    first_seen_at = models.DateTimeField(default=timezone.now)  # by the drainer
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    handled_by = models.CharField(max_length=150, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at"]
+
+    def __str__(self):
+        return f"dead letter {self.sqs_message_id} ({self.status})"

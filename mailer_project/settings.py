@@ -136,6 +136,7 @@ SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=3)
 SQS_VISIBILITY_TIMEOUT = env.int("SQS_VISIBILITY_TIMEOUT", default=300)
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 SQS_DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT = env.int("SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT", default=60)
 
 # --- Providers ---------------------------------------------------------------------------------
 MAIL_PROVIDERS = env.list("MAIL_PROVIDERS", default=["sendgrid", "mailgun"])

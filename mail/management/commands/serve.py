@@ -35,6 +35,7 @@ def children_for_mode(mode: str) -> list[Child]:
     children = []
     if mode in ("processor", "all"):
         children.append(Child("processor", processor_argv()))
+        children.append(Child("dlq-drainer", python_argv("manage.py", "drain_dlq")))
     if mode in ("consumer", "all"):
         children.append(Child("consumer", consumer_argv()))
     return children
