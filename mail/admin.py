@@ -1,6 +1,45 @@
-from django.contrib import admin
+"""The operator's view. Records that would lie if edited are read-only; what an operator does
+(requeue, discard) is written to Django's admin log with who and when."""
 
-from .models import Message, MessageEvent
+import json
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import dead_letters, services
+from .models import DeadLetter, Message, MessageEvent
+
+
+def requeue_each(model_admin, request, items, message_of, log_text) -> None:
+    """Requeue the message of each item, telling the operator what happened to each kind."""
+    done = skipped = 0
+    for item in items:
+        message = message_of(item)
+        try:
+            requeued = message is not None and dead_letters.requeue(message, request.user.get_username())
+        except services.QueueUnavailable:
+            model_admin.message_user(request, "The queue is unavailable; nothing more was requeued. Try again.", messages.ERROR)
+            break
+        if requeued:
+            model_admin.log_change(request, item, log_text)
+            done += 1
+        else:
+            skipped += 1
+    model_admin.message_user(request, f"Requeued {done} message(s).", messages.SUCCESS)
+    if skipped:
+        model_admin.message_user(
+            request, f"{skipped} skipped: already queued again or sent, or no dead letter holds the content yet.", messages.WARNING
+        )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
 
 
 class MessageEventInline(admin.TabularInline):
@@ -14,13 +53,63 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = ["id", "status", "subject", "from_email", "recipient_count", "provider", "attempts", "created_at"]
     list_filter = ["status", "provider", "created_at"]
     search_fields = ["id", "recipients", "subject"]
     inlines = [MessageEventInline]
-    # Editing a message's record would make it disagree with what was sent.
-    readonly_fields = [field.name for field in Message._meta.fields]
+    actions = ["requeue"]
 
-    def has_add_permission(self, request):
-        return False
+    @admin.action(description="Requeue selected failed messages with fresh retries")
+    def requeue(self, request, queryset):
+        requeue_each(self, request, queryset, lambda message: message, "Requeued")
+
+    def changelist_view(self, request, extra_context=None):
+        # The 3 a.m. question first: how many messages in each state, last hour and last day.
+        now = timezone.now()
+        counts = {}
+        for label, since in (("last hour", now - timezone.timedelta(hours=1)), ("last day", now - timezone.timedelta(days=1))):
+            rows = Message.objects.filter(created_at__gte=since).values("status").annotate(n=Count("id"))
+            counts[label] = ", ".join(f"{row['status']} {row['n']}" for row in rows.order_by("status")) or "none"
+        extra_context = {**(extra_context or {}), "title": f"Messages — last hour: {counts['last hour']} · last day: {counts['last day']}"}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["first_seen_at", "status", "message_link", "reason_start", "receive_count", "task_name"]
+    list_filter = ["status", "first_seen_at"]
+    search_fields = ["sqs_message_id", "message__id", "reason"]
+    readonly_fields = ["payload_view"]
+    actions = ["requeue", "discard"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "payload_view"]
+
+    @admin.display(description="message")
+    def message_link(self, obj):
+        if obj.message_id is None:
+            return "—"
+        return format_html('<a href="../message/{}/change/">{}</a>', obj.message_id, obj.message_id)
+
+    @admin.display(description="reason")
+    def reason_start(self, obj):
+        return obj.reason[:120]
+
+    @admin.display(description="payload")
+    def payload_view(self, obj):
+        content = json.dumps(obj.task_args, indent=2, ensure_ascii=False) if obj.task_args is not None else obj.raw_body
+        return format_html("<pre style='white-space: pre-wrap; max-height: 40em; overflow: auto'>{}</pre>", content[:200_000])
+
+    @admin.action(description="Requeue the messages of the selected dead letters")
+    def requeue(self, request, queryset):
+        requeue_each(self, request, queryset.select_related("message"), lambda dead_letter: dead_letter.message, "Requeued its message")
+
+    @admin.action(description="Discard the selected dead letters")
+    def discard(self, request, queryset):
+        done = 0
+        for dead_letter in queryset:
+            if dead_letters.discard(dead_letter, request.user.get_username()):
+                self.log_change(request, dead_letter, "Discarded")
+                done += 1
+        self.message_user(request, f"Discarded {done} dead letter(s).")
