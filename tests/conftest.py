@@ -5,6 +5,7 @@ from rest_framework_api_key.models import APIKey
 from mail import queues
 from mail.management.commands.serve import processor_argv
 
+from .stack import Stack
 from .support import ServiceProcess, Simulator, drain, service_env
 
 
@@ -57,3 +58,19 @@ def worker(django_db_setup, provisioned_queues, tmp_path_factory):
     process.wait_for_output("ready.")
     yield process
     process.stop()
+
+
+@pytest.fixture
+def make_stack(tmp_path, simulator):
+    """Build a tests.stack.Stack (queues of its own, the API started); stopped after the test."""
+    stacks = []
+
+    def make(**env) -> Stack:
+        stack = Stack(tmp_path, **env)
+        stacks.append(stack)
+        stack.start_api()
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()

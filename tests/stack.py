@@ -5,6 +5,7 @@ production, with timings short enough for tests."""
 from __future__ import annotations
 
 import base64
+import collections
 import itertools
 import json
 import signal
@@ -117,6 +118,29 @@ class Stack:
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "mailer_project.settings"}
         subprocess.run([sys.executable, "-c", setup + code, *args], env=env, check=True, capture_output=True)
 
+    def admin_session(self, username: str, password: str) -> requests.Session:
+        """Logged into the admin of this stack's API process, as a browser would be."""
+        session = requests.Session()
+        session.get(f"{self.api_url}/admin/login/", timeout=10)
+        response = session.post(
+            f"{self.api_url}/admin/login/?next=/admin/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            headers={"Referer": f"{self.api_url}/admin/login/"},
+            timeout=10,
+        )
+        assert response.url.endswith("/admin/"), "admin login failed"
+        return session
+
+    def admin_action(self, session: requests.Session, changelist: str, action: str, ids: list) -> str:
+        response = session.post(
+            f"{self.api_url}/admin/{changelist}/",
+            data={"action": action, "_selected_action": [str(i) for i in ids], "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            headers={"Referer": f"{self.api_url}/admin/{changelist}/"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text[:500]
+        return response.text
+
     # --- the queues -----------------------------------------------------------------------
     def counts(self, url: str | None = None) -> dict[str, int]:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]
@@ -125,6 +149,14 @@ class Stack:
 
     def queue_is_empty(self) -> bool:
         return not any(self.counts().values())
+
+    def drain_dead_letters(self) -> str:
+        """Run the DLQ drainer once, as the operator's command line."""
+        done = subprocess.run([sys.executable, "manage.py", "drain_dlq", "--once"], env=self.env, check=True, capture_output=True, text=True)
+        return done.stdout
+
+    def start_drainer(self, **env: str) -> ServiceProcess:
+        return self._start([sys.executable, "manage.py", "drain_dlq"], "drainer", **env)
 
     def dead_letter_task_ids(self) -> list[str]:
         """The message ids of the delivery tasks in the DLQ (read without taking them)."""
@@ -140,3 +172,14 @@ def task_arguments(sqs_body: str) -> list:
 
 def mail_body(subject: str = "hello", **changes) -> dict:
     return {"from": "shop@example.com", "to": "ann@example.com", "subject": subject, "text": "hi", **changes}
+
+
+def accepted_per_message(simulator) -> collections.Counter:
+    """How many times each of our messages was accepted by any provider, by the id we sent."""
+    counts = collections.Counter()
+    for request in simulator.requests(accepted=True):
+        if request["provider"] == "sendgrid":
+            counts[request["json"]["personalizations"][0]["custom_args"]["mailer_message_id"]] += 1
+        else:
+            counts[request["form"]["v:mailer_message_id"][0]] += 1
+    return counts

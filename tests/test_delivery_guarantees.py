@@ -1,7 +1,6 @@
 """DESIGN §3 guarantees 3-7, each proven with real processes: the API and Celery workers as
 processes, the real SQS-compatible server, the provider simulator over HTTP."""
 
-import collections
 import signal
 import socket
 
@@ -11,36 +10,10 @@ from rest_framework_api_key.models import APIKey
 
 from mail.models import Message
 
-from .stack import Stack, mail_body
+from .stack import accepted_per_message, mail_body
 from .support import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def make_stack(tmp_path, simulator):
-    stacks = []
-
-    def make(**env) -> Stack:
-        stack = Stack(tmp_path, **env)
-        stacks.append(stack)
-        stack.start_api()
-        return stack
-
-    yield make
-    for stack in stacks:
-        stack.stop()
-
-
-def accepted_per_message(simulator) -> collections.Counter:
-    """How many times each of our messages was accepted by any provider, by the id we sent."""
-    counts = collections.Counter()
-    for request in simulator.requests(accepted=True):
-        if request["provider"] == "sendgrid":
-            counts[request["json"]["personalizations"][0]["custom_args"]["mailer_message_id"]] += 1
-        else:
-            counts[request["form"]["v:mailer_message_id"][0]] += 1
-    return counts
 
 
 def event_summary(message: dict) -> list[tuple[str, str]]:
