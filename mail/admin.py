@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import dead_letters, services
-from .models import DeadLetter, Message, MessageEvent
+from .models import DeadLetter, Message, MessageEvent, ProviderSetting
 
 
 def requeue_each(model_admin, request, items, message_of, log_text) -> None:
@@ -113,3 +113,12 @@ class DeadLetterAdmin(ReadOnlyAdmin):
                 self.log_change(request, dead_letter, "Discarded")
                 done += 1
         self.message_user(request, f"Discarded {done} dead letter(s).")
+
+
+@admin.register(ProviderSetting)
+class ProviderSettingAdmin(admin.ModelAdmin):
+    """Switch a provider off or reorder them; workers follow within seconds, no restart.
+    Every change is in the admin's history (who, when)."""
+
+    list_display = ["name", "enabled", "priority", "updated_at"]
+    list_editable = ["enabled", "priority"]

@@ -7,6 +7,8 @@ from django.db import models
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
+from providers.registry import FACTORIES as PROVIDER_FACTORIES
+
 
 class Message(models.Model):
     class Status(models.TextChoices):
@@ -104,3 +106,19 @@ class DeadLetter(models.Model):
 
     def __str__(self):
         return f"dead letter {self.sqs_message_id} ({self.status})"
+
+
+class ProviderSetting(models.Model):
+    """An operator's switch for one provider, read by workers within PROVIDER_SETTINGS_CACHE_SECONDS.
+    Providers without a row keep their place from MAIL_PROVIDERS, after those with one."""
+
+    name = models.CharField(max_length=32, unique=True, choices=[(name, name) for name in sorted(PROVIDER_FACTORIES)])
+    enabled = models.BooleanField(default=True)
+    priority = models.PositiveSmallIntegerField(default=100, help_text="Lower goes first.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+
+    def __str__(self):
+        return f"{self.name} ({'enabled' if self.enabled else 'disabled'}, priority {self.priority})"

@@ -19,7 +19,7 @@ from providers.base import MessageRejected, OutboundMessage, ProviderError, Prov
 from providers.registry import Provider, build_provider
 
 from . import queues
-from .models import Message, MessageEvent
+from .models import Message, MessageEvent, ProviderSetting
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +189,26 @@ def provider_named(name: str) -> Provider:
     return _providers[name]
 
 
+_order_cache: tuple[float, list[str]] = (0.0, [])
+
+
+def provider_order() -> list[str]:
+    """The enabled providers, first choice first: the admin's switches over MAIL_PROVIDERS,
+    read at most PROVIDER_SETTINGS_CACHE_SECONDS ago, so a switch applies without a restart."""
+    global _order_cache
+    expires, order = _order_cache
+    if time.monotonic() < expires:
+        return order
+    switches = list(ProviderSetting.objects.all())
+    switched = {switch.name for switch in switches}
+    order = [s.name for s in switches if s.enabled] + [name for name in settings.MAIL_PROVIDERS if name not in switched]
+    _order_cache = (time.monotonic() + settings.PROVIDER_SETTINGS_CACHE_SECONDS, order)
+    return order
+
+
 def provider_after(name: str) -> str | None:
-    order = settings.MAIL_PROVIDERS
-    position = order.index(name)
+    order = provider_order()
+    position = order.index(name) if name in order else len(order)
     return order[position + 1] if position + 1 < len(order) else None
 
 
@@ -222,9 +239,14 @@ def deliver_message(
         return
     if claim is Claim.FAILED:
         raise DeliveryFailed(f"{message_id} has failed: {message.last_error}")
-    if provider_name not in settings.MAIL_PROVIDERS:
-        # None (the first provider), or one taken out of MAIL_PROVIDERS since this task was queued.
-        provider_name = settings.MAIL_PROVIDERS[0]
+    order = provider_order()
+    if claim is Claim.CLAIMED and not order:
+        # Every provider is switched off: the mail waits in SQS, it does not fail.
+        _hold(message_id, message.attempts, payload, step)
+        return
+    if provider_name not in order:
+        # None (the first provider), or one switched off since this task was queued.
+        provider_name = order[0] if order else provider_name
     if claim is Claim.BUSY:
         # A duplicate of a task another worker is running (or ran and died in). Acking it could
         # lose the message if that worker died before sending; holding it burns SQS receives.
@@ -257,6 +279,16 @@ def deliver_message(
         raise
     else:
         mark_sent(message_id, token, message.lease_expires_at, result)
+
+
+def _hold(message_id: str, token: int, payload: dict, step: int) -> None:
+    """Give the claim back untouched and look again later, from a task of the same step."""
+    held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).update(
+        status=Message.Status.QUEUED, lease_expires_at=None, updated_at=timezone.now()
+    )
+    if held:
+        publish_delivery(message_id, payload, step=step, delay_seconds=settings.NO_PROVIDER_RECHECK_SECONDS)
+        log.warning("every provider is switched off; holding the message in the queue", extra={"message_id": message_id})
 
 
 def fail_over(message_id: str, token: int, step: int, payload: dict, error: ProviderError, why: str) -> None:

@@ -150,6 +150,10 @@ SENDGRID_API_URL = env("SENDGRID_API_URL", default="https://api.sendgrid.com")
 MAILGUN_API_KEY = env("MAILGUN_API_KEY", default="")
 MAILGUN_DOMAIN = env("MAILGUN_DOMAIN", default="")
 MAILGUN_API_URL = env("MAILGUN_API_URL", default="https://api.mailgun.net")
+# Workers read the admin's provider switches (mail.models.ProviderSetting) at most this stale.
+PROVIDER_SETTINGS_CACHE_SECONDS = env.float("PROVIDER_SETTINGS_CACHE_SECONDS", default=5.0)
+# With every provider switched off, a message's task waits this long in SQS before looking again.
+NO_PROVIDER_RECHECK_SECONDS = env.int("NO_PROVIDER_RECHECK_SECONDS", default=30)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 # How long a worker's claim on a message stands before another worker may take it over: longer

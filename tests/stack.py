@@ -131,6 +131,14 @@ class Stack:
         assert response.url.endswith("/admin/"), "admin login failed"
         return session
 
+    def admin_form(self, session: requests.Session, path: str, fields: dict) -> None:
+        """Submit an admin add or change form (path like "mail/providersetting/add")."""
+        url = f"{self.api_url}/admin/{path}/"
+        response = session.post(
+            url, data={**fields, "csrfmiddlewaretoken": session.cookies["csrftoken"]}, headers={"Referer": url}, timeout=30
+        )
+        assert response.status_code == 200 and "errornote" not in response.text, response.text[:2000]
+
     def admin_action(self, session: requests.Session, changelist: str, action: str, ids: list) -> str:
         response = session.post(
             f"{self.api_url}/admin/{changelist}/",
