@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outside the body limits, so the requests they refuse are archived too.
+    "mail.archive.ArchiveRejectedRequests",
     "mail.middleware.RequestBodyLimits",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,6 +97,7 @@ STATIC_ROOT = VAR_DIR / "static"
 
 # --- Optional integrations (later issues) ------------------------------------------------------
 MONGODB_URI = env("MONGODB_URI", default="")
+MONGODB_ARCHIVE_TTL_DAYS = env.int("MONGODB_ARCHIVE_TTL_DAYS", default=30)
 S3_BUCKET = env("S3_BUCKET", default="")
 S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")
 LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)

@@ -1,0 +1,116 @@
+"""The archive of rejected API requests in MongoDB (DESIGN §1), on when MONGODB_URI is set.
+
+Every request the API answers with a 4xx is stored with its time, client key prefix, remote
+address, the error and the start of its body (secrets redacted); a TTL index expires them. The
+archive is for an operator's eyes: it must never slow the API down for long or fail it, so
+MongoDB's timeouts are short and, after a failure, the archive is skipped for a while."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import pymongo
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+# The client class; tests put mongomock's in its place (no MongoDB server can be installed here).
+client_class = pymongo.MongoClient
+COLLECTION = "rejected_requests"
+MAX_BODY_CHARS = 16_000
+SECRET_KEYS = ("password", "secret", "token", "api_key", "apikey", "authorization", "key")
+TIMEOUT_MS = 500
+SKIP_AFTER_FAILURE_SECONDS = 30
+
+_lock = threading.Lock()
+_collection = None
+_skip_until = 0.0
+
+
+def _get_collection():
+    global _collection
+    with _lock:
+        if _collection is None:
+            client = client_class(
+                settings.MONGODB_URI, serverSelectionTimeoutMS=TIMEOUT_MS, connectTimeoutMS=TIMEOUT_MS, socketTimeoutMS=TIMEOUT_MS
+            )
+            database = client.get_default_database(default="mailer")
+            collection = database[COLLECTION]
+            collection.create_index("at", expireAfterSeconds=settings.MONGODB_ARCHIVE_TTL_DAYS * 24 * 3600)
+            _collection = collection
+        return _collection
+
+
+def redact(value):
+    """The value with every field whose name suggests a secret replaced."""
+    if isinstance(value, dict):
+        return {k: "[redacted]" if any(s in str(k).lower() for s in SECRET_KEYS) else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def _body_for_archive(request) -> str:
+    try:
+        raw = request.body
+    except Exception:  # not read by the view and no longer readable, or over Django's own cap
+        return "[body not read]"
+    text = raw[: MAX_BODY_CHARS * 4].decode("utf-8", errors="replace")
+    try:
+        text = json.dumps(redact(json.loads(text)), ensure_ascii=False)
+    except ValueError:
+        pass  # not JSON (or cut short): kept as text
+    return text[:MAX_BODY_CHARS]
+
+
+def archive_rejection(request, response) -> None:
+    global _skip_until
+    if not settings.MONGODB_URI or time.monotonic() < _skip_until:
+        return
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    key = authorization.partition(" ")[2]
+    try:
+        error = json.loads(response.content).get("error", {})
+    except ValueError:
+        error = {}
+    oversized = response.status_code in (411, 413)
+    document = {
+        "at": _now(),
+        "status": response.status_code,
+        "error": error,
+        "method": request.method,
+        "path": request.path[:500],
+        "remote_addr": request.META.get("REMOTE_ADDR", ""),
+        # The key's public prefix only, never the key.
+        "api_key_prefix": key.partition(".")[0][:8] if "." in key else "",
+        "content_type": request.META.get("CONTENT_TYPE", "")[:200],
+        "content_length": request.META.get("CONTENT_LENGTH", ""),
+        "body": "[body not read]" if oversized else _body_for_archive(request),
+    }
+    try:
+        _get_collection().insert_one(document)
+    except Exception:
+        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
+        log.warning("the rejected-request archive is unavailable; skipping it for %d s", SKIP_AFTER_FAILURE_SECONDS, exc_info=True)
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+class ArchiveRejectedRequests:
+    """Middleware: archive every 4xx answer of the API."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if 400 <= response.status_code < 500 and request.path.startswith("/api/"):
+            archive_rejection(request, response)
+        return response
