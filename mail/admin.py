@@ -35,11 +35,17 @@ def requeue_each(model_admin, request, items, message_of, log_text) -> None:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """View only: no add, edit or delete buttons. Records of what happened are not edited, and
+    deleting one would erase the audit trail; the actions are how an operator acts."""
+
     def has_add_permission(self, request, obj=None):
         return False
 
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class MessageEventInline(admin.TabularInline):
@@ -82,9 +88,6 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     search_fields = ["sqs_message_id", "message__id", "reason"]
     readonly_fields = ["payload_view"]
     actions = ["requeue", "discard"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "payload_view"]
 
     @admin.display(description="message")
     def message_link(self, obj):

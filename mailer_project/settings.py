@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The admin's CSS and JavaScript, served by the app itself (no web server in front locally).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside the body limits, so the requests they refuse are archived too.
     "mail.archive.ArchiveRejectedRequests",
     "mail.middleware.RequestBodyLimits",
@@ -93,7 +95,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# Set where static files are collected (the Docker image); unset, they are served straight from
+# the apps' static folders, so a local run or a test needs no collectstatic.
+STATIC_ROOT = env("STATIC_ROOT", default=None)
+WHITENOISE_USE_FINDERS = True
 
 # --- Optional integrations (later issues) ------------------------------------------------------
 MONGODB_URI = env("MONGODB_URI", default="")

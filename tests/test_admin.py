@@ -30,7 +30,9 @@ def test_message_page_shows_its_events_read_only(operator, message_id):
     page = response.content.decode()
     assert "Quarterly invoice" in page and "queued" in page
     assert 'name="subject"' not in page  # read-only: no input to edit
+    assert 'name="_save"' not in page and "deletelink" not in page
     assert operator.get("/admin/mail/message/add/").status_code == 403
+    assert operator.post(f"/admin/mail/message/{message_id}/delete/", {"post": "yes"}).status_code == 403
 
 
 def test_operator_sees_api_keys_by_prefix(operator, api_key):
