@@ -40,3 +40,20 @@ def test_operator_sees_api_keys_by_prefix(operator, api_key):
     assert response.status_code == 200
     assert api_key[0].prefix in response.content.decode()
     assert api_key[1] not in response.content.decode()
+
+
+def test_discarding_a_dead_letter_fails_its_message_and_is_audited(operator, message_id):
+    from django.contrib.admin.models import LogEntry
+
+    from mail.models import DeadLetter, Message
+
+    dead_letter = DeadLetter.objects.create(sqs_message_id="sqs-1", message_id=message_id, reason="poison", raw_body="?")
+    for _ in range(2):  # a second click changes nothing
+        operator.post("/admin/mail/deadletter/", {"action": "discard", "_selected_action": [dead_letter.pk]})
+
+    dead_letter.refresh_from_db()
+    assert dead_letter.status == "discarded" and dead_letter.handled_by == "ops" and dead_letter.handled_at
+    message = Message.objects.get(pk=message_id)
+    assert message.status == "failed" and message.last_error == "discarded by ops"
+    assert [e.type for e in message.events.all()] == ["queued", "discarded"]
+    assert LogEntry.objects.filter(object_id=str(dead_letter.pk), change_message="Discarded").count() == 1
