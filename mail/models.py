@@ -122,3 +122,22 @@ class ProviderSetting(models.Model):
 
     def __str__(self):
         return f"{self.name} ({'enabled' if self.enabled else 'disabled'}, priority {self.priority})"
+
+
+class IdempotencyRecord(models.Model):
+    """A client's Idempotency-Key and the answer it got, so a retry gets the same answer."""
+
+    api_key = models.ForeignKey(APIKey, on_delete=models.CASCADE, related_name="idempotency_records")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the request body as parsed (key order and spacing do not matter).
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # None: still being answered
+    response_body = models.JSONField(null=True, blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "key"], name="one_record_per_client_key")]
+
+    def __str__(self):
+        return f"{self.key} ({self.status_code or 'in progress'})"

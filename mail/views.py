@@ -8,14 +8,31 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import queues, selectors, services
+from . import idempotency, queues, selectors, services
 from .serializers import MessageCreateSerializer, MessageSerializer
 
 
 class MessageCollectionView(APIView):
     def post(self, request):
+        key = idempotency.key_from(request)
         serializer = MessageCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if key is None:
+            return self.accept(request, serializer)
+        slot = idempotency.claim(request.auth, key, idempotency.fingerprint(request.data))
+        if slot.replay:
+            first = slot.replay
+            return Response(first.response_body, status=first.status_code, headers={"Location": first.location, "Idempotent-Replayed": "true"})
+        try:
+            response = self.accept(request, serializer)
+        except Exception:
+            idempotency.release(slot.record)
+            raise
+        idempotency.complete(slot.record, response.status_code, response.data, response["Location"])
+        return response
+
+    @staticmethod
+    def accept(request, serializer) -> Response:
         message = services.accept_message(request.auth, serializer.validated_data)
         location = reverse("message-detail", kwargs={"message_id": message.id})
         return Response({"id": str(message.id), "status": message.status}, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from mail import dead_letters
+from mail import dead_letters, idempotency
 
 log = logging.getLogger(__name__)
 
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         "Move messages from the dead-letter queue into DeadLetter rows (shown in the admin). Runs "
         "until stopped; --once drains what is there and exits. Safe to kill at any point and to "
         "run on several hosts: a message is deleted from the DLQ only after it is recorded, and "
-        "recording it again finds the same row."
+        "recording it again finds the same row. It also deletes expired Idempotency-Key records."
     )
 
     def add_arguments(self, parser):
@@ -26,6 +26,8 @@ class Command(BaseCommand):
         while True:
             try:
                 dead_letters.drain_once(wait_seconds=10)
+                # Housekeeping that needs one long-running process of the processor role.
+                idempotency.purge_expired()
             except Exception:
                 # SQS or the database away for a while: keep the drainer alive and try again.
                 log.exception("draining the dead-letter queue failed; retrying in 10 s")
