@@ -15,9 +15,25 @@ VAR_DIR = Path(environ.Env().str("MAILER_VAR_DIR", default=str(BASE_DIR / "var")
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
-# The default key is only good for a local run; production must set SECRET_KEY.
-SECRET_KEY = env("SECRET_KEY", default="local-only-insecure-key-change-me-in-production-0123456789")
+LOCAL_SECRET_KEY = "local-only-insecure-key-change-me-in-production-0123456789"
+SECRET_KEY = env("SECRET_KEY", default=LOCAL_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# Production serves HTTPS (TLS ends at the load balancer): HTTPS=true turns on what that needs.
+HTTPS = env.bool("HTTPS", default=False)
+if HTTPS:
+    if SECRET_KEY == LOCAL_SECRET_KEY or len(SECRET_KEY) < 50:
+        raise environ.ImproperlyConfigured("With HTTPS=true, set SECRET_KEY to a random string of 50+ characters")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # The load balancer's health checks come over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = [f"https://{host}" for host in ALLOWED_HOSTS if not host.startswith(".")]
 
 MAILER_MODE = env("MAILER_MODE", default="all")
 if MAILER_MODE not in ("all", "consumer", "processor"):

@@ -1,0 +1,32 @@
+"""Production settings, checked the way Django checks them."""
+
+import subprocess
+import sys
+
+
+def run(*argv, **env):
+    return subprocess.run([sys.executable, "manage.py", *argv], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True)
+
+
+PRODUCTION = {
+    "HTTPS": "true",
+    "SECRET_KEY": "x7$k2-production-secret-that-is-long-and-random-0a9s8d7f6g5h4j3k2l1",
+    "ALLOWED_HOSTS": "mail.example.com",
+    "DATABASE_URL": "postgres://mailer@db.example.com/mailer",
+    "SQS_ENDPOINT_URL": "",
+}
+
+
+def test_check_deploy_passes_with_the_production_environment():
+    done = run("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_https_without_a_real_secret_key_refuses_to_start():
+    done = run("check", **{**PRODUCTION, "SECRET_KEY": ""})
+    assert done.returncode != 0 and "set SECRET_KEY" in done.stderr
+
+
+def test_unknown_provider_names_refuse_to_start():
+    done = run("check", MAIL_PROVIDERS="sendgrid,postmark")
+    assert done.returncode != 0 and "unknown: ['postmark']" in done.stderr
