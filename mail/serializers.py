@@ -10,6 +10,7 @@ import mimetypes
 import re
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
 
@@ -83,6 +84,7 @@ def parse_address(value: str) -> Address:
     return Address(email=checked.ascii_email or checked.normalized, name=name)
 
 
+@extend_schema_field({"type": "string", "example": "Ann <ann@example.com>"})
 class AddressField(serializers.Field):
     default_error_messages = {"invalid": "Expected an address string such as 'Name <user@example.com>'."}
 
@@ -92,6 +94,9 @@ class AddressField(serializers.Field):
         return parse_address(data)
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 1000}], "example": ["ann@example.com"]}
+)
 class AddressListField(serializers.Field):
     """One address string or a list of them."""
 

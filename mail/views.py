@@ -7,12 +7,45 @@ from django.urls import reverse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 
-from . import idempotency, queues, selectors, services
+from . import idempotency, queues, schema, selectors, services
 from .serializers import MessageCreateSerializer, MessageSerializer
 
 
 class MessageCollectionView(APIView):
+    @extend_schema(
+        operation_id="send_message",
+        summary="Send a message",
+        description="Validates the message and queues it for delivery; 202 means SQS has it.",
+        request=MessageCreateSerializer,
+        parameters=[schema.IDEMPOTENCY_KEY],
+        responses={
+            202: schema.ACCEPTED,
+            **schema.COMMON_ERRORS,
+            409: schema.error("Idempotency-Key reused with another body, or its first request is still in progress."),
+            411: schema.error("A chunked body: send a Content-Length."),
+            413: schema.error("Too large: over 25 MB, over the body cap, or too big for the queue."),
+            415: schema.error("Not JSON."),
+            503: schema.error("The queue did not take the message: not accepted, retry after Retry-After."),
+        },
+        examples=[
+            OpenApiExample(
+                "A receipt",
+                request_only=True,
+                value={
+                    "from": "Shop <shop@example.com>",
+                    "to": ["Ann <ann@example.com>"],
+                    "subject": "Your receipt",
+                    "text": "Thanks for your order.",
+                    "html": "<p>Thanks for your order.</p>",
+                    "tags": ["receipts"],
+                    "metadata": {"order_id": "42"},
+                },
+            )
+        ],
+    )
     def post(self, request):
         key = idempotency.key_from(request)
         serializer = MessageCreateSerializer(data=request.data)
@@ -39,6 +72,12 @@ class MessageCollectionView(APIView):
 
 
 class MessageDetailView(APIView):
+    @extend_schema(
+        operation_id="get_message",
+        summary="A message's status and history",
+        parameters=[OpenApiParameter("message_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={200: MessageSerializer, 401: schema.COMMON_ERRORS[401], 404: schema.error("No such message for this key.")},
+    )
     def get(self, request, message_id):
         return Response(MessageSerializer(selectors.message_for_key(request.auth, message_id)).data)
 

@@ -1,0 +1,51 @@
+"""The OpenAPI description's parts that drf-spectacular cannot infer from the code."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "mail.authentication.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An API key from `manage.py create_api_key`."}
+
+
+ERROR = inline_serializer(
+    "Error",
+    fields={
+        "error": inline_serializer(
+            "ErrorDetail",
+            fields={
+                "type": serializers.CharField(help_text="validation_error, parse_error, not_authenticated, not_found, ..."),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(required=False, help_text="Per-field messages, shaped like the request."),
+            },
+        )
+    },
+)
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ERROR, description=description)
+
+
+COMMON_ERRORS = {
+    400: error("Invalid request; `fields` says what is wrong where."),
+    401: error("No API key, or an unknown, revoked or expired one."),
+    405: error("Method not allowed."),
+}
+
+ACCEPTED = inline_serializer(
+    "Accepted", fields={"id": serializers.UUIDField(), "status": serializers.CharField(help_text="queued")}
+)
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Retry safely: the same key within 24 h returns the first answer and queues nothing (≤ 255 characters).",
+)
