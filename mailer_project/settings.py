@@ -126,6 +126,12 @@ S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")
 LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
 CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
 REDIS_URL = env("REDIS_URL", default="")
+# Rate-limit counts: shared by every process through Redis when there is one, else per process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -136,7 +142,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "mail.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["mail.throttling.ApiKeyRateThrottle"],
 }
+# Per API key, e.g. "20/s", "1200/min".
+API_RATE_LIMIT = env("API_RATE_LIMIT", default="1200/min")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Mailer API",
     "DESCRIPTION": "Send transactional mail; follow each message's delivery. Errors share one shape: see Error.",
