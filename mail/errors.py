@@ -10,7 +10,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
-from .exceptions import PayloadTooLarge, ServiceUnavailable
+from .exceptions import Conflict, PayloadTooLarge, ServiceUnavailable
 
 
 
@@ -35,6 +35,8 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, services.QueueUnavailable):
         exc = ServiceUnavailable()
+    elif isinstance(exc, services.NotCancelable):
+        exc = Conflict(f"Too late to cancel: the message is {exc.status}.")
     elif isinstance(exc, services.TooLargeForQueue):
         exc = PayloadTooLarge(
             f"The message needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "

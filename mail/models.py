@@ -12,6 +12,7 @@ from providers.registry import FACTORIES as PROVIDER_FACTORIES
 
 class Message(models.Model):
     class Status(models.TextChoices):
+        SCHEDULED = "scheduled"  # held in the database until its send_at is near
         QUEUED = "queued"
         SENDING = "sending"
         SENT = "sent"  # accepted by a provider
@@ -19,6 +20,7 @@ class Message(models.Model):
         BOUNCED = "bounced"
         COMPLAINED = "complained"
         FAILED = "failed"  # every provider exhausted
+        CANCELED = "canceled"  # by the client, before any worker took it
         # Only between a refused publish and the row's deletion: no worker may claim it.
         WITHDRAWN = "withdrawn"
 
@@ -42,6 +44,9 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    send_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The task's payload while the message is scheduled (too far ahead for an SQS delay).
+    scheduled_payload = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -60,6 +65,9 @@ class MessageEvent(models.Model):
         DEAD_LETTERED = "dead_lettered"  # its task reached the dead-letter queue
         REQUEUED = "requeued"  # an operator sent it again, with fresh retries
         DISCARDED = "discarded"  # an operator gave up on it
+        SCHEDULED = "scheduled"  # held until its send_at is near
+        RELEASED = "released"  # its send_at is near: queued with an SQS delay
+        CANCELED = "canceled"  # by the client
         SENT = "sent"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")

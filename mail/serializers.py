@@ -8,8 +8,10 @@ import base64
 import binascii
 import mimetypes
 import re
+from datetime import timedelta
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
@@ -42,6 +44,8 @@ MAX_TAGS = 3  # Mailgun's per-message limit (SendGrid allows 10 categories)
 MAX_METADATA_KEYS = 50
 MAX_METADATA_BYTES = 8000  # SendGrid: custom_args ≤ 10,000 bytes, our message id included
 MAX_ATTACHMENTS = 100
+# A send_at a little in the past (clock skew, a slow client) means "now".
+SEND_AT_GRACE = timedelta(minutes=1)
 # A 254-character address and a 256-character name, with room for quotes and brackets.
 MAX_ADDRESS_CHARS = 520
 
@@ -173,7 +177,7 @@ class AttachmentSerializer(serializers.Serializer):
 
 
 class MessageCreateSerializer(serializers.Serializer):
-    """The v1 body. validated_data holds exactly the fields of providers.base.OutboundMessage."""
+    """The v1 body. validated_data holds the fields of providers.base.OutboundMessage and send_at."""
 
     to = AddressListField(allow_empty=False)
     cc = AddressListField(required=False)
@@ -223,7 +227,12 @@ class MessageCreateSerializer(serializers.Serializer):
         return value
 
     def validate_send_at(self, value):
-        raise serializers.ValidationError("Scheduled sending is not available yet; omit send_at to send now.")
+        now = timezone.now()
+        if value < now - SEND_AT_GRACE:
+            raise serializers.ValidationError("send_at is in the past; omit it to send now.")
+        if value > now + settings.MAX_SCHEDULE_AHEAD:
+            raise serializers.ValidationError(f"send_at is at most {settings.MAX_SCHEDULE_AHEAD.total_seconds() / 3600:.0f} hours ahead.")
+        return value
 
     def validate(self, attrs):
         if not (attrs.get("text") or attrs.get("html")):
@@ -244,6 +253,7 @@ class MessageCreateSerializer(serializers.Serializer):
             "metadata": attrs.get("metadata", {}),
         }
         size = message_size(fields)
+        fields["send_at"] = attrs.get("send_at")
         if size > settings.MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"The message is {size} bytes; the limit is {settings.MAX_MESSAGE_BYTES} bytes.")
         return fields
@@ -286,5 +296,5 @@ class MessageSerializer(serializers.ModelSerializer):
         model = Message
         fields = [
             "id", "status", "from_email", "recipient_count", "subject", "provider", "provider_message_id",
-            "attempts", "last_error", "created_at", "updated_at", "sent_at", "events",
+            "attempts", "last_error", "created_at", "updated_at", "send_at", "sent_at", "events",
         ]

@@ -40,7 +40,12 @@ class TooLargeForQueue(Exception):
 # --- accept ----------------------------------------------------------------------------------
 
 def accept_message(api_key, fields: dict) -> Message:
-    """Record the message and queue its delivery; only a message SQS took is accepted."""
+    """Record the message and queue its delivery; only a message SQS took is accepted.
+
+    A send_at within SQS's 15-minute delay is an SQS delay; further ahead the message is held in
+    the database (status scheduled) until release_scheduled queues it."""
+    fields = dict(fields)
+    send_at = fields.pop("send_at", None)
     message_id = uuid.uuid4()
     outbound = OutboundMessage(message_id=str(message_id), **fields)
     payload = outbound.to_payload()
@@ -49,20 +54,32 @@ def accept_message(api_key, fields: dict) -> Message:
         raise TooLargeForQueue(size, settings.SQS_MAX_MESSAGE_BYTES)
 
     recipients = outbound.to + outbound.cc + outbound.bcc
+    delay = _seconds_until(send_at)
+    held = delay > settings.SQS_MAX_DELAY_SECONDS
     with transaction.atomic():
         message = Message.objects.create(
             id=message_id,
             api_key=api_key,
+            status=Message.Status.SCHEDULED if held else Message.Status.QUEUED,
             from_email=outbound.sender.email,
             recipients=", ".join(address.email for address in recipients),
             recipient_count=len(recipients),
             subject=outbound.subject,
+            send_at=send_at,
+            scheduled_payload=payload if held else None,
         )
-        MessageEvent.objects.create(message=message, type=MessageEvent.Type.QUEUED)
+        MessageEvent.objects.create(
+            message=message,
+            type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED,
+            detail=f"for {send_at.isoformat()}" if send_at else "",
+        )
+    if held:
+        log.info("message scheduled", extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "send_at": send_at.isoformat()})
+        return message
 
     # Published after the commit, so the worker always finds the row.
     try:
-        publish_delivery(str(message_id), payload)
+        publish_delivery(str(message_id), payload, delay_seconds=delay)
     except Exception as exc:
         # Whatever failed (SQS down, credentials, a timeout), the message is withdrawn and the
         # client hears 503 and may retry. Should SQS have stored the task after all (a timeout
@@ -84,6 +101,55 @@ def accept_message(api_key, fields: dict) -> Message:
         extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "recipients": len(recipients), "queue_bytes": size},
     )
     return message
+
+
+def _seconds_until(moment) -> int:
+    return max(0, math.ceil((moment - timezone.now()).total_seconds())) if moment else 0
+
+
+def release_scheduled() -> int:
+    """Queue the scheduled messages whose send_at is within SQS's delay; return how many.
+
+    Each is switched to queued by one conditional UPDATE before its task is published, so two
+    processes releasing at once cannot both publish it; a refused publish puts it back."""
+    released = 0
+    horizon = timezone.now() + timedelta(seconds=settings.SQS_MAX_DELAY_SECONDS)
+    due = Message.objects.filter(status=Message.Status.SCHEDULED, send_at__lte=horizon).values_list("pk", "send_at", "scheduled_payload")
+    for message_id, send_at, payload in due[:500]:
+        if not Message.objects.filter(pk=message_id, status=Message.Status.SCHEDULED).update(status=Message.Status.QUEUED):
+            continue  # released or canceled meanwhile
+        try:
+            publish_delivery(str(message_id), payload, delay_seconds=_seconds_until(send_at))
+        except Exception:
+            Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(status=Message.Status.SCHEDULED)
+            log.exception("could not release a scheduled message; it stays scheduled", extra={"message_id": str(message_id)})
+            continue
+        with transaction.atomic():
+            Message.objects.filter(pk=message_id).update(scheduled_payload=None)
+            MessageEvent.objects.create(message_id=message_id, type=MessageEvent.Type.RELEASED)
+        released += 1
+    return released
+
+
+class NotCancelable(Exception):
+    def __init__(self, status: str):
+        super().__init__(f"the message is {status}; only a scheduled or queued message no worker has taken can be canceled")
+        self.status = status
+
+
+def cancel_message(message: Message) -> None:
+    """Cancel a message no worker has claimed yet. Its task, if queued, finds it canceled and
+    does nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        canceled = Message.objects.filter(
+            pk=message.pk, status__in=(Message.Status.SCHEDULED, Message.Status.QUEUED), attempts=0
+        ).update(status=Message.Status.CANCELED, scheduled_payload=None, updated_at=now)
+        if canceled:
+            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED)
+    if not canceled:
+        message.refresh_from_db()
+        raise NotCancelable(message.status)
 
 
 def delivery_task_args(message_id: str, payload: dict, provider: str | None = None) -> list:
@@ -129,7 +195,7 @@ class DeliveryFailed(Exception):
 
 class Claim(enum.Enum):
     CLAIMED = "claimed"
-    DONE = "done"  # sent (or further along), or withdrawn: ack, send nothing
+    DONE = "done"  # sent (or further along), canceled or withdrawn: ack, send nothing
     FAILED = "failed"  # this task failed the message: keep raising until SQS dead-letters it
     BUSY = "busy"  # another worker's claim is live
     SUPERSEDED = "superseded"  # a later step has been reached: this task is a late duplicate
@@ -232,7 +298,7 @@ def deliver_message(
         log.warning("no such message; dropping its task", extra={"message_id": message_id})
         return
     if claim is Claim.DONE:
-        log.info("message already sent; not sending again", extra={"message_id": message_id, "status": message.status})
+        log.info("message already sent or canceled; not sending", extra={"message_id": message_id, "status": message.status})
         return
     if claim is Claim.SUPERSEDED:
         log.info("a later step of this message has been reached; dropping a late task", extra={"message_id": message_id, "step": step})

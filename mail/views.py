@@ -81,6 +81,22 @@ class MessageDetailView(APIView):
     def get(self, request, message_id):
         return Response(MessageSerializer(selectors.message_for_key(request.auth, message_id)).data)
 
+    @extend_schema(
+        operation_id="cancel_message",
+        summary="Cancel a scheduled or queued message no worker has taken yet",
+        parameters=[OpenApiParameter("message_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={
+            200: MessageSerializer,
+            401: schema.COMMON_ERRORS[401],
+            404: schema.error("No such message for this key."),
+            409: schema.error("Too late: a worker has taken it, or it is sent, failed or canceled already."),
+        },
+    )
+    def delete(self, request, message_id):
+        message = selectors.message_for_key(request.auth, message_id)
+        services.cancel_message(message)
+        return Response(MessageSerializer(selectors.message_for_key(request.auth, message_id)).data)
+
 
 def healthz(request):
     """The process is alive; touches nothing else."""

@@ -100,7 +100,8 @@ INVALID = [
     ("metadata nested value", with_(metadata={"a": {"b": "c"}}), ["metadata", "a"], "Not a valid string"),
     ("metadata value with LF", with_(metadata={"a": "x\ny"}), ["metadata", "a"], "Line breaks"),
     ("metadata too big", with_(metadata={f"k{i}": "v" * 999 for i in range(9)}), ["metadata"], "8000 bytes"),
-    ("send_at not yet supported", with_(send_at="2030-01-01T00:00:00Z"), ["send_at"], "not available yet"),
+    ("send_at too far ahead", with_(send_at="2099-01-01T00:00:00Z"), ["send_at"], "at most 72 hours ahead"),
+    ("send_at in the past", with_(send_at="2001-01-01T00:00:00Z"), ["send_at"], "in the past"),
     ("send_at not a date", with_(send_at="tomorrow"), ["send_at"], "Datetime has wrong format"),
 ]
 
