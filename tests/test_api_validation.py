@@ -245,3 +245,40 @@ def test_unknown_route_and_method_answer_in_the_error_shape(api_client):
     response = api_client.put(URL, data="{}", content_type="application/json")
     assert response.status_code == 405
     assert response.json()["error"]["type"] == "method_not_allowed"
+
+
+CRLF = "x\r\nBcc: victim@example.com"
+INJECTIONS = {
+    "from": with_(**{"from": f"{CRLF} <a@example.com>"}),
+    "to": with_(to=[f"{CRLF} <b@example.com>"]),
+    "cc": with_(cc=f"c@example.com{CRLF}"),
+    "bcc": with_(bcc=[f"Name{CRLF} <d@example.com>"]),
+    "reply_to": with_(reply_to=f"{CRLF} <r@example.com>"),
+    "subject": with_(subject=CRLF),
+    "headers": with_(headers={"X-Custom": CRLF}),
+    "attachments.filename": with_(attachments=[attachment(filename=CRLF)]),
+    "attachments.content_type": with_(attachments=[attachment(content_type=f"text/plain{CRLF}")]),
+    "attachments.content_id": with_(attachments=[attachment(inline=True, content_id=CRLF)]),
+    "tags": with_(tags=[CRLF]),
+    "metadata": with_(metadata={"k": CRLF}),
+}
+
+
+@pytest.mark.parametrize("field", INJECTIONS)
+def test_header_injection_is_refused_in_every_single_line_field(api_client, field):
+    response = post(api_client, INJECTIONS[field])
+    assert response.status_code == 400, (field, response.content)
+    assert field.split(".")[0] in response.json()["error"]["fields"]
+    assert not Message.objects.exists()
+
+
+def test_ten_thousand_recipients_are_refused(api_client):
+    response = post(api_client, with_(to=[f"r{i}@example.com" for i in range(10_000)]))
+    assert response.status_code == 400
+    assert "At most 1000" in field_errors(response, "to")
+
+
+def test_a_30_mb_body_is_refused_from_its_length_alone(api_client):
+    response = api_client.post(URL, data=b"x" * (30 * 1000 * 1000), content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "payload_too_large"
