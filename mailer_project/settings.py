@@ -2,6 +2,7 @@
 local run work with no credentials. Production sets DATABASE_URL, SECRET_KEY, ALLOWED_HOSTS,
 SQS_ENDPOINT_URL="" (real AWS) and the provider keys."""
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -218,6 +219,8 @@ if not PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT < DELIVERY_LEASE_SECONDS
 DELIVERY_MAX_RETRIES = env.int("DELIVERY_MAX_RETRIES", default=3)
 DELIVERY_RETRY_BASE_SECONDS = env.float("DELIVERY_RETRY_BASE_SECONDS", default=10.0)
 SQS_MAX_DELAY_SECONDS = 900
+# send_at up to this far ahead; beyond SQS_MAX_DELAY_SECONDS the message waits in the database.
+MAX_SCHEDULE_AHEAD = timedelta(hours=72)
 
 # --- Celery on SQS (DESIGN §3 "Celery on SQS") -------------------------------------------------
 # Two attempts in all (one retry) of at most 3 s to connect and 5 s to answer: SQS answers in
