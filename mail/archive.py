@@ -14,6 +14,7 @@ import time
 
 import pymongo
 from django.conf import settings
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def archive_rejection(request, response) -> None:
         error = {}
     oversized = response.status_code in (411, 413)
     document = {
-        "at": _now(),
+        "at": timezone.now(),
         "status": response.status_code,
         "error": error,
         "method": request.method,
@@ -95,12 +96,6 @@ def archive_rejection(request, response) -> None:
     except Exception:
         _skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
         log.warning("the rejected-request archive is unavailable; skipping it for %d s", SKIP_AFTER_FAILURE_SECONDS, exc_info=True)
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 class ArchiveRejectedRequests:

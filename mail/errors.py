@@ -10,9 +10,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
-from .exceptions import Conflict, PayloadTooLarge, ServiceUnavailable
-
-
+from .exceptions import PayloadTooLarge, ServiceUnavailable, TooLateToCancel
 
 # Retry-After on a 503: SQS outages are usually short, and clients should not hammer a recovering queue.
 QUEUE_RETRY_AFTER_SECONDS = 5
@@ -36,7 +34,7 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, services.QueueUnavailable):
         exc = ServiceUnavailable()
     elif isinstance(exc, services.NotCancelable):
-        exc = Conflict(f"Too late to cancel: the message is {exc.status}.")
+        exc = TooLateToCancel(f"Too late to cancel: the message is {exc.status}.")
     elif isinstance(exc, services.TooLargeForQueue):
         exc = PayloadTooLarge(
             f"The message needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "

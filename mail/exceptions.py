@@ -16,6 +16,6 @@ class ServiceUnavailable(exceptions.APIException):
     default_code = "queue_unavailable"
 
 
-class Conflict(exceptions.APIException):
+class TooLateToCancel(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "not_cancelable"
