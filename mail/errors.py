@@ -36,8 +36,9 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, services.NotCancelable):
         exc = TooLateToCancel(f"Too late to cancel: the message is {exc.status}.")
     elif isinstance(exc, services.TooLargeForQueue):
+        which = f"Message {exc.index}: the message" if exc.index is not None else "The message"
         exc = PayloadTooLarge(
-            f"The message needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "
+            f"{which} needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "
             "(large-message storage is not enabled). Send smaller attachments."
         )
     response = exception_handler(exc, context)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.config import Config
 from django.conf import settings
+from kombu.asynchronous.aws.sqs.message import AsyncMessage
 from kombu.utils.json import dumps as kombu_dumps
 
 log = logging.getLogger(__name__)
@@ -115,3 +116,97 @@ def task_wire_size(task_args: list) -> int:
     and the SQS transport base64-encodes the envelope again."""
     body = kombu_dumps((task_args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}))
     return _base64_length(_base64_length(len(body.encode("utf-8"))) + ENVELOPE_ALLOWANCE_BYTES)
+
+
+# SendMessageBatch takes at most 10 entries, and at most a message's maximum size in all.
+SQS_BATCH_ENTRIES = 10
+
+
+@dataclass(frozen=True)
+class TaskToPublish:
+    key: str  # unique within one call: names the task in the batch and in the result
+    name: str
+    args: list
+    kwargs: dict
+    options: dict
+
+
+def publish(task: TaskToPublish) -> None:
+    from mailer_project.celery import app
+
+    use_predefined_queue()
+    app.send_task(task.name, args=task.args, kwargs=task.kwargs, **task.options)
+
+
+def publish_in_batches(tasks: list[TaskToPublish]) -> dict[str, Exception]:
+    """Publish the tasks with one SQS SendMessageBatch per 10 (or fewer when large); return the
+    error of every task SQS did not take, by key. An empty result means all were published.
+
+    Celery and kombu build each message exactly as for a single publish; only the last step, the
+    SendMessage call of kombu's SQS channel (its `_put`), is replaced on this producer's own
+    channel by a collector, and the collected messages are encoded as `_put` encodes them. The
+    worker therefore reads a batched task like any other (tests consume them with a real worker).
+    This relies on kombu's channel internals (`_put`, `_new_queue`, `sqs`, pinned kombu 5.7)."""
+    from mailer_project.celery import app
+
+    use_predefined_queue()
+    failures: dict[str, Exception] = {}
+    with app.producer_or_acquire() as producer:
+        channel = producer.channel
+        collected: list[tuple[str, dict]] = []
+        channel._put = lambda queue, message, **kwargs: collected.append((queue, message))
+        try:
+            built = []
+            for task in tasks:
+                app.send_task(task.name, args=task.args, kwargs=task.kwargs, producer=producer, **task.options)
+                (queue, message), = collected  # one task, one message
+                collected.clear()
+                built.append((task.key, queue, message))
+        finally:
+            del channel._put  # the class's own method again, before the producer goes back to the pool
+        by_queue: dict[str, list] = {}
+        for key, queue, message in built:
+            by_queue.setdefault(queue, []).append(_batch_entry(channel, key, message))
+        for queue, entries in by_queue.items():
+            client = channel.sqs(queue=channel.canonical_queue_name(queue))
+            url = channel._new_queue(queue)
+            for chunk in _chunks(entries):
+                try:
+                    answer = client.send_message_batch(QueueUrl=url, Entries=chunk)
+                except Exception as exc:  # the whole call failed: none of this chunk is known to be queued
+                    failures.update((entry["Id"], exc) for entry in chunk)
+                    continue
+                for failed in answer.get("Failed", ()):
+                    failures[failed["Id"]] = QueueRefused(failed.get("Code", ""), failed.get("Message", ""))
+    return failures
+
+
+class QueueRefused(Exception):
+    """SQS answered a batch but refused this entry."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+
+
+def _batch_entry(channel, key: str, message: dict) -> dict:
+    # As kombu's SQS channel `_put` turns a message into SendMessage arguments (standard queues).
+    entry = {"Id": key}
+    delay = channel._resolve_delay_seconds(message.get("properties", {}))
+    if delay is not None:
+        entry["DelaySeconds"] = delay
+    body = kombu_dumps(message)
+    entry["MessageBody"] = AsyncMessage().encode(body) if channel.sqs_base64_encoding else body
+    return entry
+
+
+def _chunks(entries: list[dict]):
+    chunk, chunk_bytes = [], 0
+    for entry in entries:
+        size = len(entry["MessageBody"].encode())
+        if chunk and (len(chunk) == SQS_BATCH_ENTRIES or chunk_bytes + size > settings.SQS_MAX_MESSAGE_BYTES):
+            yield chunk
+            chunk, chunk_bytes = [], 0
+        chunk.append(entry)
+        chunk_bytes += size
+    if chunk:
+        yield chunk

@@ -272,6 +272,28 @@ class MessageCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"to": f"At most {settings.MAX_RECIPIENTS} recipients in to, cc and bcc together."})
 
 
+class MessageBatchSerializer(serializers.ListSerializer):
+    """Up to MAX_BATCH_MESSAGES messages, all valid or none accepted; errors are keyed by index."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("child", MessageCreateSerializer())
+        kwargs.setdefault("allow_empty", False)
+        kwargs.setdefault("max_length", settings.MAX_BATCH_MESSAGES)
+        super().__init__(*args, **kwargs)
+
+    def to_internal_value(self, data):
+        self._next_index = 0
+        return super().to_internal_value(data)
+
+    def run_child_validation(self, data):
+        # DRF names the index of a ValidationError, but a 413 would leave which message unsaid.
+        index, self._next_index = self._next_index, self._next_index + 1
+        try:
+            return super().run_child_validation(data)
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(f"Message {index}: {exc.detail}") from exc
+
+
 def message_size(fields: dict) -> int:
     """Bytes of the message as the providers count them: bodies, decoded attachments, headers."""
     size = sum(len(fields[key].encode()) for key in ("subject", "text", "html"))

@@ -8,6 +8,7 @@ import math
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -35,15 +36,82 @@ class TooLargeForQueue(Exception):
         super().__init__(f"the message needs {size} bytes in the queue; the limit is {limit}")
         self.size = size
         self.limit = limit
+        self.index: int | None = None  # its position, in a batch
 
 
 # --- accept ----------------------------------------------------------------------------------
+
+@dataclass
+class _Acceptance:
+    """One message on its way in: its row and first event (not yet saved) and its task."""
+
+    message: Message
+    event: MessageEvent
+    payload: dict
+    delay_seconds: int
+    queue_bytes: int
+
+    @property
+    def held(self) -> bool:
+        return self.message.status == Message.Status.SCHEDULED
+
 
 def accept_message(api_key, fields: dict) -> Message:
     """Record the message and queue its delivery; only a message SQS took is accepted.
 
     A send_at within SQS's 15-minute delay is an SQS delay; further ahead the message is held in
     the database (status scheduled) until release_scheduled queues it."""
+    (outcome,) = accept_messages(api_key, [fields])
+    if isinstance(outcome, QueueUnavailable):
+        raise outcome
+    return outcome
+
+
+def accept_messages(api_key, fields_list: list[dict]) -> list[Message | QueueUnavailable]:
+    """Accept several messages at once: one transaction for their rows, one SQS SendMessageBatch
+    per 10 tasks. Each comes back as its Message (accepted) or as the QueueUnavailable that
+    withdrew it, in order: SQS can take part of a batch, and what it took stays accepted.
+
+    Raises TooLargeForQueue (with .index) before anything is written if one would not fit."""
+    acceptances = []
+    for index, fields in enumerate(fields_list):
+        try:
+            acceptances.append(_prepare(api_key, fields))
+        except TooLargeForQueue as exc:
+            exc.index = index
+            raise
+    with transaction.atomic():
+        Message.objects.bulk_create([a.message for a in acceptances])
+        MessageEvent.objects.bulk_create([a.event for a in acceptances])
+
+    # Published after the commit, so the worker always finds the row.
+    tasks = [delivery_task(str(a.message.id), a.payload, delay_seconds=a.delay_seconds) for a in acceptances if not a.held]
+    try:
+        failures = queues.publish_in_batches(tasks) if tasks else {}
+    except Exception as exc:  # before any batch went out (no queue URL, no connection)
+        failures = {task.key: exc for task in tasks}
+    outcomes: list[Message | QueueUnavailable] = []
+    for acceptance in acceptances:
+        message = acceptance.message
+        error = failures.get(str(message.id))
+        if error is not None and _withdraw(message.id, error):
+            outcomes.append(QueueUnavailable(str(error)))
+            continue
+        log.info(
+            "message scheduled" if acceptance.held else "message accepted",
+            extra={
+                "message_id": str(message.id),
+                "api_key_prefix": api_key.prefix,
+                "recipients": message.recipient_count,
+                "queue_bytes": acceptance.queue_bytes,
+                **({"send_at": message.send_at.isoformat()} if message.send_at else {}),
+            },
+        )
+        outcomes.append(message)
+    return outcomes
+
+
+def _prepare(api_key, fields: dict) -> _Acceptance:
     fields = dict(fields)
     send_at = fields.pop("send_at", None)
     message_id = uuid.uuid4()
@@ -52,55 +120,46 @@ def accept_message(api_key, fields: dict) -> Message:
     size = queues.task_wire_size(delivery_task_args(str(message_id), payload))
     if size > settings.SQS_MAX_MESSAGE_BYTES:
         raise TooLargeForQueue(size, settings.SQS_MAX_MESSAGE_BYTES)
-
     recipients = outbound.to + outbound.cc + outbound.bcc
     delay = _seconds_until(send_at)
     held = delay > settings.SQS_MAX_DELAY_SECONDS
-    with transaction.atomic():
-        message = Message.objects.create(
-            id=message_id,
-            api_key=api_key,
-            status=Message.Status.SCHEDULED if held else Message.Status.QUEUED,
-            from_email=outbound.sender.email,
-            recipients=", ".join(address.email for address in recipients),
-            recipient_count=len(recipients),
-            subject=outbound.subject,
-            send_at=send_at,
-            scheduled_payload=payload if held else None,
-        )
-        MessageEvent.objects.create(
-            message=message,
-            type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED,
-            detail=f"for {send_at.isoformat()}" if send_at else "",
-        )
-    if held:
-        log.info("message scheduled", extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "send_at": send_at.isoformat()})
-        return message
-
-    # Published after the commit, so the worker always finds the row.
-    try:
-        publish_delivery(str(message_id), payload, delay_seconds=delay)
-    except Exception as exc:
-        # Whatever failed (SQS down, credentials, a timeout), the message is withdrawn and the
-        # client hears 503 and may retry. Should SQS have stored the task after all (a timeout
-        # after it took the message), a worker that finds no row drops the task; one that has
-        # already claimed it proves the publish worked, so the message stands as accepted.
-        # One conditional write decides, and no claim can match a withdrawn row (a cascading
-        # delete would read first and delete after, with room for a claim in between).
-        withdrawn = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(
-            status=Message.Status.WITHDRAWN
-        )
-        if withdrawn:
-            Message.objects.filter(pk=message_id).delete()
-            log.exception("queue refused message", extra={"message_id": str(message_id)})
-            raise QueueUnavailable(str(exc)) from exc
-        log.warning("publish reported an error but a worker already has the message", extra={"message_id": str(message_id)})
-
-    log.info(
-        "message accepted",
-        extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "recipients": len(recipients), "queue_bytes": size},
+    message = Message(
+        id=message_id,
+        api_key=api_key,
+        status=Message.Status.SCHEDULED if held else Message.Status.QUEUED,
+        from_email=outbound.sender.email,
+        recipients=", ".join(address.email for address in recipients),
+        recipient_count=len(recipients),
+        subject=outbound.subject,
+        send_at=send_at,
+        scheduled_payload=payload if held else None,
     )
-    return message
+    event = MessageEvent(
+        message=message,
+        type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED,
+        detail=f"for {send_at.isoformat()}" if send_at else "",
+    )
+    return _Acceptance(message, event, payload, 0 if held else delay, size)
+
+
+def _withdraw(message_id, error: Exception) -> bool:
+    """Take back a message whose publish failed; False if it stands as accepted after all.
+
+    Whatever failed (SQS down, credentials, a timeout), the message is withdrawn and the client
+    hears 503 and may retry. Should SQS have stored the task after all (a timeout after it took
+    the message), a worker that finds no row drops the task; one that has already claimed it
+    proves the publish worked, so the message stands. One conditional write decides, and no claim
+    can match a withdrawn row (a cascading delete would read first and delete after, with room
+    for a claim in between)."""
+    withdrawn = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(
+        status=Message.Status.WITHDRAWN
+    )
+    if withdrawn:
+        Message.objects.filter(pk=message_id).delete()
+        log.error("queue refused message", extra={"message_id": str(message_id), "error": repr(error)})
+        return True
+    log.warning("publish reported an error but a worker already has the message", extra={"message_id": str(message_id)})
+    return False
 
 
 def _seconds_until(moment) -> int:
@@ -168,21 +227,27 @@ def delivery_task_options(message_id: str, provider: str | None) -> dict:
     }
 
 
+def delivery_task(
+    message_id: str, payload: dict, provider: str | None = None, *, step: int = 0, recheck: bool = False, delay_seconds: int = 0, retries: int = 0
+) -> queues.TaskToPublish:
+    return queues.TaskToPublish(
+        key=message_id,
+        name=DELIVER_TASK,
+        args=delivery_task_args(message_id, payload, provider),
+        kwargs={"step": step, "recheck": recheck},
+        options={
+            "retries": retries,
+            # A wait held by SQS, not by a worker (DESIGN §3: an ETA past the visibility timeout runs twice).
+            "delay_seconds": delay_seconds,
+            **delivery_task_options(message_id, provider),
+        },
+    )
+
+
 def publish_delivery(
     message_id: str, payload: dict, provider: str | None = None, *, step: int = 0, recheck: bool = False, delay_seconds: int = 0, retries: int = 0
 ) -> None:
-    from mailer_project.celery import app
-
-    queues.use_predefined_queue()
-    app.send_task(
-        DELIVER_TASK,
-        args=delivery_task_args(message_id, payload, provider),
-        kwargs={"step": step, "recheck": recheck},
-        retries=retries,
-        # A wait held by SQS, not by a worker (DESIGN §3: an ETA past the visibility timeout runs twice).
-        delay_seconds=delay_seconds,
-        **delivery_task_options(message_id, provider),
-    )
+    queues.publish(delivery_task(message_id, payload, provider, step=step, recheck=recheck, delay_seconds=delay_seconds, retries=retries))
 
 
 # --- deliver ---------------------------------------------------------------------------------

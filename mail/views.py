@@ -11,7 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 
 from . import idempotency, queues, schema, selectors, services
-from .serializers import MessageCreateSerializer, MessageSerializer
+from .errors import error_body
+from .exceptions import ServiceUnavailable
+from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer
 
 
 class MessageCollectionView(APIView):
@@ -47,28 +49,87 @@ class MessageCollectionView(APIView):
         ],
     )
     def post(self, request):
-        key = idempotency.key_from(request)
         serializer = MessageCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        if key is None:
-            return self.accept(request, serializer)
-        slot = idempotency.claim(request.auth, key, idempotency.fingerprint(request.data))
-        if slot.replay:
-            first = slot.replay
-            return Response(first.response_body, status=first.status_code, headers={"Location": first.location, "Idempotent-Replayed": "true"})
-        try:
-            response = self.accept(request, serializer)
-        except Exception:
-            idempotency.release(slot.record)
-            raise
-        idempotency.complete(slot.record, response.status_code, response.data, response["Location"])
-        return response
+        return answer_once(request, lambda: self.accept(request, serializer))
 
     @staticmethod
     def accept(request, serializer) -> Response:
         message = services.accept_message(request.auth, serializer.validated_data)
         location = reverse("message-detail", kwargs={"message_id": message.id})
         return Response({"id": str(message.id), "status": message.status}, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class MessageBatchView(APIView):
+    @extend_schema(
+        operation_id="send_message_batch",
+        summary="Send up to 100 messages",
+        description=(
+            "A JSON array of messages, each shaped as for `POST /api/v1/messages`. All are validated "
+            "first: one invalid message refuses the whole batch (400, `fields` keyed by its index). "
+            "Each valid message becomes a message of its own, in the order given. 202: SQS has every "
+            "one of them. 207: SQS took only some; each item of `data` is either the accepted "
+            "message or an `error` — resend just those (with a new Idempotency-Key). 503: none was "
+            "accepted. A batch counts as one request against the rate limit."
+        ),
+        request=MessageBatchSerializer(child=MessageCreateSerializer()),
+        parameters=[schema.IDEMPOTENCY_KEY],
+        responses={
+            202: schema.BATCH_ACCEPTED,
+            207: schema.BATCH_PARTLY_ACCEPTED,
+            **schema.COMMON_ERRORS,
+            409: schema.error("Idempotency-Key reused with another body, or its first request is still in progress."),
+            411: schema.error("A chunked body: send a Content-Length."),
+            413: schema.error("A message over 25 MB or too big for the queue (the message says which), or a body over the cap."),
+            415: schema.error("Not JSON."),
+            503: schema.error("The queue took none of the messages: none accepted, retry after Retry-After."),
+        },
+        examples=[
+            OpenApiExample(
+                # drf-spectacular wraps a list request's example in the list itself.
+                "One receipt in a batch",
+                request_only=True,
+                value={"from": "Shop <shop@example.com>", "to": "ann@example.com", "subject": "Your receipt", "text": "Thanks, Ann."},
+            )
+        ],
+    )
+    def post(self, request):
+        serializer = MessageBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return answer_once(request, lambda: self.accept(request, serializer))
+
+    @staticmethod
+    def accept(request, serializer) -> Response:
+        outcomes = services.accept_messages(request.auth, serializer.validated_data)
+        refused = [outcome for outcome in outcomes if isinstance(outcome, services.QueueUnavailable)]
+        if len(refused) == len(outcomes):
+            raise refused[0]  # nothing was accepted: the plain 503
+        data = [
+            error_body(ServiceUnavailable.default_code, str(ServiceUnavailable.default_detail))
+            if isinstance(outcome, services.QueueUnavailable)
+            else {"id": str(outcome.id), "status": outcome.status}
+            for outcome in outcomes
+        ]
+        return Response({"data": data}, status=status.HTTP_207_MULTI_STATUS if refused else status.HTTP_202_ACCEPTED)
+
+
+def answer_once(request, respond) -> Response:
+    """respond(), or with an Idempotency-Key seen before, the first request's answer again."""
+    key = idempotency.key_from(request)
+    if key is None:
+        return respond()
+    slot = idempotency.claim(request.auth, key, idempotency.fingerprint(request.data))
+    if slot.replay:
+        first = slot.replay
+        headers = {"Idempotent-Replayed": "true", **({"Location": first.location} if first.location else {})}
+        return Response(first.response_body, status=first.status_code, headers=headers)
+    try:
+        response = respond()
+    except Exception:
+        idempotency.release(slot.record)
+        raise
+    idempotency.complete(slot.record, response.status_code, response.data, response.get("Location", ""))
+    return response
 
 
 class MessageDetailView(APIView):

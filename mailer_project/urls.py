@@ -8,6 +8,7 @@ from mail import views
 urlpatterns = [
     path("admin/", admin.site.urls),
     re_path(r"^api/v1/messages/?$", views.MessageCollectionView.as_view(), name="message-list"),
+    re_path(r"^api/v1/messages/batch/?$", views.MessageBatchView.as_view(), name="message-batch"),
     re_path(
         r"^api/v1/messages/(?P<message_id>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})/?$",
         views.MessageDetailView.as_view(),

@@ -1,10 +1,17 @@
-"""A TCP proxy that can be told to stop answering: the failure a dead socket cannot show, a peer
-that accepts connections and then says nothing (a hung server, a black-holed network path)."""
+"""Faults between the service and SQS: a TCP proxy that can be told to stop answering (the failure
+a dead socket cannot show: a hung server, a black-holed network path), and an HTTP proxy that
+counts SQS actions and can fail one of them."""
 
 from __future__ import annotations
 
+import collections
+import http.server
+import json
 import socket
 import threading
+import urllib.parse
+
+import requests
 
 
 class HangingProxy:
@@ -78,3 +85,67 @@ class HangingProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class SqsActionProxy:
+    """An HTTP proxy in front of an SQS-compatible server that counts the API actions passing
+    through and can make one action fail after it has succeeded N times (a 500 in SQS's JSON error
+    shape, as an AWS outage answers): how a test shows how many calls a publish took, and an
+    outage that begins part-way through a request of ours."""
+
+    def __init__(self, target_url: str):
+        self.target_url = target_url.rstrip("/")
+        self.calls: collections.Counter[str] = collections.Counter()
+        self._allowed: dict[str, int] = {}
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                action = proxy._action(self.headers, body)
+                if proxy._passes(action):
+                    upstream = requests.post(
+                        proxy.target_url + self.path, data=body, headers={k: v for k, v in self.headers.items() if k.lower() != "host"}, timeout=30
+                    )
+                    status, content, content_type = upstream.status_code, upstream.content, upstream.headers.get("Content-Type", "")
+                else:
+                    status, content_type = 500, "application/x-amz-json-1.0"
+                    content = json.dumps({"__type": "InternalError", "message": f"{action} failed (injected)"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail(self, action: str, after: int = 0) -> None:
+        """Let `after` more calls of this action through, then fail every one."""
+        with self._lock:
+            self._allowed[action] = self.calls[action] + after
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _passes(self, action: str) -> bool:
+        with self._lock:
+            self.calls[action] += 1
+            return action not in self._allowed or self.calls[action] <= self._allowed[action]
+
+    @staticmethod
+    def _action(headers, body: bytes) -> str:
+        # botocore speaks SQS's JSON protocol (X-Amz-Target); older clients the query protocol.
+        target = headers.get("X-Amz-Target", "")
+        if target:
+            return target.rpartition(".")[2]
+        return urllib.parse.parse_qs(body.decode()).get("Action", [""])[0]
