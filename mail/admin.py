@@ -125,3 +125,14 @@ class ProviderSettingAdmin(admin.ModelAdmin):
 
     list_display = ["name", "enabled", "priority", "updated_at"]
     list_editable = ["enabled", "priority"]
+
+    def changelist_view(self, request, extra_context=None):
+        # Beside the switches, what the workers' circuit breakers think of each provider now.
+        health = services.provider_health()
+        extra_context = {
+            **(extra_context or {}),
+            "provider_health": health["providers"],
+            "health_shared": health["shared"],
+            "health_enabled": health["enabled"],
+        }
+        return super().changelist_view(request, extra_context)

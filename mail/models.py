@@ -60,6 +60,8 @@ class MessageEvent(models.Model):
         QUEUED = "queued"
         RETRY_SCHEDULED = "retry_scheduled"  # a transient failure; the same provider again later
         FAILOVER = "failover"  # this provider is exhausted or refused; the next one takes over
+        SKIPPED = "skipped"  # this provider's circuit is open: the next one is tried at once
+        WAITING = "waiting"  # every provider's circuit is open: the task waits in SQS
         FAILED = "failed"  # every provider exhausted
         ERROR = "error"  # a fault of ours; the task is redelivered
         DEAD_LETTERED = "dead_lettered"  # its task reached the dead-letter queue

@@ -9,7 +9,8 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, transaction
@@ -17,6 +18,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from providers.base import MessageRejected, OutboundMessage, ProviderError, ProviderLevelError, SendResult, TransientError
+from providers.circuit import Admission, Breakers, DisabledBreakers, Outcome, build_breakers
+from providers.circuit import State as CircuitState
 from providers.registry import Provider, build_provider
 
 from . import queues
@@ -320,6 +323,17 @@ def provider_named(name: str) -> Provider:
     return _providers[name]
 
 
+_breakers: Breakers | DisabledBreakers | None = None
+
+
+def breakers() -> Breakers | DisabledBreakers:
+    """The providers' circuit breakers, built on first use: in a forked worker, after the fork."""
+    global _breakers
+    if _breakers is None:
+        _breakers = build_breakers(settings)
+    return _breakers
+
+
 _order_cache: tuple[float, list[str]] = (0.0, [])
 
 
@@ -335,6 +349,28 @@ def provider_order() -> list[str]:
     order = [s.name for s in switches if s.enabled] + [name for name in settings.MAIL_PROVIDERS if name not in switched]
     _order_cache = (time.monotonic() + settings.PROVIDER_SETTINGS_CACHE_SECONDS, order)
     return order
+
+
+def provider_health() -> dict:
+    """Each configured provider's circuit as the workers share it (or as this process alone sees
+    it, without REDIS_URL), for the operator."""
+    rows = []
+    for name in settings.MAIL_PROVIDERS:
+        circuit = breakers().read(name)
+        calls, failures, slow = circuit.window()
+        rows.append(
+            {
+                "name": name,
+                "circuit": circuit.state.value,
+                "since": datetime.fromtimestamp(circuit.changed_at, tz=dt_timezone.utc) if circuit.changed_at else None,
+                "reason": circuit.reason,
+                "until": datetime.fromtimestamp(circuit.until, tz=dt_timezone.utc) if circuit.state is not CircuitState.CLOSED else None,
+                "calls": calls,
+                "failures": failures,
+                "slow": slow,
+            }
+        )
+    return {"providers": rows, "shared": breakers().shared, "enabled": settings.BREAKER_ENABLED}
 
 
 def provider_after(name: str) -> str | None:
@@ -373,7 +409,8 @@ def deliver_message(
     order = provider_order()
     if claim is Claim.CLAIMED and not order:
         # Every provider is switched off: the mail waits in SQS, it does not fail.
-        _hold(message_id, message.attempts, payload, step)
+        if _hold(message_id, message.attempts, payload, step, delay_seconds=settings.NO_PROVIDER_RECHECK_SECONDS):
+            log.warning("every provider is switched off; holding the message in the queue", extra={"message_id": message_id})
         return
     if provider_name not in order:
         # None (the first provider), or one switched off since this task was queued.
@@ -390,8 +427,22 @@ def deliver_message(
         return
 
     token = message.attempts
+    candidates = order[order.index(provider_name):]
+    if retries_done:
+        # A retry's count belongs to its provider. If that one's circuit is open now, the message
+        # is handed on as a failover, so that the next provider starts with retries of its own.
+        candidates = candidates[:1]
+    admitted = _first_admitted(message_id, candidates)
+    if admitted is None:
+        next_provider = provider_after(provider_name) if retries_done else None
+        if next_provider is None:
+            _wait_for_a_circuit(message_id, token, payload, step, provider_name, retries_done, candidates)
+        elif _hold(message_id, token, payload, step + 1, provider=next_provider, delay_seconds=0):
+            log.info("circuit open; handing the message on", extra={"message_id": message_id, "provider": provider_name, "next": next_provider})
+        return
+    provider_name, admission = admitted
     try:
-        result = provider_named(provider_name).send(OutboundMessage.from_payload(message_id, payload))
+        result = _send(provider_name, admission, OutboundMessage.from_payload(message_id, payload))
     except TransientError as error:
         if retries_done < settings.DELIVERY_MAX_RETRIES:
             error.retry_in = retry_delay(retries_done, error)
@@ -412,14 +463,72 @@ def deliver_message(
         mark_sent(message_id, token, message.lease_expires_at, result)
 
 
-def _hold(message_id: str, token: int, payload: dict, step: int) -> None:
-    """Give the claim back untouched and look again later, from a task of the same step."""
-    held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).update(
-        status=Message.Status.QUEUED, lease_expires_at=None, updated_at=timezone.now()
-    )
+def _first_admitted(message_id: str, candidates: list[str]) -> tuple[str, Admission] | None:
+    """The first of these providers whose circuit lets a send through, each one skipped on the
+    way recorded in the message's history; None when every circuit is open."""
+    for name in candidates:
+        admission, circuit = breakers().admit(name)
+        if admission is not Admission.REFUSED:
+            return name, admission
+        MessageEvent.objects.create(
+            message_id=message_id,
+            type=MessageEvent.Type.SKIPPED,
+            provider=name,
+            detail=f"skipped {name}: circuit open ({circuit.reason}) until {_clock_time(circuit.until)}",
+        )
+    return None
+
+
+def _send(provider_name: str, admission: Admission, outbound: OutboundMessage) -> SendResult:
+    """Send through the provider and tell its circuit how that went. A message the provider
+    refused says nothing against the provider; a fault of ours says nothing at all."""
+    started = time.monotonic()
+
+    def report(ok: bool, retry_after: float | None = None) -> None:
+        breakers().record(provider_name, admission, Outcome(ok=ok, latency=time.monotonic() - started, retry_after=retry_after))
+
+    try:
+        result = provider_named(provider_name).send(outbound)
+    except TransientError as error:
+        report(False, error.retry_after if error.status_code == 429 else None)
+        raise
+    except ProviderLevelError:
+        report(False)
+        raise
+    except MessageRejected:
+        report(True)
+        raise
+    report(True)
+    return result
+
+
+def _wait_for_a_circuit(message_id: str, token: int, payload: dict, step: int, provider: str, retries_done: int, candidates: list[str]) -> None:
+    """Every provider left for this message is open: wait in SQS until the first may take a probe,
+    rather than spend retries on providers known to be down or fail the message."""
+    reopens = min(breakers().read(name).until for name in candidates)
+    delay = min(max(1, math.ceil(reopens - time.time())), settings.SQS_MAX_DELAY_SECONDS)
+    note = f"the circuit of every provider left for it is open ({', '.join(candidates)}); trying again in {delay} s (SQS delay)"
+    _hold(message_id, token, payload, step, provider=provider, delay_seconds=delay, retries=retries_done, event=(MessageEvent.Type.WAITING, note))
+
+
+def _hold(
+    message_id: str, token: int, payload: dict, step: int, *, provider: str | None = None, delay_seconds: int, retries: int = 0, event=None
+) -> bool:
+    """Give the claim back untouched and have a task of `step` for `provider` (None: the first)
+    look again after the delay, kept by SQS."""
+    with transaction.atomic():
+        held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).update(
+            status=Message.Status.QUEUED, lease_expires_at=None, updated_at=timezone.now()
+        )
+        if held and event:
+            MessageEvent.objects.create(message_id=message_id, type=event[0], detail=event[1])
     if held:
-        publish_delivery(message_id, payload, step=step, delay_seconds=settings.NO_PROVIDER_RECHECK_SECONDS)
-        log.warning("every provider is switched off; holding the message in the queue", extra={"message_id": message_id})
+        publish_delivery(message_id, payload, provider, step=step, delay_seconds=delay_seconds, retries=retries)
+    return bool(held)
+
+
+def _clock_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=dt_timezone.utc).strftime("%H:%M:%S UTC")
 
 
 def fail_over(message_id: str, token: int, step: int, payload: dict, error: ProviderError, why: str) -> None:

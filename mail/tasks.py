@@ -17,7 +17,13 @@ class SqsDelayedRetryTask(Task):
 
     def retry(self, args=None, kwargs=None, exc=None, throw=True, eta=None, countdown=None, max_retries=None, **options):
         options["delay_seconds"] = int(getattr(exc, "retry_in", None) or countdown or 0)
-        request_args = args if args is not None else self.request.args
+        request_args = list(args if args is not None else self.request.args)
+        # The same provider again: the one that failed, which is not the task's own when the
+        # task's provider was skipped (its circuit open) and the next one was used instead.
+        failed_provider = getattr(exc, "provider", None)
+        if failed_provider:
+            request_args[2:] = [failed_provider]
+        args = request_args
         # A retry is the next step of the delivery, and carries the same options as any publish.
         kwargs = {**(kwargs if kwargs is not None else self.request.kwargs or {})}
         kwargs["step"] = kwargs.get("step", 0) + 1

@@ -218,6 +218,16 @@ if not PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT < DELIVERY_LEASE_SECONDS
     raise environ.ImproperlyConfigured(
         "Need PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT < DELIVERY_LEASE_SECONDS < SQS_VISIBILITY_TIMEOUT"
     )
+# Circuit breakers (providers/circuit.py): a provider that keeps failing or answering slowly is
+# skipped until a probe finds it well again. Shared by every worker through REDIS_URL when set.
+BREAKER_ENABLED = env.bool("BREAKER_ENABLED", default=True)
+BREAKER_FAILURE_RUN = env.int("BREAKER_FAILURE_RUN", default=5)
+BREAKER_FAILURE_RATE = env.float("BREAKER_FAILURE_RATE", default=0.5)
+BREAKER_SLOW_CALL_SECONDS = env.float("BREAKER_SLOW_CALL_SECONDS", default=5.0)
+BREAKER_SLOW_CALL_RATE = env.float("BREAKER_SLOW_CALL_RATE", default=0.5)
+BREAKER_MIN_CALLS = env.int("BREAKER_MIN_CALLS", default=10)
+BREAKER_WINDOW_SECONDS = env.float("BREAKER_WINDOW_SECONDS", default=60.0)
+BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=30.0)
 # Transient failures are retried on the same provider this many times, the n-th wait drawn from
 # [base * 2^(n-1) / 2, base * 2^(n-1)] seconds ("equal jitter"), or Retry-After when longer. The
 # wait is an SQS delay, which SQS caps at 15 minutes.
