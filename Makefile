@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Tests run on PostgreSQL, as production does; this machine kind runs one with trust auth.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-fast check clean
+.PHONY: install run test test-fast check clean bench-failover
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -31,6 +31,10 @@ test-fast: install
 check: install
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
+
+## Issue 7's measurement: SendGrid down, accept → sent by Mailgun with and without the breaker.
+bench-failover: install
+	$(PY) bench/failover.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
