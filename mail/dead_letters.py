@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import queues, services
+from . import claim_check, queues, services
 from .models import DeadLetter, Message, MessageEvent
 
 log = logging.getLogger(__name__)
@@ -179,4 +179,6 @@ def discard(dead_letter: DeadLetter, operator: str) -> bool:
                 status=Message.Status.FAILED, last_error=f"discarded by {operator}", updated_at=now
             )
             MessageEvent.objects.create(message_id=dead_letter.message_id, type=MessageEvent.Type.DISCARDED, detail=f"by {operator}")
+    if discarded and dead_letter.message_id and claim_check.enabled():
+        claim_check.discard(str(dead_letter.message_id))  # its stored body, if it had one
     return bool(discarded)

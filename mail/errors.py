@@ -10,7 +10,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
-from .exceptions import PayloadTooLarge, ServiceUnavailable, TooLateToCancel
+from .exceptions import PayloadTooLarge, ServiceUnavailable, StorageUnavailable, TooLateToCancel
 
 # Retry-After on a 503: SQS outages are usually short, and clients should not hammer a recovering queue.
 QUEUE_RETRY_AFTER_SECONDS = 5
@@ -24,7 +24,7 @@ def error_body(error_type: str, message: str, fields=None) -> dict:
 
 
 def api_exception_handler(exc, context):
-    from . import services  # services' domain errors become HTTP here, not in each view
+    from . import claim_check, services  # services' domain errors become HTTP here, not in each view
 
     # Django's own 404/403 (get_object_or_404 and the like) in DRF's form, so they get a message.
     if isinstance(exc, Http404):
@@ -33,13 +33,15 @@ def api_exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, services.QueueUnavailable):
         exc = ServiceUnavailable()
+    elif isinstance(exc, claim_check.StorageUnavailable):
+        exc = StorageUnavailable()
     elif isinstance(exc, services.NotCancelable):
         exc = TooLateToCancel(f"Too late to cancel: the message is {exc.status}.")
     elif isinstance(exc, services.TooLargeForQueue):
         which = f"Message {exc.index}: the message" if exc.index is not None else "The message"
         exc = PayloadTooLarge(
             f"{which} needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "
-            "(large-message storage is not enabled). Send smaller attachments."
+            "(large-message storage, S3_BUCKET, is not enabled). Send smaller attachments."
         )
     response = exception_handler(exc, context)
     if response is None:

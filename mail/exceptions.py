@@ -19,3 +19,8 @@ class ServiceUnavailable(exceptions.APIException):
 class TooLateToCancel(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "not_cancelable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    default_detail = "The message could not be stored for delivery (S3); it was not accepted. Retry later."
+    default_code = "storage_unavailable"

@@ -22,7 +22,7 @@ from providers.circuit import Admission, Breakers, DisabledBreakers, Outcome, bu
 from providers.circuit import State as CircuitState
 from providers.registry import Provider, build_provider
 
-from . import queues
+from . import claim_check, queues
 from .models import Message, MessageEvent, ProviderSetting
 
 log = logging.getLogger(__name__)
@@ -77,15 +77,22 @@ def accept_messages(api_key, fields_list: list[dict]) -> list[Message | QueueUna
 
     Raises TooLargeForQueue (with .index) before anything is written if one would not fit."""
     acceptances = []
-    for index, fields in enumerate(fields_list):
-        try:
-            acceptances.append(_prepare(api_key, fields))
-        except TooLargeForQueue as exc:
-            exc.index = index
-            raise
-    with transaction.atomic():
-        Message.objects.bulk_create([a.message for a in acceptances])
-        MessageEvent.objects.bulk_create([a.event for a in acceptances])
+    try:
+        for index, fields in enumerate(fields_list):
+            try:
+                acceptances.append(_prepare(api_key, fields))
+            except TooLargeForQueue as exc:
+                exc.index = index
+                raise
+        with transaction.atomic():
+            Message.objects.bulk_create([a.message for a in acceptances])
+            MessageEvent.objects.bulk_create([a.event for a in acceptances])
+    except BaseException:
+        # Nothing was accepted: the bodies already stored for it go too.
+        for acceptance in acceptances:
+            if claim_check.is_pointer(acceptance.payload):
+                claim_check.discard(str(acceptance.message.id))
+        raise
 
     # Published after the commit, so the worker always finds the row.
     tasks = [delivery_task(str(a.message.id), a.payload, delay_seconds=a.delay_seconds) for a in acceptances if not a.held]
@@ -98,6 +105,8 @@ def accept_messages(api_key, fields_list: list[dict]) -> list[Message | QueueUna
         message = acceptance.message
         error = failures.get(str(message.id))
         if error is not None and _withdraw(message.id, error):
+            if claim_check.is_pointer(acceptance.payload):
+                claim_check.discard(str(message.id))
             outcomes.append(QueueUnavailable(str(error)))
             continue
         log.info(
@@ -121,6 +130,10 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     outbound = OutboundMessage(message_id=str(message_id), **fields)
     payload = outbound.to_payload()
     size = queues.task_wire_size(delivery_task_args(str(message_id), payload))
+    if size > settings.LARGE_MESSAGE_BYTES and claim_check.enabled():
+        # Too big to travel comfortably in SQS: the body waits in S3, the task carries a pointer.
+        payload = claim_check.store(str(message_id), payload)
+        size = queues.task_wire_size(delivery_task_args(str(message_id), payload))
     if size > settings.SQS_MAX_MESSAGE_BYTES:
         raise TooLargeForQueue(size, settings.SQS_MAX_MESSAGE_BYTES)
     recipients = outbound.to + outbound.cc + outbound.bcc
@@ -137,10 +150,11 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
         send_at=send_at,
         scheduled_payload=payload if held else None,
     )
+    notes = [f"for {send_at.isoformat()}"] if send_at else []
+    if claim_check.is_pointer(payload):
+        notes.append(f"body stored in S3 ({payload[claim_check.POINTER]['bytes']} bytes)")
     event = MessageEvent(
-        message=message,
-        type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED,
-        detail=f"for {send_at.isoformat()}" if send_at else "",
+        message=message, type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED, detail="; ".join(notes)
     )
     return _Acceptance(message, event, payload, 0 if held else delay, size)
 
@@ -212,6 +226,8 @@ def cancel_message(message: Message) -> None:
     if not canceled:
         message.refresh_from_db()
         raise NotCancelable(message.status)
+    if claim_check.enabled():
+        claim_check.discard(str(message.pk))  # its body, if it was large enough to be stored
 
 
 def delivery_task_args(message_id: str, payload: dict, provider: str | None = None) -> list:
@@ -379,11 +395,11 @@ def provider_after(name: str) -> str | None:
     return order[position + 1] if position + 1 < len(order) else None
 
 
-def retry_delay(retries_done: int, error: TransientError) -> int:
-    """Seconds before the next attempt on the same provider: exponential backoff with equal
-    jitter (never zero, so retries of many messages spread out), or Retry-After when longer."""
+def retry_delay(retries_done: int, retry_after: float | None = None) -> int:
+    """Seconds before the next attempt: exponential backoff with equal jitter (never zero, so
+    retries of many messages spread out), or Retry-After when longer."""
     ceiling = settings.DELIVERY_RETRY_BASE_SECONDS * 2**retries_done
-    delay = max(random.uniform(ceiling / 2, ceiling), error.retry_after or 0)
+    delay = max(random.uniform(ceiling / 2, ceiling), retry_after or 0)
     return min(math.ceil(delay), settings.SQS_MAX_DELAY_SECONDS)
 
 
@@ -427,6 +443,19 @@ def deliver_message(
         return
 
     token = message.attempts
+    try:
+        body = claim_check.load(payload)
+    except claim_check.StorageUnavailable as error:
+        # Our storage, not a provider: nothing counts against one, and the message waits in SQS.
+        delay = retry_delay(0)
+        note = f"{error}; trying again in {delay} s (SQS delay)"
+        _hold(message_id, token, payload, step, provider=provider_name, delay_seconds=delay, retries=retries_done, event=(MessageEvent.Type.ERROR, note))
+        log.warning("could not read a stored message body", extra={"message_id": message_id}, exc_info=True)
+        return
+    except claim_check.BodyMissing as error:
+        if fail_message(message_id, token, ProviderError(provider_name, str(error)), "nothing left to send"):
+            raise DeliveryFailed(f"{message_id}: {error}")
+        return
     candidates = order[order.index(provider_name):]
     if retries_done:
         # A retry's count belongs to its provider. If that one's circuit is open now, the message
@@ -442,10 +471,10 @@ def deliver_message(
         return
     provider_name, admission = admitted
     try:
-        result = _send(provider_name, admission, OutboundMessage.from_payload(message_id, payload))
+        result = _send(provider_name, admission, OutboundMessage.from_payload(message_id, body))
     except TransientError as error:
         if retries_done < settings.DELIVERY_MAX_RETRIES:
-            error.retry_in = retry_delay(retries_done, error)
+            error.retry_in = retry_delay(retries_done, error.retry_after)
             note = f"retry {retries_done + 1} of {settings.DELIVERY_MAX_RETRIES} in {error.retry_in} s (SQS delay)"
             if release_claim(message_id, token, error, MessageEvent.Type.RETRY_SCHEDULED, note):
                 raise
@@ -461,6 +490,8 @@ def deliver_message(
         raise
     else:
         mark_sent(message_id, token, message.lease_expires_at, result)
+        if claim_check.is_pointer(payload):
+            claim_check.discard(message_id)
 
 
 def _first_admitted(message_id: str, candidates: list[str]) -> tuple[str, Admission] | None:

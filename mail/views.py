@@ -28,9 +28,12 @@ class MessageCollectionView(APIView):
             **schema.COMMON_ERRORS,
             409: schema.error("Idempotency-Key reused with another body, or its first request is still in progress."),
             411: schema.error("A chunked body: send a Content-Length."),
-            413: schema.error("Too large: over 25 MB, over the body cap, or too big for the queue."),
+            413: schema.error("Too large: over 25 MB, over the body cap, or (without large-message storage) too big for the queue."),
             415: schema.error("Not JSON."),
-            503: schema.error("The queue did not take the message: not accepted, retry after Retry-After."),
+            503: schema.error(
+                "queue_unavailable: the queue did not take the message; storage_unavailable: a large message could not be "
+                "stored in S3. Not accepted either way: retry after Retry-After."
+            ),
         },
         examples=[
             OpenApiExample(

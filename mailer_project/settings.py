@@ -122,9 +122,6 @@ WHITENOISE_USE_FINDERS = True
 # --- Optional integrations (later issues) ------------------------------------------------------
 MONGODB_URI = env("MONGODB_URI", default="")
 MONGODB_ARCHIVE_TTL_DAYS = env.int("MONGODB_ARCHIVE_TTL_DAYS", default=30)
-S3_BUCKET = env("S3_BUCKET", default="")
-S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default="")
-LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
 CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
 REDIS_URL = env("REDIS_URL", default="")
 # Rate-limit counts: shared by every process through Redis when there is one, else per process.
@@ -162,24 +159,35 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "mail.schema.batch_size_limits"],
 }
 
-# Limits follow the strictest provider (DESIGN §4).
-MAX_RECIPIENTS = 1000
-MAX_BATCH_MESSAGES = 100
-MAX_MESSAGE_BYTES = 25 * 1000 * 1000
-# A 25 MB message arrives base64-encoded inside JSON (4/3 larger) plus the JSON around it. Without
-# large-message storage (S3) no task over 1 MiB can be queued, and a body much over that cannot
-# make one: refusing it before parsing keeps a few large requests from filling the API's memory.
-MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=36 * 1000 * 1000 if S3_BUCKET else 4 * 1000 * 1000)
-# Django's guard when a body is read; mail.middleware.RequestBodyLimits answers 413 before that.
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
-
-# --- Queue (Amazon SQS, or the embedded SQS-compatible server) --------------------------------
+# --- AWS (SQS and S3), or the embedded server that speaks both ----------------------------------
 AWS_REGION = env("AWS_REGION", default="us-east-1")
 # Empty means real AWS; the default is the embedded server that `make run` starts.
 SQS_ENDPOINT_URL = env("SQS_ENDPOINT_URL", default="http://127.0.0.1:9324") or None
 # An SQS-compatible server accepts any credentials; real AWS uses boto3's chain (task role).
 AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default="local" if SQS_ENDPOINT_URL else None)
 AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="local" if SQS_ENDPOINT_URL else None)
+
+# --- Large messages: the S3 claim-check (mail/claim_check.py) ----------------------------------
+# Locally the embedded server is S3 too (moto serves both), with a bucket of its own; against AWS
+# there is no default bucket, and without one a message too big for SQS gets 413.
+S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default=SQS_ENDPOINT_URL or "") or None
+S3_BUCKET = env("S3_BUCKET", default="mailer-local" if SQS_ENDPOINT_URL else "")
+# A task larger than this on the wire (an upper bound, mail.queues.task_wire_size) goes to S3:
+# comfortably under SQS's 1 MiB, so the estimate's allowance never decides a borderline case.
+LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
+
+# --- Limits: the strictest provider's (DESIGN §4) -------------------------------------------------
+MAX_RECIPIENTS = 1000
+MAX_BATCH_MESSAGES = 100
+MAX_MESSAGE_BYTES = 25 * 1000 * 1000
+# A 25 MB message arrives base64-encoded inside JSON (4/3 larger) plus the JSON around it. Without
+# large-message storage (S3_BUCKET) no task over 1 MiB can be queued, and a body much over that
+# cannot make one: refusing it before parsing keeps a few large requests from filling the API's memory.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=36 * 1000 * 1000 if S3_BUCKET else 4 * 1000 * 1000)
+# Django's guard when a body is read; mail.middleware.RequestBodyLimits answers 413 before that.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+# --- Queue (Amazon SQS) --------------------------------------------------------------------------
 SQS_QUEUE_NAME = env("SQS_QUEUE_NAME", default="mail")
 SQS_DLQ_NAME = env("SQS_DLQ_NAME", default="mail-dlq")
 SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=3)

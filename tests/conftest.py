@@ -2,7 +2,7 @@ import pytest
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from mail import queues
+from mail import claim_check, queues
 from mail.management.commands.serve import processor_argv
 
 from .stack import Stack
@@ -11,7 +11,10 @@ from .support import ServiceProcess, Simulator, drain, service_env
 
 @pytest.fixture(scope="session")
 def provisioned_queues():
-    return queues.provision()
+    """The queues, and the bucket for large messages (as `manage.py provision_queues` makes them)."""
+    provisioned = queues.provision()
+    claim_check.provision()
+    return provisioned
 
 
 @pytest.fixture

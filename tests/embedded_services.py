@@ -49,8 +49,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
         log_dir = Path(tempfile.mkdtemp(prefix="mailer-test-servers-"))
         simulator_port = free_port()
         simulator_url = f"http://127.0.0.1:{simulator_port}"
+        moto_url = start_moto(log_dir)[0]
         os.environ.update(
-            SQS_ENDPOINT_URL=start_moto(log_dir)[0],
+            SQS_ENDPOINT_URL=moto_url,
+            S3_ENDPOINT_URL=moto_url,
+            S3_BUCKET="mailer-test",
             AWS_ACCESS_KEY_ID="test",
             AWS_SECRET_ACCESS_KEY="test",
             AWS_REGION="us-east-1",

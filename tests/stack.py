@@ -53,10 +53,11 @@ class Stack:
         self._names = itertools.count(1)
 
     # --- processes ------------------------------------------------------------------------
-    def start_api(self) -> None:
+    def start_api(self, **env: str) -> None:
+        """An API process (another one, if one runs already: api_url then points at the new one)."""
         port = free_port()
         process = self._start(
-            [sys.executable, "manage.py", "serve"], "api", MAILER_MODE="consumer", BIND_ADDRESS=f"127.0.0.1:{port}"
+            [sys.executable, "manage.py", "serve"], "api", **{**env, "MAILER_MODE": "consumer", "BIND_ADDRESS": f"127.0.0.1:{port}"}
         )
         self.api_url = f"http://127.0.0.1:{port}"
         process.wait_for_http(f"{self.api_url}/healthz")

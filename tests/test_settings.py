@@ -30,3 +30,16 @@ def test_https_without_a_real_secret_key_refuses_to_start():
 def test_unknown_provider_names_refuse_to_start():
     done = run("check", MAIL_PROVIDERS="sendgrid,postmark")
     assert done.returncode != 0 and "unknown: ['postmark']" in done.stderr
+
+
+def max_request_bytes(**env) -> int:
+    code = "from django.conf import settings; print(settings.MAX_REQUEST_BYTES)"
+    done = run("shell", "-c", code, **{**PRODUCTION, "HTTPS": "false", **env})
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])  # after the shell's note on its automatic imports
+
+
+def test_the_request_body_cap_is_4_mb_without_large_message_storage_and_36_mb_with_it():
+    # Without S3 no task over 1 MiB can be queued, and a body much over 4 MB cannot make one.
+    assert max_request_bytes() == 4_000_000
+    assert max_request_bytes(S3_BUCKET="mailer-large-messages") == 36_000_000

@@ -1,0 +1,150 @@
+"""What the benchmark scripts share: local servers on loopback (an SQS/S3-compatible server and the
+provider simulator), the service's own processes, and the statistics they report."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mail.supervisor import Child, python_argv, stop_all, wait_for_http  # noqa: E402
+
+FAUXQS_VERSION = "1.9.2"
+NODE_DIR = ROOT / "bench" / "node"
+DEFAULT_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mailerbench")
+
+
+@dataclass
+class Servers:
+    env: dict  # the environment for the service's processes and manage.py
+    simulator_url: str
+    sqs_server: str  # which SQS-compatible server, for the record
+    log_dir: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sqs_server_argv(kind: str, port: int) -> tuple[list[str], dict]:
+    """moto's server, or fauxqs (DESIGN §6: moto itself is the bottleneck of a throughput figure;
+    fauxqs is several times faster). fauxqs comes from the npm registry into bench/node."""
+    if kind == "moto":
+        return python_argv("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)), {}
+    binary = NODE_DIR / "node_modules" / ".bin" / "fauxqs"
+    if not binary.exists():
+        subprocess.run(["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", f"fauxqs@{FAUXQS_VERSION}"], check=True)
+    return [str(binary)], {"FAUXQS_PORT": str(port), "FAUXQS_LOGGER": "false"}
+
+
+def ensure_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(env: dict, *args: str) -> str:
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+
+
+@contextlib.contextmanager
+def local_servers(sqs_kind: str, database_url: str):
+    """The SQS/S3 server and the simulator, running; the database migrated."""
+    ensure_database(database_url)
+    log_dir = Path(tempfile.mkdtemp(prefix="mailer-bench-"))
+    sqs_port, simulator_port = free_port(), free_port()
+    sqs_url, simulator_url = f"http://127.0.0.1:{sqs_port}", f"http://127.0.0.1:{simulator_port}"
+    sqs_argv, sqs_env = sqs_server_argv(sqs_kind, sqs_port)
+    servers = [
+        Child("sqs", sqs_argv, {**os.environ, **sqs_env}),
+        Child("simulator", python_argv("-m", "providers.simulator", "--port", str(simulator_port))),
+    ]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SQS_ENDPOINT_URL": sqs_url,
+        "S3_ENDPOINT_URL": sqs_url,
+        "S3_BUCKET": "mailer-bench",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "SENDGRID_API_URL": simulator_url,
+        "SENDGRID_API_KEY": "bench",
+        "MAILGUN_API_URL": simulator_url,
+        "MAILGUN_API_KEY": "bench",
+        "MAILGUN_DOMAIN": "bench.example.com",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    try:
+        for child in servers:
+            with open(log_dir / f"{child.name}.log", "wb") as log:
+                child.process = subprocess.Popen(child.argv, cwd=ROOT, env=child.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for_http(sqs_url, 60, servers[0].process)
+        wait_for_http(f"{simulator_url}/_simulator/health", 60, servers[1].process)
+        manage(env, "migrate", "--verbosity", "0")
+        label = {"moto": "moto (moto[server]) on loopback", "fauxqs": f"fauxqs {FAUXQS_VERSION} on loopback"}[sqs_kind]
+        yield Servers(env=env, simulator_url=simulator_url, sqs_server=label, log_dir=log_dir)
+    finally:
+        stop_all(servers, grace_seconds=10)
+
+
+@contextlib.contextmanager
+def service(env: dict, mode: str, log_path: Path):
+    """`manage.py serve` in this mode on a free port; yields the API's base URL."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve"],
+            cwd=ROOT,
+            env={**env, "MAILER_MODE": mode, "BIND_ADDRESS": f"127.0.0.1:{port}"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", 60, process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=90)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    return {
+        "count": len(values),
+        "p50_s": round(statistics.median(values), 3),
+        "p95_s": round(percentile(values, 0.95), 3),
+        "max_s": round(max(values), 3),
+    }
