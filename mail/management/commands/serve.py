@@ -41,9 +41,17 @@ def children_for_mode(mode: str) -> list[Child]:
     return children
 
 
+def shutdown_grace_seconds() -> int:
+    """How long a stop waits for the children before killing them. A send in flight either ends
+    within its claim's lease (longer than the provider's connect + read timeouts) or has lost its
+    claim anyway; a little more covers recording it. The orchestrator's own stop timeout (ECS
+    stopTimeout, compose stop_grace_period) must be longer still: tests/test_deploy.py checks."""
+    return settings.DELIVERY_LEASE_SECONDS + 10
+
+
 class Command(BaseCommand):
     help = "Run the service in MAILER_MODE: consumer (API under gunicorn), processor (Celery worker) or all."
 
     def handle(self, *args, **options):
-        code = supervise(children_for_mode(settings.MAILER_MODE), announce=self.stderr.write)
+        code = supervise(children_for_mode(settings.MAILER_MODE), grace_seconds=shutdown_grace_seconds(), announce=self.stderr.write)
         raise SystemExit(code)
