@@ -74,7 +74,10 @@ def accept_message(api_key, fields: dict) -> Message:
             detail=f"for {send_at.isoformat()}" if send_at else "",
         )
     if held:
-        log.info("message scheduled", extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "send_at": send_at.isoformat()})
+        log.info(
+            "message scheduled",
+            extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "send_at": send_at.isoformat(), "outcome": "scheduled"},
+        )
         return message
 
     # Published after the commit, so the worker always finds the row.
@@ -98,7 +101,13 @@ def accept_message(api_key, fields: dict) -> Message:
 
     log.info(
         "message accepted",
-        extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "recipients": len(recipients), "queue_bytes": size},
+        extra={
+            "message_id": str(message_id),
+            "api_key_prefix": api_key.prefix,
+            "recipients": len(recipients),
+            "queue_bytes": size,
+            "outcome": "accepted",
+        },
     )
     return message
 
@@ -400,7 +409,7 @@ def release_claim(message_id: str, token: int, error: ProviderError, event_type:
     if released:
         log.warning(
             "send attempt failed",
-            extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code, "next": event_type},
+            extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code, "outcome": event_type},
         )
     return released
 
@@ -408,7 +417,7 @@ def release_claim(message_id: str, token: int, error: ProviderError, event_type:
 def fail_message(message_id: str, token: int, error: ProviderError, why: str) -> bool:
     failed = _end_claim(message_id, token, Message.Status.FAILED, error, MessageEvent.Type.FAILED, f"{why}; no provider left")
     if failed:
-        log.error("message failed: every provider exhausted", extra={"message_id": message_id, "provider": error.provider})
+        log.error("message failed: every provider exhausted", extra={"message_id": message_id, "provider": error.provider, "outcome": "failed"})
     return failed
 
 
@@ -428,7 +437,10 @@ def mark_sent(message_id: str, token: int, lease_expires_at, result: SendResult)
             close_old_connections()
             time.sleep(delay)
             delay = min(delay * 2, 5)
-    log.info("message sent", extra={"message_id": message_id, "provider": result.provider, "provider_message_id": result.provider_message_id})
+    log.info(
+        "message sent",
+        extra={"message_id": message_id, "provider": result.provider, "provider_message_id": result.provider_message_id, "outcome": "sent"},
+    )
 
 
 def _write_sent(message_id: str, token: int, result: SendResult) -> None:
