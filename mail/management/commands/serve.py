@@ -15,7 +15,9 @@ def consumer_argv() -> list[str]:
         "--timeout", "60",
         "--graceful-timeout", "30",
         "--keep-alive", "5",
-        "--access-logfile", "-",
+        # gunicorn's own lines (access log included) as JSON, like the app's (settings.LOGGING); they
+        # go through the root logger, so in a worker they reach CloudWatch too when it is on.
+        "--log-config-json", str(settings.BASE_DIR / "mailer_project" / "gunicorn_logging.json"),
         # Unused, and it would be one path under $HOME shared by every gunicorn on the host.
         "--no-control-socket",
     )
