@@ -17,7 +17,7 @@ case "$command" in
     healthcheck) exec python docker/healthcheck.py "$@" ;;
     # The local provider simulator (docker-compose), listening on every interface of its container.
     simulator)   exec python -m providers.simulator --host 0.0.0.0 --port 8025 "$@" ;;
-    # Anything else of manage.py, e.g. `manage create_api_key --name shop` or `manage drain_dlq --once`.
+    # Anything else of manage.py, e.g. `manage create_api_key shop` or `manage drain_dlq --once`.
     manage)      exec python manage.py "$@" ;;
     *)
         echo "usage: entrypoint.sh [serve|migrate|provision|setup|healthcheck|simulator|manage ARGS...]" >&2
