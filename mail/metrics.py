@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 LATENCY_WINDOW = timedelta(minutes=5)
 LATENCY_PERCENTILES = (50, 90, 99)
-# Enough for a quantile; more would make a scrape during a burst slow.
+# Enough for a percentile; more would make a scrape during a burst slow.
 LATENCY_SAMPLE_LIMIT = 20_000
 
 # Counters: (metric name, help, event types counted, labelled by provider?)
@@ -98,7 +98,7 @@ class DatabaseAndQueueCollector:
             if latency is not None
         ]
         window = f"{int(LATENCY_WINDOW.total_seconds())}s"
-        quantiles = GaugeMetricFamily(
+        percentiles = GaugeMetricFamily(
             "mailer_send_latency_seconds",
             f"Accepted-to-sent time of the messages sent in the last {window}, by percentile.",
             # Not "quantile": Prometheus reserves that label for summaries.
@@ -107,11 +107,11 @@ class DatabaseAndQueueCollector:
         if len(latencies) >= 2:
             cuts = statistics.quantiles(latencies, n=100, method="inclusive")
             for p in LATENCY_PERCENTILES:
-                quantiles.add_metric([str(p)], cuts[p - 1])
+                percentiles.add_metric([str(p)], cuts[p - 1])
         elif latencies:
             for p in LATENCY_PERCENTILES:
-                quantiles.add_metric([str(p)], latencies[0])
-        yield quantiles
+                percentiles.add_metric([str(p)], latencies[0])
+        yield percentiles
         yield GaugeMetricFamily(
             "mailer_send_latency_window_messages", f"Messages sent in the last {window} (the latency percentiles' sample).", value=len(latencies)
         )

@@ -5,13 +5,13 @@ import hmac
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST
 from django.urls import reverse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import idempotency, metrics as service_metrics, queues, schema, selectors, services
 from .errors import error_body
