@@ -28,10 +28,9 @@ test: install
 test-fast: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-check: install
+check: install check-deploy
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
-	$(MAKE) check-deploy
 
 ## The deployment files, without Docker or AWS: the Dockerfile's lint, the compose file against
 ## the Compose specification's schema, the CloudFormation template's lint.
