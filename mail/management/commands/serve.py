@@ -1,7 +1,11 @@
+import logging
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from mail.supervisor import Child, python_argv, supervise
+
+log = logging.getLogger("mail.serve")
 
 
 def consumer_argv() -> list[str]:
@@ -26,7 +30,8 @@ def consumer_argv() -> list[str]:
 def processor_argv() -> list[str]:
     # Queue, pool and concurrency come from the worker's own settings (its environment).
     return python_argv(
-        "-m", "celery", "--app", "mailer_project", "worker",
+        # --quiet: no start banner, so what the worker writes is the JSON lines of settings.LOGGING.
+        "-m", "celery", "--app", "mailer_project", "--quiet", "worker",
         "--loglevel", settings.LOG_LEVEL,
         # SQS has no broadcast; these would only poll for nothing.
         "--without-gossip", "--without-mingle", "--without-heartbeat",
@@ -55,5 +60,5 @@ class Command(BaseCommand):
     help = "Run the service in MAILER_MODE: consumer (API under gunicorn), processor (Celery worker) or all."
 
     def handle(self, *args, **options):
-        code = supervise(children_for_mode(settings.MAILER_MODE), grace_seconds=shutdown_grace_seconds(), announce=self.stderr.write)
+        code = supervise(children_for_mode(settings.MAILER_MODE), grace_seconds=shutdown_grace_seconds(), announce=log.info)
         raise SystemExit(code)
