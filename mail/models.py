@@ -50,6 +50,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # mail.metrics: the send-latency window is a range of sent_at.
+        indexes = [models.Index(fields=["sent_at"], name="message_sent_at")]
 
     def __str__(self):
         return f"{self.id} ({self.status})"
@@ -81,6 +83,8 @@ class MessageEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # mail.metrics counts events by type and provider at every scrape: an index-only scan.
+        indexes = [models.Index(fields=["type", "provider"], name="event_type_provider")]
 
     def __str__(self):
         return f"{self.type} {self.provider}".strip()

@@ -116,6 +116,7 @@ def accept_messages(api_key, fields_list: list[dict]) -> list[Message | QueueUna
                 "api_key_prefix": api_key.prefix,
                 "recipients": message.recipient_count,
                 "queue_bytes": acceptance.queue_bytes,
+                "outcome": "scheduled" if acceptance.held else "accepted",
                 **({"send_at": message.send_at.isoformat()} if message.send_at else {}),
             },
         )
@@ -467,7 +468,7 @@ def deliver_message(
         if next_provider is None:
             _wait_for_a_circuit(message_id, token, payload, step, provider_name, retries_done, candidates)
         elif _hold(message_id, token, payload, step + 1, provider=next_provider, delay_seconds=0):
-            log.info("circuit open; handing the message on", extra={"message_id": message_id, "provider": provider_name, "next": next_provider})
+            log.info("circuit open; handing the message on", extra={"message_id": message_id, "provider": provider_name, "outcome": "skipped", "next": next_provider})
         return
     provider_name, admission = admitted
     try:
@@ -605,7 +606,7 @@ def release_claim(message_id: str, token: int, error: ProviderError, event_type:
     if released:
         log.warning(
             "send attempt failed",
-            extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code, "next": event_type},
+            extra={"message_id": message_id, "provider": error.provider, "error_kind": error.kind, "status_code": error.status_code, "outcome": event_type},
         )
     return released
 
@@ -613,7 +614,7 @@ def release_claim(message_id: str, token: int, error: ProviderError, event_type:
 def fail_message(message_id: str, token: int, error: ProviderError, why: str) -> bool:
     failed = _end_claim(message_id, token, Message.Status.FAILED, error, MessageEvent.Type.FAILED, f"{why}; no provider left")
     if failed:
-        log.error("message failed: every provider exhausted", extra={"message_id": message_id, "provider": error.provider})
+        log.error("message failed: every provider exhausted", extra={"message_id": message_id, "provider": error.provider, "outcome": "failed"})
     return failed
 
 
@@ -633,7 +634,10 @@ def mark_sent(message_id: str, token: int, lease_expires_at, result: SendResult)
             close_old_connections()
             time.sleep(delay)
             delay = min(delay * 2, 5)
-    log.info("message sent", extra={"message_id": message_id, "provider": result.provider, "provider_message_id": result.provider_message_id})
+    log.info(
+        "message sent",
+        extra={"message_id": message_id, "provider": result.provider, "provider_message_id": result.provider_message_id, "outcome": "sent"},
+    )
 
 
 def _write_sent(message_id: str, token: int, result: SendResult) -> None:

@@ -1,16 +1,19 @@
 """HTTP only: parse, call a service or selector, answer."""
 
+import hmac
+
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from . import idempotency, queues, schema, selectors, services
+from . import idempotency, metrics as service_metrics, queues, schema, selectors, services
 from .errors import error_body
 from .exceptions import ServiceUnavailable
 from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer
@@ -185,3 +188,18 @@ def readyz(request):
         checks["queue"] = f"error: {exc.__class__.__name__}"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def metrics(request):
+    """Prometheus text format (mail.metrics). With METRICS_TOKEN set, only for a scraper sending
+    `Authorization: Bearer <token>`; unset, open on a local run and off under HTTPS=true, so a
+    deployment never publishes it by omission."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        if settings.HTTPS:
+            return JsonResponse(error_body("not_found", "Metrics are off: set METRICS_TOKEN."), status=404)
+    elif not hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
+        response = JsonResponse(error_body("not_authenticated", "Send Authorization: Bearer <METRICS_TOKEN>."), status=401)
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(service_metrics.render(), content_type=CONTENT_TYPE_LATEST)

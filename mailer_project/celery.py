@@ -1,8 +1,10 @@
 """The Celery app. Its configuration lives in settings.py (CELERY_*), next to the rest."""
 
+import logging
 import os
+from pathlib import Path
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailer_project.settings")
 
@@ -28,3 +30,46 @@ def _use_predefined_queue(**_kwargs):
             f"The worker cannot find its SQS queue {settings.SQS_QUEUE_NAME!r} ({exc}); "
             "run `python manage.py provision_queues` first."
         ) from exc
+
+
+class Heartbeat(bootsteps.StartStopStep):
+    """Touches WORKER_HEARTBEAT_FILE every few seconds from the worker's own timer, so the
+    container's health check (docker/healthcheck.py) can tell a worker whose event loop runs from
+    one that is wedged. SQS has no broadcast, so `celery inspect ping` cannot do this."""
+
+    requires = {"celery.worker.components:Timer"}
+    INTERVAL_SECONDS = 10.0
+
+    def __init__(self, worker, **kwargs):
+        from django.conf import settings
+
+        super().__init__(worker, **kwargs)
+        self.path = Path(settings.WORKER_HEARTBEAT_FILE) if settings.WORKER_HEARTBEAT_FILE else None
+        self.timer_entry = None
+
+    def start(self, worker):
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.touch()
+            self.timer_entry = worker.timer.call_repeatedly(self.INTERVAL_SECONDS, self.touch, priority=10)
+
+    def stop(self, worker):
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+        if self.path:
+            self.path.unlink(missing_ok=True)
+
+    def touch(self):
+        self.path.touch()
+
+
+app.steps["worker"].add(Heartbeat)
+
+
+@signals.worker_process_shutdown.connect
+@signals.worker_shutdown.connect
+def _flush_log_handlers(**_kwargs):
+    # A prefork pool's children leave through os._exit, past the atexit hook that would flush
+    # buffered handlers (CloudWatch's batches): flush them while the process still can.
+    for handler in logging.getLogger().handlers:
+        handler.flush()

@@ -58,6 +58,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Health checks and metrics by task IP, before the Host header is checked (see the class).
+    "mail.middleware.HostIndependentProbes",
     "django.middleware.security.SecurityMiddleware",
     # The admin's CSS and JavaScript, served by the app itself (no web server in front locally).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -124,6 +126,9 @@ MONGODB_URI = env("MONGODB_URI", default="")
 MONGODB_ARCHIVE_TTL_DAYS = env.int("MONGODB_ARCHIVE_TTL_DAYS", default=30)
 CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
 REDIS_URL = env("REDIS_URL", default="")
+# /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open locally and off
+# under HTTPS=true (mail.views.metrics).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Rate-limit counts: shared by every process through Redis when there is one, else per process.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
@@ -295,7 +300,10 @@ CELERY_WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
 # SQS has no broadcast: remote control and events would try to create SNS topics.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
+# The root logger's handlers (JSON on stdout, CloudWatch) stay as LOGGING made them.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Touched by the running worker for the container's health check (docker/healthcheck.py); unset, none.
+WORKER_HEARTBEAT_FILE = env("WORKER_HEARTBEAT_FILE", default="")
 # botocore already retries a failed publish once (SQS_CLIENT_CONFIG); Celery's own publish
 # retries on top would multiply the wait before the API can answer 503.
 CELERY_TASK_PUBLISH_RETRY = False
@@ -319,3 +327,12 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+if CLOUDWATCH_LOG_GROUP:
+    # The same JSON lines, also shipped to CloudWatch Logs in batches (mailer_project.cloudwatch).
+    LOGGING["handlers"]["cloudwatch"] = {
+        "()": "mailer_project.cloudwatch.CloudWatchHandler",
+        "log_group_name": CLOUDWATCH_LOG_GROUP,
+        "region_name": AWS_REGION,
+        "formatter": "json",
+    }
+    LOGGING["root"]["handlers"].append("cloudwatch")

@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("healthz", views.healthz),
     path("readyz", views.readyz),
+    path("metrics", views.metrics),
 ]
 
 handler400 = "mail.errors.bad_request"

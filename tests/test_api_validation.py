@@ -223,7 +223,8 @@ def test_unknown_message_id_is_404_in_the_error_shape(api_client):
 
 
 def test_a_wrong_host_gets_a_json_400(client):
-    response = client.get("/healthz", HTTP_HOST="evil.example.com")
+    # Not a probe: /healthz, /readyz and /metrics answer any Host (tests/test_metrics.py).
+    response = client.get("/api/v1/messages", HTTP_HOST="evil.example.com")
     assert response.status_code == 400
     assert response.json() == {"error": {"type": "bad_request", "message": "Bad request."}}
 

@@ -1,7 +1,11 @@
+import logging
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from mail.supervisor import Child, python_argv, supervise
+
+log = logging.getLogger("mail.serve")
 
 
 def consumer_argv() -> list[str]:
@@ -15,7 +19,9 @@ def consumer_argv() -> list[str]:
         "--timeout", "60",
         "--graceful-timeout", "30",
         "--keep-alive", "5",
-        "--access-logfile", "-",
+        # gunicorn's own lines (access log included) as JSON, like the app's (settings.LOGGING); they
+        # go through the root logger, so in a worker they reach CloudWatch too when it is on.
+        "--log-config-json", str(settings.BASE_DIR / "mailer_project" / "gunicorn_logging.json"),
         # Unused, and it would be one path under $HOME shared by every gunicorn on the host.
         "--no-control-socket",
     )
@@ -24,7 +30,8 @@ def consumer_argv() -> list[str]:
 def processor_argv() -> list[str]:
     # Queue, pool and concurrency come from the worker's own settings (its environment).
     return python_argv(
-        "-m", "celery", "--app", "mailer_project", "worker",
+        # --quiet: no start banner, so what the worker writes is the JSON lines of settings.LOGGING.
+        "-m", "celery", "--app", "mailer_project", "--quiet", "worker",
         "--loglevel", settings.LOG_LEVEL,
         # SQS has no broadcast; these would only poll for nothing.
         "--without-gossip", "--without-mingle", "--without-heartbeat",
@@ -41,9 +48,17 @@ def children_for_mode(mode: str) -> list[Child]:
     return children
 
 
+def shutdown_grace_seconds() -> int:
+    """How long a stop waits for the children before killing them. A send in flight either ends
+    within its claim's lease (longer than the provider's connect + read timeouts) or has lost its
+    claim anyway; a little more covers recording it. The orchestrator's own stop timeout (ECS
+    stopTimeout, compose stop_grace_period) must be longer still: tests/test_deploy.py checks."""
+    return settings.DELIVERY_LEASE_SECONDS + 10
+
+
 class Command(BaseCommand):
     help = "Run the service in MAILER_MODE: consumer (API under gunicorn), processor (Celery worker) or all."
 
     def handle(self, *args, **options):
-        code = supervise(children_for_mode(settings.MAILER_MODE), announce=self.stderr.write)
+        code = supervise(children_for_mode(settings.MAILER_MODE), grace_seconds=shutdown_grace_seconds(), announce=log.info)
         raise SystemExit(code)

@@ -1,0 +1,143 @@
+"""Prometheus metrics, read at scrape time from the database and SQS.
+
+Why not counters in process memory: the service runs as several gunicorn workers and Celery
+worker processes on several hosts (ECS tasks that come and go), and a counter in any one of them
+says nothing about the others and dies with its task. Every fact counted here is already
+recorded once, durably, by the process that caused it (a MessageEvent row per accept, retry,
+failover, send and failure; a Message row per message), so any consumer answers /metrics with
+the same, whole-service numbers, and one scrape target is enough. The counts are a GROUP BY over
+indexed columns (migration 0002) and the latency window a range on an indexed column.
+
+Counters count rows still in the database: should old messages ever be purged, a counter drops,
+which Prometheus reads as a counter reset (rate() and increase() stay right)."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from . import queues
+from .models import Message, MessageEvent
+
+log = logging.getLogger(__name__)
+
+LATENCY_WINDOW = timedelta(minutes=5)
+LATENCY_PERCENTILES = (50, 90, 99)
+# Enough for a percentile; more would make a scrape during a burst slow.
+LATENCY_SAMPLE_LIMIT = 20_000
+
+# Counters: (metric name, help, event types counted, labelled by provider?)
+EVENT_COUNTERS = [
+    ("mailer_messages_accepted", "Messages accepted by the API (202).", (MessageEvent.Type.QUEUED, MessageEvent.Type.SCHEDULED), False),
+    ("mailer_messages_sent", "Messages a provider accepted, by provider.", (MessageEvent.Type.SENT,), True),
+    ("mailer_messages_failed", "Messages failed with every provider exhausted, by the last provider tried.", (MessageEvent.Type.FAILED,), True),
+    ("mailer_send_retries", "Transient failures retried on the same provider, by provider.", (MessageEvent.Type.RETRY_SCHEDULED,), True),
+    ("mailer_failovers", "Hand-overs to the next provider, by the provider given up on.", (MessageEvent.Type.FAILOVER,), True),
+    ("mailer_dead_lettered", "Messages whose task reached the dead-letter queue.", (MessageEvent.Type.DEAD_LETTERED,), False),
+]
+
+QUEUE_ATTRIBUTES = {
+    "ApproximateNumberOfMessages": "visible",
+    "ApproximateNumberOfMessagesNotVisible": "in_flight",
+    "ApproximateNumberOfMessagesDelayed": "delayed",
+}
+
+
+class DatabaseAndQueueCollector:
+    def collect(self):
+        yield from self.event_counters()
+        yield self.messages_by_status()
+        yield from self.send_latency()
+        yield from self.queue_depth()
+
+    @staticmethod
+    def event_counters():
+        counts: dict[tuple[str, str], int] = {}
+        for row in MessageEvent.objects.order_by().values("type", "provider").annotate(n=Count("id")):
+            counts[(row["type"], row["provider"])] = row["n"]
+        for name, help_text, types, by_provider in EVENT_COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=["provider"] if by_provider else [])
+            if by_provider:
+                totals: dict[str, int] = {}
+                for (event_type, provider), n in counts.items():
+                    if event_type in types:
+                        totals[provider or "none"] = totals.get(provider or "none", 0) + n
+                for provider, n in sorted(totals.items()):
+                    family.add_metric([provider], n)
+            else:
+                family.add_metric([], sum(n for (event_type, _), n in counts.items() if event_type in types))
+            yield family
+
+    @staticmethod
+    def messages_by_status():
+        family = GaugeMetricFamily("mailer_messages", "Messages in the database by status.", labels=["status"])
+        found = dict(Message.objects.order_by().values_list("status").annotate(n=Count("id")))
+        for status in Message.Status.values:
+            family.add_metric([status], found.get(status, 0))
+        return family
+
+    @staticmethod
+    def send_latency():
+        """Seconds from accepted (or from send_at, when scheduled) to a provider's acceptance, over
+        the messages sent in the last LATENCY_WINDOW."""
+        since = timezone.now() - LATENCY_WINDOW
+        latencies = [
+            latency.total_seconds()
+            for latency in Message.objects.filter(sent_at__gte=since)
+            .order_by("-sent_at")
+            .annotate(latency=F("sent_at") - Coalesce("send_at", "created_at"))
+            .values_list("latency", flat=True)[:LATENCY_SAMPLE_LIMIT]
+            if latency is not None
+        ]
+        window = f"{int(LATENCY_WINDOW.total_seconds())}s"
+        percentiles = GaugeMetricFamily(
+            "mailer_send_latency_seconds",
+            f"Accepted-to-sent time of the messages sent in the last {window}, by percentile.",
+            # Not "quantile": Prometheus reserves that label for summaries.
+            labels=["percentile"],
+        )
+        if len(latencies) >= 2:
+            cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+            for p in LATENCY_PERCENTILES:
+                percentiles.add_metric([str(p)], cuts[p - 1])
+        elif latencies:
+            for p in LATENCY_PERCENTILES:
+                percentiles.add_metric([str(p)], latencies[0])
+        yield percentiles
+        yield GaugeMetricFamily(
+            "mailer_send_latency_window_messages", f"Messages sent in the last {window} (the latency percentiles' sample).", value=len(latencies)
+        )
+
+    @staticmethod
+    def queue_depth():
+        depth = GaugeMetricFamily("mailer_queue_messages", "Messages in the SQS queues by state.", labels=["queue", "state"])
+        up = GaugeMetricFamily("mailer_queue_up", "1 when SQS answered this scrape's GetQueueAttributes.", labels=["queue"])
+        # One short attempt per queue: a scrape must answer well within Prometheus' timeout.
+        client = queues.sqs_client(connect_timeout=2, read_timeout=2, retries={"total_max_attempts": 1})
+        for name in (settings.SQS_QUEUE_NAME, settings.SQS_DLQ_NAME):
+            try:
+                url = client.get_queue_url(QueueName=name)["QueueUrl"]
+                attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_ATTRIBUTES))["Attributes"]
+            except Exception as exc:  # an outage is a reading (up 0), not a failed scrape
+                log.warning("queue depth unavailable", extra={"queue": name, "error": exc.__class__.__name__})
+                up.add_metric([name], 0)
+                continue
+            up.add_metric([name], 1)
+            for attribute, state in QUEUE_ATTRIBUTES.items():
+                depth.add_metric([name, state], int(attributes.get(attribute, 0)))
+        yield depth
+        yield up
+
+
+def render() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseAndQueueCollector())
+    return generate_latest(registry)
