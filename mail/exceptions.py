@@ -19,3 +19,12 @@ class ServiceUnavailable(exceptions.APIException):
 class TooLateToCancel(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "not_cancelable"
+
+
+class RecipientSuppressed(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "recipient_suppressed"
+
+    def __init__(self, detail: str, fields: dict):
+        super().__init__(detail)
+        self.fields = fields  # shaped like the request: {"to": ["... is suppressed ..."]}

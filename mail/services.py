@@ -17,9 +17,10 @@ from django.utils import timezone
 
 from providers.base import MessageRejected, OutboundMessage, ProviderError, ProviderLevelError, SendResult, TransientError
 from providers.registry import Provider, build_provider
+from providers.webhooks import DeliveryEvent, EventType
 
 from . import queues
-from .models import Message, MessageEvent, ProviderSetting
+from .models import Message, MessageEvent, ProviderSetting, Suppression
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,11 @@ def accept_message(api_key, fields: dict) -> Message:
     the database (status scheduled) until release_scheduled queues it."""
     fields = dict(fields)
     send_at = fields.pop("send_at", None)
+    ignore_suppressions = fields.pop("ignore_suppressions", False)
     message_id = uuid.uuid4()
     outbound = OutboundMessage(message_id=str(message_id), **fields)
+    if not ignore_suppressions:
+        refuse_suppressed(outbound)
     payload = outbound.to_payload()
     size = queues.task_wire_size(delivery_task_args(str(message_id), payload))
     if size > settings.SQS_MAX_MESSAGE_BYTES:
@@ -101,6 +105,43 @@ def accept_message(api_key, fields: dict) -> Message:
         extra={"message_id": str(message_id), "api_key_prefix": api_key.prefix, "recipients": len(recipients), "queue_bytes": size},
     )
     return message
+
+
+class RecipientsSuppressed(Exception):
+    def __init__(self, by_field: dict[str, list[str]], suppressions: dict[str, Suppression]):
+        self.by_field = by_field  # "to"/"cc"/"bcc" -> the suppressed addresses as the client gave them
+        self.suppressions = suppressions  # by lower-case address
+        super().__init__(f"suppressed recipients: {', '.join(a for group in by_field.values() for a in group)}")
+
+
+def refuse_suppressed(message: OutboundMessage) -> None:
+    """Refuse mail to an address that hard-bounced or complained (on any API key's mail: the
+    provider accounts and their reputation are shared). The client may override it per message."""
+    by_field = {"to": message.to, "cc": message.cc, "bcc": message.bcc}
+    wanted = {address.email.lower() for group in by_field.values() for address in group}
+    found = {s.address: s for s in Suppression.objects.filter(address__in=wanted)}
+    if found:
+        refused = {name: [a.email for a in group if a.email.lower() in found] for name, group in by_field.items()}
+        raise RecipientsSuppressed({name: addresses for name, addresses in refused.items() if addresses}, found)
+
+
+def suppress_if_final(event: DeliveryEvent, message_id) -> bool:
+    """Remember the recipient of a hard bounce or a complaint; True when newly suppressed."""
+    if event.type is EventType.COMPLAINED:
+        reason = Suppression.Reason.COMPLAINT
+    elif event.type is EventType.BOUNCED and event.permanent:
+        reason = Suppression.Reason.HARD_BOUNCE
+    else:
+        return False
+    if not event.recipient:
+        return False
+    _, created = Suppression.objects.get_or_create(
+        address=event.recipient.lower(),
+        defaults={"reason": reason, "provider": event.provider, "message_id": message_id, "detail": event.detail},
+    )
+    if created:
+        log.info("recipient suppressed", extra={"message_id": str(message_id), "reason": reason, "provider": event.provider})
+    return created
 
 
 def _seconds_until(moment) -> int:
