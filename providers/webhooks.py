@@ -76,7 +76,7 @@ class WebhookMalformed(Exception):
 
 
 def _check_age(timestamp: str, max_age_seconds: int, now: float) -> int:
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise WebhookRefused("the timestamp is not a Unix time")
     signed_at = int(timestamp)
     if abs(now - signed_at) > max_age_seconds:
@@ -95,12 +95,17 @@ def _occurred_at(value: Any) -> datetime | None:
         raise WebhookMalformed(f"the event's timestamp {value!r} is out of range")
 
 
+def _storable(text: str) -> str:
+    # JSON may carry NUL and unpaired surrogates, which the database cannot store.
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    return _storable(value) if isinstance(value, str) else ""
 
 
 def _detail(*parts: Any) -> str:
-    return " ".join(str(part) for part in parts if part not in (None, ""))[:MAX_DETAIL_CHARS]
+    return _storable(" ".join(str(part) for part in parts if part not in (None, ""))[:MAX_DETAIL_CHARS])
 
 
 def _fallback_id(event: Mapping) -> str:
@@ -214,6 +219,8 @@ def verify_mailgun(body: bytes, signing_key: str, max_age_seconds: int, now: flo
     if not isinstance(signature, dict) or not all(isinstance(signature.get(k), str) for k in ("timestamp", "token", "signature")):
         raise WebhookRefused("no signature (timestamp, token, signature)")
     timestamp, token = signature["timestamp"], signature["token"]
+    if not (token.isascii() and signature["signature"].isascii()):
+        raise WebhookRefused("the token and signature are ASCII")
     signed_at = _check_age(timestamp, max_age_seconds, now)
     expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), signature["signature"].encode()):

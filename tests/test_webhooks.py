@@ -364,3 +364,45 @@ def test_old_mailgun_tokens_are_forgotten_and_fresh_ones_kept(db, settings):
     WebhookToken.objects.create(token="fresh", signed_at=now - timedelta(seconds=settings.WEBHOOK_MAX_AGE_SECONDS // 2))
     assert events.forget_old_webhook_tokens() == 1
     assert list(WebhookToken.objects.values_list("token", flat=True)) == ["fresh"]
+
+
+def test_the_vocabulary_is_one_the_history_can_store():
+    assert {kind.value for kind in EventType} <= set(MessageEvent.Type.values)
+
+
+HOSTILE_SENDGRID = [
+    b'[{"event": "delivered", "email": "a\\u0000b@example.com", "sg_event_id": "x\\ud800", "reason": "\\u0000"}]',
+    b'[{"event": "bounce", "email": ["a"], "sg_event_id": {"a": 1}, "type": 5, "mailer_message_id": 7}]',
+    b'[{"event": "delivered", "timestamp": 1e300}]',
+    b'[{"event": "delivered", "timestamp": -1}]',
+    b'[{"event": "delivered", "timestamp": true}]',
+    b"[" * 100_000 + b"]" * 100_000,
+    b"[]",
+]
+
+
+@pytest.mark.parametrize("body", HOSTILE_SENDGRID, ids=["NUL and surrogates", "wrong types", "huge time", "negative time", "boolean time", "deep nesting", "empty"])
+def test_hostile_but_signed_sendgrid_bodies_never_give_a_500(client, signer, message, body):
+    response = post_sendgrid(client, body, signer.headers(body))
+    assert response.status_code in (200, 400), response.content
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["²³", "1" * 5000, "-5", " 1", "１７００００００００"],
+    ids=["superscript digits", "5000 digits", "negative", "space", "full-width digits"],
+)
+def test_odd_sendgrid_timestamps_are_refused_not_a_500(client, signer, message, timestamp):
+    body = sendgrid_body(sendgrid_event(str(message.id)))
+    headers = {**signer.headers(body), "X-Twilio-Email-Event-Webhook-Timestamp": timestamp}
+    assert_error(post_sendgrid(client, body, headers), 403, "invalid_signature")
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [{"timestamp": "1" * 5000, "token": "t", "signature": "s"}, {"timestamp": "1", "token": "\ud800", "signature": "s"}, {"timestamp": 1, "token": "t", "signature": "s"}, "x"],
+    ids=["5000 digits", "surrogate token", "numeric timestamp", "not an object"],
+)
+def test_odd_mailgun_signatures_are_refused_not_a_500(client, mailgun_signer, signature):
+    body = json.dumps({"signature": signature, "event-data": {"event": "delivered"}}).encode()
+    assert_error(post_mailgun(client, body), 406, "invalid_signature")
