@@ -33,6 +33,10 @@ STATUS_FOR_EVENT = {
 }
 
 
+class Replayed(Exception):
+    """A Mailgun token seen before: the same signed request sent again."""
+
+
 class Outcome(enum.Enum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"  # the provider sent this event before
@@ -93,10 +97,6 @@ def record_mailgun_webhook(webhook: MailgunWebhook, event: DeliveryEvent | None)
         except IntegrityError:
             raise Replayed()
         return record_event(event) if event is not None else None
-
-
-class Replayed(Exception):
-    """A Mailgun token seen before: the same signed request sent again."""
 
 
 def forget_old_webhook_tokens() -> int:

@@ -21,6 +21,8 @@ from . import events, idempotency, queues, schema, selectors, services
 from .errors import error_body
 from .serializers import MessageCreateSerializer, MessageSerializer
 
+log = logging.getLogger(__name__)
+
 
 class MessageCollectionView(APIView):
     @extend_schema(
@@ -136,9 +138,6 @@ def readyz(request):
 
 
 # --- provider webhooks (no API key: each is authenticated by the provider's signature) ----------
-
-log = logging.getLogger(__name__)
-
 
 def _refused(status: int, error_type: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(error_type, message), status=status)

@@ -30,3 +30,12 @@ def test_https_without_a_real_secret_key_refuses_to_start():
 def test_unknown_provider_names_refuse_to_start():
     done = run("check", MAIL_PROVIDERS="sendgrid,postmark")
     assert done.returncode != 0 and "unknown: ['postmark']" in done.stderr
+
+
+def test_a_sendgrid_webhook_key_that_is_not_a_p256_public_key_refuses_to_start():
+    done = run("check", SENDGRID_WEBHOOK_PUBLIC_KEY="not-a-key")
+    assert done.returncode != 0 and "SENDGRID_WEBHOOK_PUBLIC_KEY: not a base64 DER public key" in done.stderr
+    # An RSA key: valid DER, the wrong kind.
+    rsa = "MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL1T9m5ZyrzWmPOTq7dbyIKA9u4ZtJ6D9ESOGsF7NRVHngz6gqkwG5P/OFt+eyGkcsYvFOvA3xEGKwlh8tyvr+cCAwEAAQ=="
+    done = run("check", SENDGRID_WEBHOOK_PUBLIC_KEY=rsa)
+    assert done.returncode != 0 and "P-256" in done.stderr
