@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import dead_letters, services
-from .models import DeadLetter, Message, MessageEvent, ProviderSetting
+from .models import DeadLetter, Message, MessageEvent, ProviderSetting, Suppression
 
 
 def requeue_each(model_admin, request, items, message_of, log_text) -> None:
@@ -52,7 +52,8 @@ class MessageEventInline(admin.TabularInline):
     model = MessageEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["type", "provider", "status_code", "detail", "created_at"]
+    readonly_fields = ["type", "provider", "status_code", "recipient", "detail", "occurred_at", "created_at"]
+    fields = readonly_fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -136,3 +137,26 @@ class ProviderSettingAdmin(admin.ModelAdmin):
             "health_enabled": health["enabled"],
         }
         return super().changelist_view(request, extra_context)
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    """Addresses the API refuses mail to. Deleting one lets mail to it through again (after the
+    recipient fixed their mailbox, or a complaint made in error); the admin's history keeps who."""
+
+    list_display = ["address", "reason", "provider", "message_link", "created_at"]
+    list_filter = ["reason", "provider", "created_at"]
+    search_fields = ["address"]
+    readonly_fields = ["address", "reason", "provider", "message_link", "detail", "created_at"]
+    fields = readonly_fields
+
+    @admin.display(description="message")
+    def message_link(self, obj):
+        if obj.message_id is None:
+            return "—"
+        return format_html('<a href="../../message/{}/change/">{}</a>', obj.message_id, obj.message_id)
+
+    def has_add_permission(self, request, obj=None):
+        return False  # added by the providers' bounce and complaint events
+
+    def has_change_permission(self, request, obj=None):
+        return False

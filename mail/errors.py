@@ -2,7 +2,7 @@
 
     {"error": {"type": "validation_error", "message": "...", "fields": {"to": ["..."]}}}
 
-`fields` appears only on validation errors and mirrors the request's structure."""
+`fields` appears on validation errors and on `recipient_suppressed`, and mirrors the request's structure."""
 
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -10,7 +10,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
-from .exceptions import PayloadTooLarge, ServiceUnavailable, StorageUnavailable, TooLateToCancel
+from .exceptions import PayloadTooLarge, RecipientSuppressed, ServiceUnavailable, StorageUnavailable, TooLateToCancel
 
 # Retry-After on a 503: SQS outages are usually short, and clients should not hammer a recovering queue.
 QUEUE_RETRY_AFTER_SECONDS = 5
@@ -43,6 +43,23 @@ def api_exception_handler(exc, context):
             f"{which} needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "
             "(large-message storage, S3_BUCKET, is not enabled). Send smaller attachments."
         )
+    elif isinstance(exc, services.RecipientsSuppressed):
+        fields = {
+            name: [
+                f"{address} is suppressed: {exc.suppressions[address.lower()].get_reason_display().lower()} "
+                f"on {exc.suppressions[address.lower()].created_at:%Y-%m-%d}."
+                for address in addresses
+            ]
+            for name, addresses in exc.by_field.items()
+        }
+        which = f"Message {exc.index}: some" if exc.index is not None else "Some"
+        exc = RecipientSuppressed(
+            f"{which} recipients hard-bounced or complained before: "
+            + ", ".join(address for group in exc.by_field.values() for address in group)
+            + '. Remove them, or send "ignore_suppressions": true to send anyway.',
+            # In a batch, keyed by the message's index, as a validation error would be.
+            {str(exc.index): fields} if exc.index is not None else fields,
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None  # not an API error: Django's handler500 answers
@@ -51,7 +68,7 @@ def api_exception_handler(exc, context):
         response.data = error_body("validation_error", "The request is invalid; see fields.", fields)
     else:
         # DRF's own codes (not_authenticated, not_found, parse_error, ...) and ours name the type.
-        response.data = error_body(exc.default_code, str(exc.detail))
+        response.data = error_body(exc.default_code, str(exc.detail), getattr(exc, "fields", None))
     if isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = str(QUEUE_RETRY_AFTER_SECONDS)
     return response

@@ -24,3 +24,11 @@ class TooLateToCancel(exceptions.APIException):
 class StorageUnavailable(ServiceUnavailable):
     default_detail = "The message could not be stored for delivery (S3); it was not accepted. Retry later."
     default_code = "storage_unavailable"
+
+class RecipientSuppressed(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "recipient_suppressed"
+
+    def __init__(self, detail: str, fields: dict):
+        super().__init__(detail)
+        self.fields = fields  # shaped like the request: {"to": ["... is suppressed ..."]}

@@ -73,6 +73,17 @@ class MessageEvent(models.Model):
         RELEASED = "released"  # its send_at is near: queued with an SQS delay
         CANCELED = "canceled"  # by the client
         SENT = "sent"
+        # Reported by a provider's webhook after it accepted the mail: the vocabulary of
+        # providers.webhooks.EventType, whatever the provider called them.
+        PROCESSED = "processed"
+        DELIVERED = "delivered"
+        DEFERRED = "deferred"
+        BOUNCED = "bounced"
+        DROPPED = "dropped"
+        COMPLAINED = "complained"
+        UNSUBSCRIBED = "unsubscribed"
+        OPENED = "opened"
+        CLICKED = "clicked"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=32, choices=Type.choices)
@@ -80,11 +91,23 @@ class MessageEvent(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     detail = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Provider events only: the provider's id of the event (providers resend events, and a
+    # resent one must not be recorded twice), the recipient it concerns and when it happened.
+    provider_event_id = models.CharField(max_length=255, blank=True)
+    recipient = models.CharField(max_length=320, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         # mail.metrics counts events by type and provider at every scrape: an index-only scan.
         indexes = [models.Index(fields=["type", "provider"], name="event_type_provider")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "provider", "provider_event_id"],
+                condition=~models.Q(provider_event_id=""),
+                name="one_row_per_provider_event",
+            )
+        ]
 
     def __str__(self):
         return f"{self.type} {self.provider}".strip()
@@ -155,3 +178,38 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.key} ({self.status_code or 'in progress'})"
+
+
+class Suppression(models.Model):
+    """An address that hard-bounced or complained: new mail to it is refused at the API unless
+    the client overrides it (mail.services.refuse_suppressed). Global, not per API key: every key
+    sends through the same provider accounts, whose reputation each bounce and complaint costs."""
+
+    class Reason(models.TextChoices):
+        HARD_BOUNCE = "hard_bounce"
+        COMPLAINT = "complaint"
+
+    address = models.CharField(max_length=320, unique=True, help_text="Lower-case.")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    provider = models.CharField(max_length=32, blank=True)
+    # The message whose event caused it (kept when the message is gone).
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="suppressions")
+    detail = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.address} ({self.reason})"
+
+
+class WebhookToken(models.Model):
+    """A Mailgun webhook token already used: a second request with it is a replay. Needed only
+    while its timestamp is fresh; older ones are refused as stale anyway and are deleted."""
+
+    token = models.CharField(max_length=255, unique=True)
+    signed_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return self.token

@@ -8,6 +8,7 @@ import base64
 import binascii
 import mimetypes
 import re
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -16,7 +17,8 @@ from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
 
-from providers.base import MESSAGE_ID_KEY, Address, Attachment
+from providers import mailgun
+from providers.base import MESSAGE_ID_KEY, Address, Attachment, OutboundMessage
 
 from .exceptions import PayloadTooLarge
 from .models import Message, MessageEvent
@@ -194,8 +196,12 @@ class AttachmentSerializer(serializers.Serializer):
         )
 
 
+PLACEHOLDER_ID = uuid.UUID(int=0)
+
+
 class MessageCreateSerializer(serializers.Serializer):
-    """The v1 body. validated_data holds the fields of providers.base.OutboundMessage and send_at."""
+    """The v1 body. validated_data holds the fields of providers.base.OutboundMessage, send_at
+    and ignore_suppressions."""
 
     to = AddressListField(allow_empty=False)
     cc = AddressListField(required=False)
@@ -209,6 +215,10 @@ class MessageCreateSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(), required=False, max_length=MAX_TAGS)
     metadata = serializers.DictField(child=single_line(max_length=1000, trim_whitespace=False), required=False)
     send_at = serializers.DateTimeField(required=False)
+    ignore_suppressions = serializers.BooleanField(
+        default=False,
+        help_text="Send even to addresses that hard-bounced or complained before (refused with 422 otherwise).",
+    )
 
     def get_fields(self):
         fields = super().get_fields()
@@ -271,9 +281,17 @@ class MessageCreateSerializer(serializers.Serializer):
             "metadata": attrs.get("metadata", {}),
         }
         size = message_size(fields)
-        fields["send_at"] = attrs.get("send_at")
         if size > settings.MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"The message is {size} bytes; the limit is {settings.MAX_MESSAGE_BYTES} bytes.")
+        # Mailgun's limit on its o:/h:/v: parameters, known before any provider is asked (the id
+        # that travels with them has the length of a real one).
+        options = mailgun.options_size(OutboundMessage(message_id=str(PLACEHOLDER_ID), **fields))
+        if options > mailgun.MAX_OPTIONS_BYTES:
+            raise serializers.ValidationError(
+                {"headers": f"Headers, reply_to, tags and metadata take {options} bytes together; the limit is {mailgun.MAX_OPTIONS_BYTES} (Mailgun)."}
+            )
+        fields["send_at"] = attrs.get("send_at")
+        fields["ignore_suppressions"] = attrs["ignore_suppressions"]
         return fields
 
     @staticmethod
@@ -326,7 +344,7 @@ class MessageEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MessageEvent
-        fields = ["type", "provider", "status_code", "detail", "at"]
+        fields = ["type", "provider", "status_code", "detail", "recipient", "occurred_at", "at"]
 
 
 class MessageSerializer(serializers.ModelSerializer):

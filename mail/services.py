@@ -21,9 +21,10 @@ from providers.base import MessageRejected, OutboundMessage, ProviderError, Prov
 from providers.circuit import Admission, Breakers, DisabledBreakers, Outcome, build_breakers
 from providers.circuit import State as CircuitState
 from providers.registry import Provider, build_provider
+from providers.webhooks import DeliveryEvent, EventType
 
 from . import claim_check, queues
-from .models import Message, MessageEvent, ProviderSetting
+from .models import Message, MessageEvent, ProviderSetting, Suppression
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def accept_messages(api_key, fields_list: list[dict]) -> list[Message | QueueUna
         for index, fields in enumerate(fields_list):
             try:
                 acceptances.append(_prepare(api_key, fields))
-            except TooLargeForQueue as exc:
+            except (TooLargeForQueue, RecipientsSuppressed) as exc:
                 exc.index = index
                 raise
         with transaction.atomic():
@@ -127,8 +128,11 @@ def accept_messages(api_key, fields_list: list[dict]) -> list[Message | QueueUna
 def _prepare(api_key, fields: dict) -> _Acceptance:
     fields = dict(fields)
     send_at = fields.pop("send_at", None)
+    ignore_suppressions = fields.pop("ignore_suppressions", False)
     message_id = uuid.uuid4()
     outbound = OutboundMessage(message_id=str(message_id), **fields)
+    if not ignore_suppressions:
+        refuse_suppressed(outbound)
     payload = outbound.to_payload()
     size = queues.task_wire_size(delivery_task_args(str(message_id), payload))
     if size > settings.LARGE_MESSAGE_BYTES and claim_check.enabled():
@@ -178,6 +182,44 @@ def _withdraw(message_id, error: Exception) -> bool:
         return True
     log.warning("publish reported an error but a worker already has the message", extra={"message_id": str(message_id)})
     return False
+
+
+class RecipientsSuppressed(Exception):
+    def __init__(self, by_field: dict[str, list[str]], suppressions: dict[str, Suppression]):
+        self.by_field = by_field  # "to"/"cc"/"bcc" -> the suppressed addresses as the client gave them
+        self.suppressions = suppressions  # by lower-case address
+        self.index: int | None = None  # its position, in a batch
+        super().__init__(f"suppressed recipients: {', '.join(a for group in by_field.values() for a in group)}")
+
+
+def refuse_suppressed(message: OutboundMessage) -> None:
+    """Refuse mail to an address that hard-bounced or complained (on any API key's mail: the
+    provider accounts and their reputation are shared). The client may override it per message."""
+    by_field = {"to": message.to, "cc": message.cc, "bcc": message.bcc}
+    wanted = {address.email.lower() for group in by_field.values() for address in group}
+    found = {s.address: s for s in Suppression.objects.filter(address__in=wanted)}
+    if found:
+        refused = {name: [a.email for a in group if a.email.lower() in found] for name, group in by_field.items()}
+        raise RecipientsSuppressed({name: addresses for name, addresses in refused.items() if addresses}, found)
+
+
+def suppress_if_final(event: DeliveryEvent, message_id) -> bool:
+    """Remember the recipient of a hard bounce or a complaint; True when newly suppressed."""
+    if event.type is EventType.COMPLAINED:
+        reason = Suppression.Reason.COMPLAINT
+    elif event.type is EventType.BOUNCED and event.permanent:
+        reason = Suppression.Reason.HARD_BOUNCE
+    else:
+        return False
+    if not event.recipient:
+        return False
+    _, created = Suppression.objects.get_or_create(
+        address=event.recipient.lower(),
+        defaults={"reason": reason, "provider": event.provider, "message_id": message_id, "detail": event.detail},
+    )
+    if created:
+        log.info("recipient suppressed", extra={"message_id": str(message_id), "reason": reason, "provider": event.provider})
+    return created
 
 
 def _seconds_until(moment) -> int:

@@ -1,10 +1,14 @@
 """HTTP only: parse, call a service or selector, answer."""
 
+import functools
 import hmac
+import logging
+import time
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.urls import reverse
 from rest_framework import status
 from rest_framework.response import Response
@@ -13,10 +17,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from . import idempotency, metrics as service_metrics, queues, schema, selectors, services
+from providers import webhooks
+
+from . import events, idempotency, metrics as service_metrics, queues, schema, selectors, services
 from .errors import error_body
 from .exceptions import ServiceUnavailable
 from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer
+
+log = logging.getLogger(__name__)
 
 
 class MessageCollectionView(APIView):
@@ -33,6 +41,10 @@ class MessageCollectionView(APIView):
             411: schema.error("A chunked body: send a Content-Length."),
             413: schema.error("Too large: over 25 MB, over the body cap, or (without large-message storage) too big for the queue."),
             415: schema.error("Not JSON."),
+            422: schema.error(
+                "A recipient hard-bounced or complained before (type recipient_suppressed, `fields` names them); "
+                'send "ignore_suppressions": true to override.'
+            ),
             503: schema.error(
                 "queue_unavailable: the queue did not take the message; storage_unavailable: a large message could not be "
                 "stored in S3. Not accepted either way: retry after Retry-After."
@@ -87,6 +99,10 @@ class MessageBatchView(APIView):
             409: schema.error("Idempotency-Key reused with another body, or its first request is still in progress."),
             411: schema.error("A chunked body: send a Content-Length."),
             413: schema.error("A message over 25 MB or too big for the queue (the message says which), or a body over the cap."),
+            422: schema.error(
+                "A message has a recipient that hard-bounced or complained before (recipient_suppressed, `fields` keyed by "
+                'the message\'s index); send "ignore_suppressions": true in that message to override.'
+            ),
             415: schema.error("Not JSON."),
             503: schema.error("The queue took none of the messages: none accepted, retry after Retry-After."),
         },
@@ -203,3 +219,77 @@ def metrics(request):
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(service_metrics.render(), content_type=CONTENT_TYPE_LATEST)
+
+
+# --- provider webhooks (no API key: each is authenticated by the provider's signature) ----------
+
+def _refused(status: int, error_type: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(error_type, message), status=status)
+
+
+def webhook(view):
+    """A provider's POST: no CSRF token (not a browser), any other method 405 in our error shape."""
+
+    @csrf_exempt
+    @functools.wraps(view)
+    def wrapped(request):
+        if request.method != "POST":
+            response = _refused(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+            response["Allow"] = "POST"
+            return response
+        return view(request)
+
+    return wrapped
+
+
+@webhook
+def sendgrid_webhook(request):
+    """SendGrid's signed event webhook. 403 for anything not signed with the configured key."""
+    if not settings.SENDGRID_WEBHOOK_PUBLIC_KEY:
+        return _refused(403, "webhook_not_configured", "SENDGRID_WEBHOOK_PUBLIC_KEY is not set; no event is accepted.")
+    body = request.body
+    try:
+        webhooks.verify_sendgrid(
+            body,
+            request.headers.get(webhooks.SENDGRID_SIGNATURE_HEADER, ""),
+            request.headers.get(webhooks.SENDGRID_TIMESTAMP_HEADER, ""),
+            settings.SENDGRID_WEBHOOK_PUBLIC_KEY,
+            settings.WEBHOOK_MAX_AGE_SECONDS,
+            time.time(),
+        )
+        parsed = webhooks.parse_sendgrid(body)
+    except webhooks.WebhookRefused as exc:
+        log.warning("sendgrid webhook refused: %s", exc)
+        return _refused(403, "invalid_signature", f"Refused: {exc}.")
+    except webhooks.WebhookMalformed as exc:
+        return _refused(400, "malformed_webhook", f"Malformed: {exc}.")
+    outcomes = events.record_sendgrid_events(parsed)
+    return JsonResponse({"received": len(parsed), **_counts(outcomes)})
+
+
+@webhook
+def mailgun_webhook(request):
+    """Mailgun's webhook. 406 for a bad, stale or replayed signature: Mailgun retries other
+    refusals, and a forged request must not be retried."""
+    if not settings.MAILGUN_WEBHOOK_SIGNING_KEY:
+        return _refused(406, "webhook_not_configured", "MAILGUN_WEBHOOK_SIGNING_KEY is not set; no event is accepted.")
+    try:
+        webhook = webhooks.verify_mailgun(
+            request.body, settings.MAILGUN_WEBHOOK_SIGNING_KEY, settings.WEBHOOK_MAX_AGE_SECONDS, time.time()
+        )
+        event = webhooks.parse_mailgun(webhook.event_data)
+    except webhooks.WebhookRefused as exc:
+        log.warning("mailgun webhook refused: %s", exc)
+        return _refused(406, "invalid_signature", f"Refused: {exc}.")
+    except webhooks.WebhookMalformed as exc:
+        return _refused(400, "malformed_webhook", f"Malformed: {exc}.")
+    try:
+        outcome = events.record_mailgun_webhook(webhook, event)
+    except events.Replayed:
+        log.warning("mailgun webhook replayed; refused")
+        return _refused(406, "replayed_webhook", "Refused: this token was used before.")
+    return JsonResponse({"received": int(event is not None), **_counts([outcome] if outcome else [])})
+
+
+def _counts(outcomes) -> dict:
+    return {outcome.value: sum(1 for o in outcomes if o is outcome) for outcome in events.Outcome}

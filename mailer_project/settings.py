@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit
 import environ
 
 from providers.registry import FACTORIES as PROVIDER_FACTORIES
+from providers.webhooks import sendgrid_public_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("MAILER_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -215,6 +216,17 @@ SENDGRID_API_URL = env("SENDGRID_API_URL", default="https://api.sendgrid.com")
 MAILGUN_API_KEY = env("MAILGUN_API_KEY", default="")
 MAILGUN_DOMAIN = env("MAILGUN_DOMAIN", default="")
 MAILGUN_API_URL = env("MAILGUN_API_URL", default="https://api.mailgun.net")
+# Delivery-event webhooks (/webhooks/sendgrid, /webhooks/mailgun). Unset = that webhook refuses
+# every request: unsigned events are never believed.
+SENDGRID_WEBHOOK_PUBLIC_KEY = env("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
+if SENDGRID_WEBHOOK_PUBLIC_KEY:
+    try:
+        sendgrid_public_key(SENDGRID_WEBHOOK_PUBLIC_KEY)
+    except ValueError as exc:
+        raise environ.ImproperlyConfigured(f"SENDGRID_WEBHOOK_PUBLIC_KEY: {exc}")
+MAILGUN_WEBHOOK_SIGNING_KEY = env("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
+# A signed webhook older (or further ahead) than this is refused; Mailgun tokens are remembered as long.
+WEBHOOK_MAX_AGE_SECONDS = env.int("WEBHOOK_MAX_AGE_SECONDS", default=300)
 # Workers read the admin's provider switches (mail.models.ProviderSetting) at most this stale.
 PROVIDER_SETTINGS_CACHE_SECONDS = env.float("PROVIDER_SETTINGS_CACHE_SECONDS", default=5.0)
 # With every provider switched off, a message's task waits this long in SQS before looking again.

@@ -20,6 +20,8 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[AllowAny]),
         name="docs",
     ),
+    path("webhooks/sendgrid", views.sendgrid_webhook, name="webhook-sendgrid"),
+    path("webhooks/mailgun", views.mailgun_webhook, name="webhook-mailgun"),
     path("healthz", views.healthz),
     path("readyz", views.readyz),
     path("metrics", views.metrics),

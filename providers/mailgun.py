@@ -5,8 +5,31 @@ from __future__ import annotations
 
 import base64
 
-from .base import OutboundMessage, ProviderLevelError, SendResult
+from .base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
 from .http import Timeouts, pooled_session, post
+
+# Mailgun's documented limits for one message.
+MAX_RECIPIENTS = 1000
+MAX_TAGS = 3
+# Mailgun's messages API: sending options (o:, h: and v: parameters) are limited to 16 kB in
+# total. Counted the strict way: 16,000 bytes, parameter names included.
+MAX_OPTIONS_BYTES = 16_000
+
+
+def option_fields(message: OutboundMessage) -> list[tuple[str, str]]:
+    """The o:, h: and v: fields of the form (reply-to travels as a header)."""
+    fields = []
+    if message.reply_to:
+        fields.append(("h:Reply-To", ", ".join(address.formatted() for address in message.reply_to)))
+    fields.extend((f"h:{name}", value) for name, value in message.headers.items())
+    fields.extend(("o:tag", tag) for tag in message.tags)
+    fields.extend((f"v:{key}", value) for key, value in message.tracking_args.items())
+    return fields
+
+
+def options_size(message: OutboundMessage) -> int:
+    """Bytes of the o:/h:/v: parameters, names and values, as Mailgun counts them against its limit."""
+    return sum(len(name.encode()) + len(value.encode()) for name, value in option_fields(message))
 
 
 class MailgunProvider:
@@ -22,6 +45,7 @@ class MailgunProvider:
     def send(self, message: OutboundMessage) -> SendResult:
         if not (self.api_key and self.domain):
             raise ProviderLevelError(self.name, "MAILGUN_API_KEY and MAILGUN_DOMAIN must both be set")
+        self.check_limits(message)
         fields, files = self.build_form(message)
         response = post(self.name, self.session, self.url, self.timeouts, data=fields, files=files or None, auth=("api", self.api_key))
         # Mailgun has the mail now: nothing here may raise, or a redelivery would send it again.
@@ -33,6 +57,17 @@ class MailgunProvider:
         # Mailgun answers "<id@domain>"; its events name the message without the brackets.
         return SendResult(self.name, message_id.strip("<>"), response.status_code)
 
+    def check_limits(self, message: OutboundMessage) -> None:
+        """Refuse, without a request, what Mailgun would refuse: the next provider may take it."""
+        recipients = len(message.to) + len(message.cc) + len(message.bcc)
+        if recipients > MAX_RECIPIENTS:
+            raise MessageRejected(self.name, f"{recipients} recipients; Mailgun takes at most {MAX_RECIPIENTS} per message")
+        if len(message.tags) > MAX_TAGS:
+            raise MessageRejected(self.name, f"{len(message.tags)} tags; Mailgun takes at most {MAX_TAGS} per message")
+        size = options_size(message)
+        if size > MAX_OPTIONS_BYTES:
+            raise MessageRejected(self.name, f"headers, tags and variables take {size} bytes; Mailgun's limit is {MAX_OPTIONS_BYTES}")
+
     def build_form(self, message: OutboundMessage) -> tuple[list[tuple[str, str]], list[tuple[str, tuple[str, bytes, str]]]]:
         """The form fields (repeated names as repeated pairs) and the file parts."""
         fields = [("from", message.sender.formatted())]
@@ -43,11 +78,7 @@ class MailgunProvider:
             fields.append(("text", message.text))
         if message.html:
             fields.append(("html", message.html))
-        if message.reply_to:
-            fields.append(("h:Reply-To", ", ".join(address.formatted() for address in message.reply_to)))
-        fields.extend((f"h:{name}", value) for name, value in message.headers.items())
-        fields.extend(("o:tag", tag) for tag in message.tags)
-        fields.extend((f"v:{key}", value) for key, value in message.tracking_args.items())
+        fields.extend(option_fields(message))
 
         files = []
         for attachment in message.attachments:

@@ -4,11 +4,18 @@ official client opens a new connection for every request."""
 
 from __future__ import annotations
 
+import json
+
 from sendgrid.helpers import mail as sg
 from sendgrid.helpers.mail.exceptions import SendGridException
 
 from .base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
 from .http import Timeouts, pooled_session, post
+
+# SendGrid's documented limits for one request (its OpenAPI description and mail-send docs).
+MAX_RECIPIENTS = 1000  # to, cc and bcc of all personalizations together
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_CATEGORIES = 10
 
 
 class SendGridProvider:
@@ -34,6 +41,7 @@ class SendGridProvider:
         return SendResult(self.name, response.headers.get("X-Message-Id", ""), response.status_code)
 
     def build_payload(self, message: OutboundMessage) -> dict:
+        self.check_limits(message)
         try:
             return self._mail(message).get()
         except SendGridException as exc:
@@ -44,6 +52,17 @@ class SendGridProvider:
         except (TypeError, ValueError) as exc:
             # The helpers' own checks on a value SendGrid's model does not take: the next provider may.
             raise MessageRejected(self.name, f"could not build SendGrid's request: {exc!r}") from exc
+
+    def check_limits(self, message: OutboundMessage) -> None:
+        """Refuse, without a request, what SendGrid would refuse: the next provider may take it."""
+        recipients = len(message.to) + len(message.cc) + len(message.bcc)
+        if recipients > MAX_RECIPIENTS:
+            raise MessageRejected(self.name, f"{recipients} recipients; SendGrid takes at most {MAX_RECIPIENTS} per request")
+        size = len(json.dumps(message.tracking_args, ensure_ascii=False).encode())
+        if size > MAX_CUSTOM_ARGS_BYTES:
+            raise MessageRejected(self.name, f"custom_args take {size} bytes; SendGrid's limit is {MAX_CUSTOM_ARGS_BYTES}")
+        if len(message.tags) > MAX_CATEGORIES:
+            raise MessageRejected(self.name, f"{len(message.tags)} categories; SendGrid takes at most {MAX_CATEGORIES}")
 
     def _mail(self, message: OutboundMessage) -> sg.Mail:
         mail = sg.Mail()

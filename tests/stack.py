@@ -101,7 +101,7 @@ class Stack:
         SQS's at-least-once delivery can do at any time)."""
         self._run_with_django(
             "s = MessageCreateSerializer(data=json.loads(sys.argv[2])); s.is_valid(raise_exception=True);"
-            "fields = dict(s.validated_data); fields.pop('send_at');"
+            "fields = dict(s.validated_data); fields.pop('send_at'); fields.pop('ignore_suppressions');"
             "services.publish_delivery(sys.argv[1], OutboundMessage(sys.argv[1], **fields).to_payload())",
             message_id,
             json.dumps(body),

@@ -43,3 +43,12 @@ def test_the_request_body_cap_is_4_mb_without_large_message_storage_and_36_mb_wi
     # Without S3 no task over 1 MiB can be queued, and a body much over 4 MB cannot make one.
     assert max_request_bytes() == 4_000_000
     assert max_request_bytes(S3_BUCKET="mailer-large-messages") == 36_000_000
+
+
+def test_a_sendgrid_webhook_key_that_is_not_a_p256_public_key_refuses_to_start():
+    done = run("check", SENDGRID_WEBHOOK_PUBLIC_KEY="not-a-key")
+    assert done.returncode != 0 and "SENDGRID_WEBHOOK_PUBLIC_KEY: not a base64 DER public key" in done.stderr
+    # An RSA key: valid DER, the wrong kind.
+    rsa = "MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL1T9m5ZyrzWmPOTq7dbyIKA9u4ZtJ6D9ESOGsF7NRVHngz6gqkwG5P/OFt+eyGkcsYvFOvA3xEGKwlh8tyvr+cCAwEAAQ=="
+    done = run("check", SENDGRID_WEBHOOK_PUBLIC_KEY=rsa)
+    assert done.returncode != 0 and "P-256" in done.stderr

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from mail import dead_letters, idempotency, services
+from mail import dead_letters, events, idempotency, services
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         "until stopped; --once drains what is there and exits. Safe to kill at any point and to "
         "run on several hosts: a message is deleted from the DLQ only after it is recorded, and "
         "recording it again finds the same row. It also queues scheduled messages that are due "
-        "and deletes expired Idempotency-Key records."
+        "and deletes expired Idempotency-Key records and Mailgun webhook tokens."
     )
 
     def add_arguments(self, parser):
@@ -30,6 +30,7 @@ class Command(BaseCommand):
                 # Housekeeping that needs one long-running process of the processor role.
                 services.release_scheduled()
                 idempotency.purge_expired()
+                events.forget_old_webhook_tokens()
             except Exception:
                 # SQS or the database away for a while: keep the drainer alive and try again.
                 log.exception("draining the dead-letter queue failed; retrying in 10 s")
