@@ -30,7 +30,10 @@ def requeue_each(model_admin, request, items, message_of, log_text) -> None:
     model_admin.message_user(request, f"Requeued {done} message(s).", messages.SUCCESS)
     if skipped:
         model_admin.message_user(
-            request, f"{skipped} skipped: already queued again or sent, or no dead letter holds the content yet.", messages.WARNING
+            request,
+            f"{skipped} skipped: already queued again or sent, or no dead letter holds the content yet, or its "
+            "large body has expired from S3 (after 15 days).",
+            messages.WARNING,
         )
 
 

@@ -27,6 +27,8 @@ LIFETIME_DAYS = math.ceil(settings.SQS_DLQ_RETENTION_SECONDS / 86400) + 1
 class StorageUnavailable(Exception):
     """S3 did not answer as it should: try again later."""
 
+    index: int | None = None  # the message's position, in a batch
+
 
 class BodyMissing(Exception):
     """The stored body is gone (deleted, or expired by the lifecycle rule): it cannot be sent."""
@@ -103,6 +105,15 @@ def load(payload: dict) -> dict:
     except Exception as exc:
         raise StorageUnavailable(f"S3 did not return the message: {exc!r}") from exc
     return json.loads(body)
+
+
+def exists(message_id: str) -> bool:
+    """Whether the message's stored body is still there (False also when S3 does not answer)."""
+    try:
+        s3_client().head_object(Bucket=settings.S3_BUCKET, Key=key_for(message_id))
+        return True
+    except Exception:
+        return False
 
 
 def discard(message_id: str) -> None:

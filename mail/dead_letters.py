@@ -139,6 +139,9 @@ def requeue(message: Message, operator: str) -> bool:
     if dead_letter is None or len(dead_letter.task_args) < 2:
         return False
     payload = dead_letter.task_args[1]
+    if claim_check.is_pointer(payload) and not claim_check.exists(str(message.pk)):
+        # Its body was stored in S3 and has expired (or S3 does not answer): nothing to send.
+        return False
     with transaction.atomic():
         requeued = Message.objects.filter(pk=message.pk, status__in=REQUEUEABLE).update(
             status=Message.Status.QUEUED, step=F("step") + 1, lease_expires_at=None, updated_at=timezone.now()
@@ -180,5 +183,9 @@ def discard(dead_letter: DeadLetter, operator: str) -> bool:
             )
             MessageEvent.objects.create(message_id=dead_letter.message_id, type=MessageEvent.Type.DISCARDED, detail=f"by {operator}")
     if discarded and dead_letter.message_id and claim_check.enabled():
-        claim_check.discard(str(dead_letter.message_id))  # its stored body, if it had one
+        # Its stored body, if it had one, unless a live task of the message still needs it (a
+        # discarded stale duplicate's message may be on its way to be sent).
+        live = Message.objects.filter(pk=dead_letter.message_id, status__in=(Message.Status.SENDING, Message.Status.QUEUED)).exists()
+        if not live:
+            claim_check.discard(str(dead_letter.message_id))
     return bool(discarded)

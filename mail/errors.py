@@ -34,7 +34,7 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, services.QueueUnavailable):
         exc = ServiceUnavailable()
     elif isinstance(exc, claim_check.StorageUnavailable):
-        exc = StorageUnavailable()
+        exc = StorageUnavailable(f"Message {exc.index}: {StorageUnavailable.default_detail}" if exc.index is not None else None)
     elif isinstance(exc, services.NotCancelable):
         exc = TooLateToCancel(f"Too late to cancel: the message is {exc.status}.")
     elif isinstance(exc, services.TooLargeForQueue):

@@ -65,7 +65,11 @@ def accept_message(api_key, fields: dict) -> Message:
 
     A send_at within SQS's 15-minute delay is an SQS delay; further ahead the message is held in
     the database (status scheduled) until release_scheduled queues it."""
-    (outcome,) = accept_messages(api_key, [fields])
+    try:
+        (outcome,) = accept_messages(api_key, [fields])
+    except (TooLargeForQueue, RecipientsSuppressed, claim_check.StorageUnavailable) as exc:
+        exc.index = None  # one message, not a batch's: no index to name
+        raise
     if isinstance(outcome, QueueUnavailable):
         raise outcome
     return outcome
@@ -82,7 +86,7 @@ def accept_messages(api_key, fields_list: list[dict]) -> list[Message | QueueUna
         for index, fields in enumerate(fields_list):
             try:
                 acceptances.append(_prepare(api_key, fields))
-            except (TooLargeForQueue, RecipientsSuppressed) as exc:
+            except (TooLargeForQueue, RecipientsSuppressed, claim_check.StorageUnavailable) as exc:
                 exc.index = index
                 raise
         with transaction.atomic():
@@ -184,6 +188,9 @@ def _withdraw(message_id, error: Exception) -> bool:
     return False
 
 
+MAX_ADDRESS_LENGTH = 320  # Suppression.address's column
+
+
 class RecipientsSuppressed(Exception):
     def __init__(self, by_field: dict[str, list[str]], suppressions: dict[str, Suppression]):
         self.by_field = by_field  # "to"/"cc"/"bcc" -> the suppressed addresses as the client gave them
@@ -211,8 +218,8 @@ def suppress_if_final(event: DeliveryEvent, message_id) -> bool:
         reason = Suppression.Reason.HARD_BOUNCE
     else:
         return False
-    if not event.recipient:
-        return False
+    if not event.recipient or len(event.recipient) > MAX_ADDRESS_LENGTH:
+        return False  # nothing to remember, or no address anyone could send to (RFC 5321: 254)
     _, created = Suppression.objects.get_or_create(
         address=event.recipient.lower(),
         defaults={"reason": reason, "provider": event.provider, "message_id": message_id, "detail": event.detail},
@@ -290,13 +297,22 @@ def delivery_task_options(message_id: str, provider: str | None) -> dict:
 
 
 def delivery_task(
-    message_id: str, payload: dict, provider: str | None = None, *, step: int = 0, recheck: bool = False, delay_seconds: int = 0, retries: int = 0
+    message_id: str,
+    payload: dict,
+    provider: str | None = None,
+    *,
+    step: int = 0,
+    recheck: bool = False,
+    only: bool = False,
+    delay_seconds: int = 0,
+    retries: int = 0,
 ) -> queues.TaskToPublish:
     return queues.TaskToPublish(
         key=message_id,
         name=DELIVER_TASK,
         args=delivery_task_args(message_id, payload, provider),
-        kwargs={"step": step, "recheck": recheck},
+        # only: this provider or none (it waits for its circuit rather than skip to the next).
+        kwargs={"step": step, "recheck": recheck, **({"only": True} if only else {})},
         options={
             "retries": retries,
             # A wait held by SQS, not by a worker (DESIGN §3: an ETA past the visibility timeout runs twice).
@@ -307,9 +323,19 @@ def delivery_task(
 
 
 def publish_delivery(
-    message_id: str, payload: dict, provider: str | None = None, *, step: int = 0, recheck: bool = False, delay_seconds: int = 0, retries: int = 0
+    message_id: str,
+    payload: dict,
+    provider: str | None = None,
+    *,
+    step: int = 0,
+    recheck: bool = False,
+    only: bool = False,
+    delay_seconds: int = 0,
+    retries: int = 0,
 ) -> None:
-    queues.publish(delivery_task(message_id, payload, provider, step=step, recheck=recheck, delay_seconds=delay_seconds, retries=retries))
+    queues.publish(
+        delivery_task(message_id, payload, provider, step=step, recheck=recheck, only=only, delay_seconds=delay_seconds, retries=retries)
+    )
 
 
 # --- deliver ---------------------------------------------------------------------------------
@@ -383,6 +409,7 @@ def provider_named(name: str) -> Provider:
 
 
 _breakers: Breakers | DisabledBreakers | None = None
+HALF_OPEN_RECHECK_SECONDS = 5
 
 
 def breakers() -> Breakers | DisabledBreakers:
@@ -447,7 +474,13 @@ def retry_delay(retries_done: int, retry_after: float | None = None) -> int:
 
 
 def deliver_message(
-    message_id: str, payload: dict, provider_name: str | None = None, retries_done: int = 0, step: int = 0, recheck: bool = False
+    message_id: str,
+    payload: dict,
+    provider_name: str | None = None,
+    retries_done: int = 0,
+    step: int = 0,
+    recheck: bool = False,
+    only: bool = False,
 ) -> None:
     """One attempt to send the message through one provider (the first in MAIL_PROVIDERS unless
     named). Returns when the task may be acked; raises TransientError when the same provider
@@ -480,7 +513,7 @@ def deliver_message(
         # So a recheck waits in SQS until the claim has expired, and this copy is acked.
         wait = (message.lease_expires_at - timezone.now()).total_seconds() + 1
         publish_delivery(
-            message_id, payload, provider_name, step=step, recheck=True, delay_seconds=max(1, math.ceil(wait)), retries=retries_done
+            message_id, payload, provider_name, step=step, recheck=True, only=only, delay_seconds=max(1, math.ceil(wait)), retries=retries_done
         )
         log.info("message is being sent by another worker; checking again later", extra={"message_id": message_id})
         return
@@ -492,29 +525,37 @@ def deliver_message(
         # Our storage, not a provider: nothing counts against one, and the message waits in SQS.
         delay = retry_delay(0)
         note = f"{error}; trying again in {delay} s (SQS delay)"
-        _hold(message_id, token, payload, step, provider=provider_name, delay_seconds=delay, retries=retries_done, event=(MessageEvent.Type.ERROR, note))
+        _hold(
+            message_id, token, payload, step, provider=provider_name, only=only, delay_seconds=delay, retries=retries_done, event=(MessageEvent.Type.ERROR, note)
+        )
         log.warning("could not read a stored message body", extra={"message_id": message_id}, exc_info=True)
         return
     except claim_check.BodyMissing as error:
         if fail_message(message_id, token, ProviderError(provider_name, str(error)), "nothing left to send"):
             raise DeliveryFailed(f"{message_id}: {error}")
         return
+    try:
+        outbound = OutboundMessage.from_payload(message_id, body)
+    except Exception as error:
+        _crashed(message_id, token, provider_name, error)
+        raise
     candidates = order[order.index(provider_name):]
-    if retries_done:
+    if retries_done or only:
         # A retry's count belongs to its provider. If that one's circuit is open now, the message
         # is handed on as a failover, so that the next provider starts with retries of its own.
+        # A task for one provider only waits for it.
         candidates = candidates[:1]
     admitted = _first_admitted(message_id, candidates)
     if admitted is None:
-        next_provider = provider_after(provider_name) if retries_done else None
+        next_provider = provider_after(provider_name) if retries_done and not only else None
         if next_provider is None:
-            _wait_for_a_circuit(message_id, token, payload, step, provider_name, retries_done, candidates)
+            _wait_for_a_circuit(message_id, token, payload, step, provider_name, retries_done, candidates, only)
         elif _hold(message_id, token, payload, step + 1, provider=next_provider, delay_seconds=0):
             log.info("circuit open; handing the message on", extra={"message_id": message_id, "provider": provider_name, "outcome": "skipped", "next": next_provider})
         return
     provider_name, admission = admitted
     try:
-        result = _send(provider_name, admission, OutboundMessage.from_payload(message_id, body))
+        result = _send(provider_name, admission, outbound)
     except TransientError as error:
         if retries_done < settings.DELIVERY_MAX_RETRIES:
             error.retry_in = retry_delay(retries_done, error.retry_after)
@@ -526,15 +567,19 @@ def deliver_message(
     except (ProviderLevelError, MessageRejected) as error:
         fail_over(message_id, token, step, payload, error, "not retried: the next provider may accept it")
     except Exception as error:
-        # A fault of ours, not the provider's: the task fails un-acked, SQS hands it out again, and
-        # after SQS_MAX_RECEIVE_COUNT receives it is dead-lettered for an operator to look at.
-        log.exception("delivery crashed", extra={"message_id": message_id, "provider": provider_name})
-        release_claim(message_id, token, ProviderError(provider_name, f"internal error: {error!r}"), MessageEvent.Type.ERROR, "the task will be redelivered")
+        _crashed(message_id, token, provider_name, error)
         raise
     else:
         mark_sent(message_id, token, message.lease_expires_at, result)
         if claim_check.is_pointer(payload):
             claim_check.discard(message_id)
+
+
+def _crashed(message_id: str, token: int, provider_name: str, error: Exception) -> None:
+    """A fault of ours, not the provider's: the task fails un-acked, SQS hands it out again, and
+    after SQS_MAX_RECEIVE_COUNT receives it is dead-lettered for an operator to look at."""
+    log.exception("delivery crashed", extra={"message_id": message_id, "provider": provider_name})
+    release_claim(message_id, token, ProviderError(provider_name, f"internal error: {error!r}"), MessageEvent.Type.ERROR, "the task will be redelivered")
 
 
 def _first_admitted(message_id: str, candidates: list[str]) -> tuple[str, Admission] | None:
@@ -569,24 +614,46 @@ def _send(provider_name: str, admission: Admission, outbound: OutboundMessage) -
     except ProviderLevelError:
         report(False)
         raise
-    except MessageRejected:
-        report(True)
+    except MessageRejected as error:
+        if error.status_code is not None:
+            report(True)  # the provider answered: it is up
+        else:
+            breakers().release(provider_name, admission)  # refused before any request: nothing learned
+        raise
+    except Exception:
+        breakers().release(provider_name, admission)
         raise
     report(True)
     return result
 
 
-def _wait_for_a_circuit(message_id: str, token: int, payload: dict, step: int, provider: str, retries_done: int, candidates: list[str]) -> None:
+def _wait_for_a_circuit(
+    message_id: str, token: int, payload: dict, step: int, provider: str, retries_done: int, candidates: list[str], only: bool
+) -> None:
     """Every provider left for this message is open: wait in SQS until the first may take a probe,
     rather than spend retries on providers known to be down or fail the message."""
-    reopens = min(breakers().read(name).until for name in candidates)
-    delay = min(max(1, math.ceil(reopens - time.time())), settings.SQS_MAX_DELAY_SECONDS)
+    # An open circuit takes a probe at `until`; a half-open one is being probed now, and its
+    # verdict may come long before its lease (`until`) ends: look again soon.
+    now = time.time()
+    reopens = min(c.until if c.state is CircuitState.OPEN else now + HALF_OPEN_RECHECK_SECONDS for c in map(breakers().read, candidates))
+    delay = min(max(1, math.ceil(reopens - now)), settings.SQS_MAX_DELAY_SECONDS)
     note = f"the circuit of every provider left for it is open ({', '.join(candidates)}); trying again in {delay} s (SQS delay)"
-    _hold(message_id, token, payload, step, provider=provider, delay_seconds=delay, retries=retries_done, event=(MessageEvent.Type.WAITING, note))
+    _hold(
+        message_id, token, payload, step, provider=provider, only=only, delay_seconds=delay, retries=retries_done, event=(MessageEvent.Type.WAITING, note)
+    )
 
 
 def _hold(
-    message_id: str, token: int, payload: dict, step: int, *, provider: str | None = None, delay_seconds: int, retries: int = 0, event=None
+    message_id: str,
+    token: int,
+    payload: dict,
+    step: int,
+    *,
+    provider: str | None = None,
+    only: bool = False,
+    delay_seconds: int,
+    retries: int = 0,
+    event=None,
 ) -> bool:
     """Give the claim back untouched and have a task of `step` for `provider` (None: the first)
     look again after the delay, kept by SQS."""
@@ -597,7 +664,7 @@ def _hold(
         if held and event:
             MessageEvent.objects.create(message_id=message_id, type=event[0], detail=event[1])
     if held:
-        publish_delivery(message_id, payload, provider, step=step, delay_seconds=delay_seconds, retries=retries)
+        publish_delivery(message_id, payload, provider, step=step, only=only, delay_seconds=delay_seconds, retries=retries)
     return bool(held)
 
 
@@ -609,13 +676,34 @@ def fail_over(message_id: str, token: int, step: int, payload: dict, error: Prov
     """Hand the message to the next provider, or fail it when there is none (DESIGN §3.6-7)."""
     next_provider = provider_after(error.provider)
     if next_provider is None:
-        if fail_message(message_id, token, error, why):
-            raise DeliveryFailed(f"{message_id}: every provider is exhausted; last: {error}")
+        passed_over = _skipped_and_never_tried(message_id, error.provider)
+        if passed_over is None:
+            if fail_message(message_id, token, error, why):
+                raise DeliveryFailed(f"{message_id}: every provider is exhausted; last: {error}")
+            return
+        # Skipped while its circuit was open, so not exhausted: it gets its turn (waiting for its
+        # circuit if need be) before the message may fail.
+        note = f"{why}; now {passed_over}, skipped earlier while its circuit was open"
+        if release_claim(message_id, token, error, MessageEvent.Type.FAILOVER, note):
+            circuit = breakers().read(passed_over)
+            wait = max(0, math.ceil(circuit.until - time.time())) if circuit.state is CircuitState.OPEN else 0
+            publish_delivery(message_id, payload, passed_over, step=step + 1, only=True, delay_seconds=min(wait, settings.SQS_MAX_DELAY_SECONDS))
         return
     if release_claim(message_id, token, error, MessageEvent.Type.FAILOVER, f"{why}; now {next_provider}"):
         # Published before this task returns and is acked: a crash in between leaves both tasks,
         # and the claim lets only one of them send.
         publish_delivery(message_id, payload, next_provider, step=step + 1)
+
+
+def _skipped_and_never_tried(message_id: str, failing_provider: str) -> str | None:
+    """The first provider this message skipped for an open circuit and never sent to since."""
+    skipped, tried = set(), {failing_provider}
+    for event_type, provider in MessageEvent.objects.filter(message_id=message_id).values_list("type", "provider"):
+        if event_type == MessageEvent.Type.SKIPPED:
+            skipped.add(provider)
+        elif event_type in (MessageEvent.Type.RETRY_SCHEDULED, MessageEvent.Type.FAILOVER, MessageEvent.Type.ERROR):
+            tried.add(provider)
+    return next((name for name in provider_order() if name in skipped - tried), None)
 
 
 def _event_for(message_id: str, event_type: str, error: ProviderError, note: str) -> MessageEvent:

@@ -42,5 +42,7 @@ class SqsDelayedRetryTask(Task):
     # Expected outcome, not a worker error: logged without a traceback, still not acked.
     throws=(services.DeliveryFailed,),
 )
-def deliver(self, message_id: str, payload: dict, provider: str | None = None, step: int = 0, recheck: bool = False) -> None:
-    services.deliver_message(message_id, payload, provider, retries_done=self.request.retries, step=step, recheck=recheck)
+def deliver(
+    self, message_id: str, payload: dict, provider: str | None = None, step: int = 0, recheck: bool = False, only: bool = False
+) -> None:
+    services.deliver_message(message_id, payload, provider, retries_done=self.request.retries, step=step, recheck=recheck, only=only)

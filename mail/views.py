@@ -227,6 +227,14 @@ def _refused(status: int, error_type: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(error_type, message), status=status)
 
 
+def _not_configured(setting: str) -> JsonResponse:
+    # 503, not a refusal: the providers retry (SendGrid for 24 h, Mailgun for 8 h), so events sent
+    # before the key is set are not lost, and an unsigned event is still never believed.
+    response = _refused(503, "webhook_not_configured", f"{setting} is not set; no event is accepted yet. Retry later.")
+    response["Retry-After"] = "300"
+    return response
+
+
 def webhook(view):
     """A provider's POST: no CSRF token (not a browser), any other method 405 in our error shape."""
 
@@ -246,7 +254,7 @@ def webhook(view):
 def sendgrid_webhook(request):
     """SendGrid's signed event webhook. 403 for anything not signed with the configured key."""
     if not settings.SENDGRID_WEBHOOK_PUBLIC_KEY:
-        return _refused(403, "webhook_not_configured", "SENDGRID_WEBHOOK_PUBLIC_KEY is not set; no event is accepted.")
+        return _not_configured("SENDGRID_WEBHOOK_PUBLIC_KEY")
     body = request.body
     try:
         webhooks.verify_sendgrid(
@@ -272,7 +280,7 @@ def mailgun_webhook(request):
     """Mailgun's webhook. 406 for a bad, stale or replayed signature: Mailgun retries other
     refusals, and a forged request must not be retried."""
     if not settings.MAILGUN_WEBHOOK_SIGNING_KEY:
-        return _refused(406, "webhook_not_configured", "MAILGUN_WEBHOOK_SIGNING_KEY is not set; no event is accepted.")
+        return _not_configured("MAILGUN_WEBHOOK_SIGNING_KEY")
     try:
         webhook = webhooks.verify_mailgun(
             request.body, settings.MAILGUN_WEBHOOK_SIGNING_KEY, settings.WEBHOOK_MAX_AGE_SECONDS, time.time()

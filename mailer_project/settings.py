@@ -196,6 +196,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 # --- Queue (Amazon SQS) --------------------------------------------------------------------------
 SQS_QUEUE_NAME = env("SQS_QUEUE_NAME", default="mail")
 SQS_DLQ_NAME = env("SQS_DLQ_NAME", default="mail-dlq")
+if SQS_QUEUE_NAME.endswith(".fifo"):
+    # Retries and scheduled sends wait as per-message DelaySeconds, which FIFO queues refuse.
+    raise environ.ImproperlyConfigured("SQS_QUEUE_NAME: a FIFO queue takes no per-message delay; use a standard queue")
 SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=3)
 # Provider calls are bounded by their timeouts (below); the visibility timeout must outlast the
 # slowest one by a wide margin or a message still being sent is handed to a second worker.

@@ -132,6 +132,14 @@ def record(circuit: Circuit, now: float, config: BreakerConfig, admission: Admis
     return updated
 
 
+def release(circuit: Circuit, now: float, admission: Admission) -> Circuit:
+    """A probe that ended without telling anything about the provider (our own fault, a message
+    refused before any request): the next send may probe at once, instead of after its lease."""
+    if admission is Admission.PROBE and circuit.state is State.HALF_OPEN:
+        return replace(circuit, state=State.OPEN, until=now, changed_at=now)
+    return circuit
+
+
 def _opened(circuit: Circuit, now: float, config: BreakerConfig, reason: str, retry_after: float | None = None) -> Circuit:
     # A 429's Retry-After is the provider saying how long; otherwise the cool-down.
     wait = retry_after or config.cooldown_seconds
@@ -226,6 +234,11 @@ class Breakers:
         now = self._clock()
         self._update(provider, lambda c: (record(c, now, self.config, admission, outcome), None))
 
+    def release(self, provider: str, admission: Admission) -> None:
+        if admission is Admission.PROBE:
+            now = self._clock()
+            self._update(provider, lambda c: (release(c, now, admission), None))
+
     def read(self, provider: str) -> Circuit:
         store = self._store()
         try:
@@ -289,6 +302,9 @@ class DisabledBreakers:
         return Admission.PASS, Circuit()
 
     def record(self, provider: str, admission: Admission, outcome: Outcome) -> None:
+        pass
+
+    def release(self, provider: str, admission: Admission) -> None:
         pass
 
     def read(self, provider: str) -> Circuit:

@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from mail import queues
-from mail.models import Message
+from mail.models import Message, Suppression
 
 from .faults import SqsActionProxy
 from .stack import accepted_per_message, mail_body, task_arguments
@@ -84,6 +84,20 @@ def test_an_oversized_message_is_413_naming_its_index(api_client):
     assert response.status_code == 413
     assert response.json()["error"]["message"].startswith("Message 1: ")
     assert not Message.objects.exists()
+
+
+def test_a_suppressed_recipient_refuses_the_batch_naming_the_message(api_client, empty_queues, sqs):
+    Suppression.objects.create(address="gone@example.com", reason=Suppression.Reason.HARD_BOUNCE, provider="sendgrid")
+
+    response = post(api_client, [mail_body("fine"), mail_body("to the bounced", to="Gone@example.com")])
+
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["type"] == "recipient_suppressed"
+    assert error["message"].startswith("Message 1: some recipients")
+    assert list(error["fields"]) == ["1"] and "Gone@example.com is suppressed" in error["fields"]["1"]["to"][0]
+    assert not Message.objects.exists()
+    assert queued_message_ids(sqs, empty_queues.queue_url) == []
 
 
 def test_a_scheduled_message_in_a_batch_is_held_the_others_queued(api_client, empty_queues, sqs):

@@ -119,6 +119,18 @@ def test_a_failed_or_slow_probe_opens_it_again_for_another_cool_down(breakers, c
     assert breakers.admit("sendgrid")[0] is Admission.PROBE
 
 
+def test_a_probe_that_learned_nothing_is_released_for_the_next_send(breakers, clock):
+    # Our own fault, or a message refused before any request: no verdict on the provider, and
+    # no reason to make every other send wait out the probe's lease.
+    report(breakers, FAILED, FAILED, FAILED)
+    clock.now += 30
+    probe, _ = breakers.admit("sendgrid")
+
+    breakers.release("sendgrid", probe)
+
+    assert breakers.admit("sendgrid")[0] is Admission.PROBE
+
+
 def test_a_probe_whose_worker_died_is_taken_over_when_its_lease_ends(breakers, clock):
     report(breakers, FAILED, FAILED, FAILED)
     clock.now += 30

@@ -134,3 +134,24 @@ def test_with_every_circuit_open_messages_wait_in_sqs_then_go(make_stack, simula
     simulator.behave("sendgrid")
     simulator.behave("mailgun")
     assert stack.wait_for_status(first, "sent", timeout=60)["provider"] == "mailgun"
+
+
+def test_a_provider_skipped_for_its_circuit_gets_its_turn_before_the_message_fails(make_stack, simulator):
+    stack = make_stack(**{**BREAKER, "BREAKER_COOLDOWN_SECONDS": "8"})
+    stack.start_worker()
+    simulator.behave("sendgrid", status=503)
+    assert sent_by(stack, "opens it")["provider"] == "mailgun"
+
+    # SendGrid's circuit is open; Mailgun refuses the next message outright.
+    simulator.behave("mailgun", status=400)
+    message_id = stack.post(mail_body("refused by mailgun"))
+    handed_back = wait_until(
+        lambda: (m := stack.message(message_id)) and "failover" in event_types(m) and m, what="Mailgun's refusal"
+    )
+    assert handed_back["status"] == "queued"  # not failed: SendGrid never saw it
+    assert "now sendgrid, skipped earlier while its circuit was open" in handed_back["events"][-1]["detail"]
+
+    simulator.behave("sendgrid")
+    message = stack.wait_for_status(message_id, "sent", timeout=60)
+    assert message["provider"] == "sendgrid"
+    assert event_types(message)[:3] == ["queued", "skipped", "failover"]

@@ -52,3 +52,9 @@ def test_a_sendgrid_webhook_key_that_is_not_a_p256_public_key_refuses_to_start()
     rsa = "MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAL1T9m5ZyrzWmPOTq7dbyIKA9u4ZtJ6D9ESOGsF7NRVHngz6gqkwG5P/OFt+eyGkcsYvFOvA3xEGKwlh8tyvr+cCAwEAAQ=="
     done = run("check", SENDGRID_WEBHOOK_PUBLIC_KEY=rsa)
     assert done.returncode != 0 and "P-256" in done.stderr
+
+
+def test_a_fifo_queue_refuses_to_start():
+    # Retries and scheduled sends wait as per-message DelaySeconds, which FIFO queues refuse.
+    done = run("check", SQS_QUEUE_NAME="mail.fifo")
+    assert done.returncode != 0 and "FIFO queue takes no per-message delay" in done.stderr
