@@ -322,20 +322,9 @@ def delivery_task(
     )
 
 
-def publish_delivery(
-    message_id: str,
-    payload: dict,
-    provider: str | None = None,
-    *,
-    step: int = 0,
-    recheck: bool = False,
-    only: bool = False,
-    delay_seconds: int = 0,
-    retries: int = 0,
-) -> None:
-    queues.publish(
-        delivery_task(message_id, payload, provider, step=step, recheck=recheck, only=only, delay_seconds=delay_seconds, retries=retries)
-    )
+def publish_delivery(message_id: str, payload: dict, provider: str | None = None, **options) -> None:
+    """Publish one delivery task now; options as delivery_task's."""
+    queues.publish(delivery_task(message_id, payload, provider, **options))
 
 
 # --- deliver ---------------------------------------------------------------------------------
