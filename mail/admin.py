@@ -141,6 +141,7 @@ class ProviderSettingAdmin(admin.ModelAdmin):
         }
         return super().changelist_view(request, extra_context)
 
+
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
     """Addresses the API refuses mail to. Deleting one lets mail to it through again (after the
