@@ -1,7 +1,8 @@
 """The use case behind the providers' webhooks: record what happened to a message after a
 provider accepted it. The webhook views verify and parse (providers.webhooks); this module
 matches each event to its message, stores it once however often the provider resends it, moves
-the status forward only, and suppresses hard-bounced and complaining recipients."""
+the status forward only (services.advance_status), and suppresses hard-bounced and complaining
+recipients."""
 
 from __future__ import annotations
 
@@ -14,24 +15,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from providers.webhooks import DeliveryEvent, EventType, MailgunWebhook
+from providers.webhooks import DeliveryEvent, MailgunWebhook
 
 from . import services
 from .models import Message, MessageEvent, WebhookToken
 
 log = logging.getLogger(__name__)
-
-# How far along a sent message is. An event moves the status only further along this order: a
-# late "delivered" after a "bounced" (events arrive out of order, and a message has several
-# recipients) is recorded as an event and leaves the status as it is. Messages not yet `sent`
-# (an event faster than our own write, or one for a send we took for a timeout) keep their status.
-STATUS_ORDER = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED, Message.Status.COMPLAINED]
-STATUS_FOR_EVENT = {
-    EventType.DELIVERED: Message.Status.DELIVERED,
-    EventType.BOUNCED: Message.Status.BOUNCED,
-    EventType.COMPLAINED: Message.Status.COMPLAINED,
-}
-
 
 class Replayed(Exception):
     """A Mailgun token seen before: the same signed request sent again."""
@@ -65,19 +54,10 @@ def record_event(event: DeliveryEvent) -> Outcome:
                 )
         except IntegrityError:
             return Outcome.DUPLICATE
-        advance_status(message_id, event.type)
+        services.advance_status(message_id, event.type.value)
         services.suppress_if_final(event, message_id)
     log.info("provider event recorded", extra={"message_id": str(message_id), "provider": event.provider, "event": event.type.value})
     return Outcome.RECORDED
-
-
-def advance_status(message_id, event_type: EventType) -> bool:
-    """One conditional UPDATE, so concurrent webhooks cannot move a status backwards."""
-    target = STATUS_FOR_EVENT.get(event_type)
-    if target is None:
-        return False
-    earlier = STATUS_ORDER[: STATUS_ORDER.index(target)]
-    return bool(Message.objects.filter(pk=message_id, status__in=earlier).update(status=target, updated_at=timezone.now()))
 
 
 def record_sendgrid_events(events: list[DeliveryEvent]) -> list[Outcome]:

@@ -759,6 +759,28 @@ def mark_sent(message_id: str, token: int, lease_expires_at, result: SendResult)
     )
 
 
+# How far along a sent message is. A provider's event moves the status only further along this
+# order: a late "delivered" after a "bounced" (events arrive out of order, and a message has
+# several recipients) is recorded as an event and leaves the status as it is. A message not yet
+# `sent` (an event faster than our own write) keeps its status until that write, which then
+# catches up with the events already recorded.
+STATUS_ORDER = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED, Message.Status.COMPLAINED]
+STATUS_FOR_EVENT = {
+    MessageEvent.Type.DELIVERED: Message.Status.DELIVERED,
+    MessageEvent.Type.BOUNCED: Message.Status.BOUNCED,
+    MessageEvent.Type.COMPLAINED: Message.Status.COMPLAINED,
+}
+
+
+def advance_status(message_id, event_type: str) -> bool:
+    """One conditional UPDATE, so concurrent webhooks cannot move a status backwards."""
+    target = STATUS_FOR_EVENT.get(event_type)
+    if target is None:
+        return False
+    earlier = STATUS_ORDER[: STATUS_ORDER.index(target)]
+    return bool(Message.objects.filter(pk=message_id, status__in=earlier).update(status=target, updated_at=timezone.now()))
+
+
 def _write_sent(message_id: str, token: int, result: SendResult) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -773,5 +795,7 @@ def _write_sent(message_id: str, token: int, result: SendResult) -> None:
             updated_at=now,
         )
         MessageEvent.objects.create(message_id=message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code)
+        for event_type in MessageEvent.objects.filter(message_id=message_id, type__in=STATUS_FOR_EVENT).values_list("type", flat=True):
+            advance_status(message_id, event_type)  # the provider's webhook came first
     if not claim_held:
         log.error("sent after the claim was taken over: another worker may send it too", extra={"message_id": message_id})

@@ -76,3 +76,23 @@ def test_delivered_alone_shows_delivered(make_stack, simulator):
     shown = stack.message(message_id)
     assert shown["status"] == "delivered"
     assert [e["type"] for e in shown["events"]] == ["queued", "sent", "delivered"]
+
+
+def test_a_webhook_faster_than_our_sent_write_is_caught_up_by_it(make_stack, simulator):
+    # The provider's event can arrive before the worker has written `sent` (a slow database
+    # write, a send first taken for a timeout). It is recorded at once; the status follows it
+    # when the message becomes sent.
+    signer = SendGridSigner()
+    stack = make_stack(SENDGRID_WEBHOOK_PUBLIC_KEY=signer.public_key_b64)
+    message_id = stack.post(mail_body())  # no worker yet: the message waits in the queue
+    body = json.dumps([sendgrid_event(message_id, "delivered")]).encode()
+    response = requests.post(
+        f"{stack.api_url}/webhooks/sendgrid", data=body, headers={"Content-Type": "application/json", **signer.headers(body)}, timeout=10
+    )
+    assert response.status_code == 200 and response.json()["recorded"] == 1
+    assert stack.message(message_id)["status"] == "queued"
+
+    stack.start_worker()
+
+    shown = stack.wait_for_status(message_id, "delivered")
+    assert [e["type"] for e in shown["events"]] == ["queued", "delivered", "sent"]
