@@ -10,7 +10,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
-from .exceptions import PayloadTooLarge, RecipientSuppressed, ServiceUnavailable, StorageUnavailable, TooLateToCancel
+from .exceptions import PayloadTooLarge, RecipientSuppressed, ServiceUnavailable, StorageUnavailable, TooLateToCancel, naming_message
 
 # Retry-After on a 503: SQS outages are usually short, and clients should not hammer a recovering queue.
 QUEUE_RETRY_AFTER_SECONDS = 5
@@ -34,14 +34,16 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, services.QueueUnavailable):
         exc = ServiceUnavailable()
     elif isinstance(exc, claim_check.StorageUnavailable):
-        exc = StorageUnavailable(f"Message {exc.index}: {StorageUnavailable.default_detail}" if exc.index is not None else None)
+        exc = StorageUnavailable(naming_message(exc.index, str(StorageUnavailable.default_detail)))
     elif isinstance(exc, services.NotCancelable):
         exc = TooLateToCancel(f"Too late to cancel: the message is {exc.status}.")
     elif isinstance(exc, services.TooLargeForQueue):
-        which = f"Message {exc.index}: the message" if exc.index is not None else "The message"
         exc = PayloadTooLarge(
-            f"{which} needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "
-            "(large-message storage, S3_BUCKET, is not enabled). Send smaller attachments."
+            naming_message(
+                exc.index,
+                f"The message needs {exc.size} bytes in the queue, over its {exc.limit}-byte limit "
+                "(large-message storage, S3_BUCKET, is not enabled). Send smaller attachments.",
+            )
         )
     elif isinstance(exc, services.RecipientsSuppressed):
         fields = {
@@ -52,11 +54,13 @@ def api_exception_handler(exc, context):
             ]
             for name, addresses in exc.by_field.items()
         }
-        which = f"Message {exc.index}: some" if exc.index is not None else "Some"
         exc = RecipientSuppressed(
-            f"{which} recipients hard-bounced or complained before: "
-            + ", ".join(address for group in exc.by_field.values() for address in group)
-            + '. Remove them, or send "ignore_suppressions": true to send anyway.',
+            naming_message(
+                exc.index,
+                "Some recipients hard-bounced or complained before: "
+                + ", ".join(address for group in exc.by_field.values() for address in group)
+                + '. Remove them, or send "ignore_suppressions": true to send anyway.',
+            ),
             # In a batch, keyed by the message's index, as a validation error would be.
             {str(exc.index): fields} if exc.index is not None else fields,
         )

@@ -4,6 +4,11 @@ views: the parser (loaded while DRF's views module initialises) raises these."""
 from rest_framework import exceptions, status
 
 
+def naming_message(index: int | None, sentence: str) -> str:
+    """An error's sentence, led by the message's index when it is one of a batch's."""
+    return sentence if index is None else f"Message {index}: {sentence[0].lower()}{sentence[1:]}"
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The message is too large."

@@ -20,7 +20,7 @@ from rest_framework import serializers
 from providers import mailgun
 from providers.base import MESSAGE_ID_KEY, Address, Attachment, OutboundMessage
 
-from .exceptions import PayloadTooLarge
+from .exceptions import PayloadTooLarge, naming_message
 from .models import Message, MessageEvent
 
 # C0 controls (CR and LF above all: header injection) and DEL; a tab is allowed.
@@ -327,7 +327,7 @@ class MessageBatchSerializer(serializers.ListSerializer):
         try:
             return super().run_child_validation(data)
         except PayloadTooLarge as exc:
-            raise PayloadTooLarge(f"Message {index}: {exc.detail}") from exc
+            raise PayloadTooLarge(naming_message(index, str(exc.detail))) from exc
 
 
 def message_size(fields: dict) -> int:
