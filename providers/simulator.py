@@ -13,6 +13,7 @@ be told to misbehave per provider:
     DELETE /_simulator/behaviour/sendgrid                                # behave again
     GET /_simulator/requests?provider=sendgrid&accepted=true   # each with its state: in_flight,
                                                                # answered, dropped or abandoned
+    GET /_simulator/stats                # per provider: requests, accepted, TCP connections, first/last
     DELETE /_simulator/requests
 
 Run it with `python -m providers.simulator --port 8025 --outbox var/outbox`.
@@ -92,6 +93,23 @@ class Simulator:
             entry["sequence"] = next(self.sequence)
             self.requests.append(entry)
         return entry
+
+    def stats(self) -> dict:
+        """Counts without the bodies, for a benchmark that polls while the load runs: requests,
+        accepted ones, distinct TCP connections they came on, and when the first and last arrived."""
+        with self.lock:
+            found = list(self.requests)
+        by_provider = {}
+        for provider in self.behaviours:
+            mine = [r for r in found if r["provider"] == provider]
+            by_provider[provider] = {
+                "requests": len(mine),
+                "accepted": sum(1 for r in mine if r["accepted"]),
+                "connections": len({r["connection"] for r in mine}),
+                "first_received_at": min((r["received_at"] for r in mine), default=None),
+                "last_received_at": max((r["received_at"] for r in mine), default=None),
+            }
+        return by_provider
 
     def finish(self, entry: dict, **outcome) -> None:
         with self.lock:
@@ -177,6 +195,8 @@ class Handler(BaseHTTPRequestHandler):
                 wanted = query["accepted"][0] == "true"
                 found = [r for r in found if r["accepted"] is wanted]
             return self._answer(200, found)
+        if url.path == "/_simulator/stats":
+            return self._answer(200, self.server.simulator.stats())
         return self._answer(404, {"message": "not found"})
 
     def do_DELETE(self):  # noqa: N802
@@ -326,6 +346,9 @@ def sendgrid_problems(payload) -> list[tuple[str | None, str]]:
 class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (a client
+    # that connects per message, at 32 at a time), and each dropped one costs a 1 s retransmit.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], simulator: Simulator):
         super().__init__(address, Handler)
