@@ -46,10 +46,9 @@ def sqs_server_argv(kind: str, port: int) -> tuple[list[str], dict]:
     fauxqs is several times faster). fauxqs comes from the npm registry into bench/node."""
     if kind == "moto":
         return python_argv("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)), {}
-    binary = NODE_DIR / "node_modules" / ".bin" / "fauxqs"
-    if not binary.exists():
+    if not (NODE_DIR / "node_modules" / "fauxqs").exists():
         subprocess.run(["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", f"fauxqs@{FAUXQS_VERSION}"], check=True)
-    return [str(binary)], {"FAUXQS_PORT": str(port), "FAUXQS_LOGGER": "false"}
+    return ["node", str(ROOT / "bench" / "fauxqs.mjs")], {"FAUXQS_PORT": str(port)}
 
 
 def ensure_database(url: str) -> None:
