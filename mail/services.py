@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -543,6 +543,7 @@ def deliver_message(
             log.info("circuit open; handing the message on", extra={"message_id": message_id, "provider": provider_name, "outcome": "skipped", "next": next_provider})
         return
     provider_name, admission = admitted
+    _release_database_connection()
     try:
         result = _send(provider_name, admission, outbound)
     except TransientError as error:
@@ -562,6 +563,14 @@ def deliver_message(
         mark_sent(message_id, token, message.lease_expires_at, result)
         if claim_check.is_pointer(payload):
             claim_check.discard(message_id)
+
+
+def _release_database_connection() -> None:
+    """Hand this thread's connection back to the pool while the provider takes its time (a
+    hundred milliseconds or more): the claim is committed, and the next write takes one again.
+    Without a pool a connection is kept, as reopening it would cost more than it saves."""
+    if "pool" in connection.settings_dict.get("OPTIONS", {}) and not connection.in_atomic_block:
+        connection.close()
 
 
 def _crashed(message_id: str, token: int, provider_name: str, error: Exception) -> None:
@@ -783,17 +792,20 @@ def advance_status(message_id, event_type: str) -> bool:
 
 def _write_sent(message_id: str, token: int, result: SendResult) -> None:
     now = timezone.now()
+    sent = {
+        "status": Message.Status.SENT,
+        "provider": result.provider,
+        "provider_message_id": result.provider_message_id,
+        "lease_expires_at": None,
+        "last_error": "",
+        "sent_at": now,
+        "updated_at": now,
+    }
     with transaction.atomic():
-        claim_held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).exists()
-        Message.objects.filter(pk=message_id, status__in=NOT_YET_SENT).update(
-            status=Message.Status.SENT,
-            provider=result.provider,
-            provider_message_id=result.provider_message_id,
-            lease_expires_at=None,
-            last_error="",
-            sent_at=now,
-            updated_at=now,
-        )
+        # The usual case, our claim still held, in one statement; else whatever became of it.
+        claim_held = Message.objects.filter(pk=message_id, status=Message.Status.SENDING, attempts=token).update(**sent)
+        if not claim_held:
+            Message.objects.filter(pk=message_id, status__in=NOT_YET_SENT).update(**sent)
         MessageEvent.objects.create(message_id=message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code)
         for event_type in MessageEvent.objects.filter(message_id=message_id, type__in=STATUS_FOR_EVENT).values_list("type", flat=True):
             advance_status(message_id, event_type)  # the provider's webhook came first

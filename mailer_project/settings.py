@@ -99,6 +99,19 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mailer.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connections per process to PostgreSQL, in a pool (psycopg_pool, through Django's own support).
+# Celery's Django fixup closes a task's connection before and after every task; without a pool
+# each delivery opened a new PostgreSQL connection, a tenth of a worker's time (docs/benchmarks.md).
+# A delivery also hands its connection back while it waits for the provider, so a worker's sends
+# in flight are not capped by its connections. 0 = no pool: persistent connections instead.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=10)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        # A connection waited for longer than `timeout` fails like a database outage (503, a retried task).
+        "pool": {"min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": 10},
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The API and the worker write from different processes: WAL lets readers and one writer
     # work at once, IMMEDIATE transactions queue writers instead of failing with "locked", and the
@@ -282,6 +295,8 @@ def _broker_url() -> str:
 
 
 CELERY_BROKER_URL = _broker_url()
+# kombu's SQS transport with acks batched off the worker's event loop (see the module).
+CELERY_BROKER_TRANSPORT = "mailer_project.sqs_transport:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "region": AWS_REGION,
     "is_secure": (urlsplit(SQS_ENDPOINT_URL).scheme == "https") if SQS_ENDPOINT_URL else True,
@@ -309,9 +324,12 @@ CELERY_TASK_ACKS_ON_FAILURE = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Prefetched messages burn their visibility time while they wait.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Sends are I/O-bound: threads share one process and its provider connection pools.
-CELERY_WORKER_POOL = env("WORKER_POOL", default="threads")
-CELERY_WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=8)
+# Sends are I/O-bound: one process, its sends in flight as greenlets sharing its provider
+# connection pools. Chosen from bench/delivery.py's measurements (docs/benchmarks.md): against a
+# provider answering in 100 ms, gevent × 64 delivered more per process than any threads or
+# prefork setting, at no more memory.
+CELERY_WORKER_POOL = env("WORKER_POOL", default="gevent")
+CELERY_WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=64)
 # SQS has no broadcast: remote control and events would try to create SNS topics.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
@@ -340,6 +358,10 @@ LOGGING = {
     "loggers": {
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # Celery's own line per task ("received", "succeeded") repeats what mail.services logs
+        # about each message, at a cost measured in the worker's throughput; failures still show.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
     },
 }
 if CLOUDWATCH_LOG_GROUP:
