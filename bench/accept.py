@@ -234,7 +234,8 @@ def main() -> None:
                     sqs.purge_queue(QueueUrl=queue_url)
                     bare = run_bare_loop(env, queue_url, connections, args.duration, 1, results["parameters"]["task_body_bytes"])
                     sqs.purge_queue(QueueUrl=queue_url)
-                    run[str(connections)] = {"api": api, "bare_sqs": bare}
+                    # Other work on the machine skews every figure: the 1-minute load average says how much there was.
+                    run[str(connections)] = {"api": api, "bare_sqs": bare, "load_average_1min": round(os.getloadavg()[0], 2)}
                     print(
                         f"run {run_number + 1}/{args.runs} c={connections}: API {api['per_second']}/s p99 {api['p99_ms']} ms "
                         f"(non-202 {api['non_202']}); bare SQS {bare['per_second']}/s p99 {bare['p99_ms']} ms",
