@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Tests run on PostgreSQL, as production does; this machine kind runs one with trust auth.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install run test test-fast check check-deploy clean bench-failover
+.PHONY: install install-bench run test test-fast check check-deploy clean bench-failover bench-accept
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -15,6 +15,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# The benchmarks' extra tools (matplotlib for the plots); wrk comes from Debian: apt-get install wrk.
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+install-bench: $(VENV)/.installed-bench
 
 ## Run the whole service locally: embedded SQS server, provider simulator, API and worker.
 run: install
@@ -35,6 +42,11 @@ check: install check-deploy
 ## Issue 7's measurement: SendGrid down, accept → sent by Mailgun with and without the breaker.
 bench-failover: install
 	$(PY) bench/failover.py
+
+## Issue 10's accept path: POST throughput and latency by concurrency against a bare SQS publish
+## loop, latency at half the peak, the API's peak memory (about 5 minutes; needs wrk).
+bench-accept: install-bench
+	$(PY) bench/accept.py
 
 ## The deployment files, without Docker or AWS: the Dockerfile's lint, the compose file against
 ## the Compose specification's schema, the CloudFormation template's lint.

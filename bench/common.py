@@ -106,6 +106,14 @@ def local_servers(sqs_kind: str, database_url: str):
 @contextlib.contextmanager
 def service(env: dict, mode: str, log_path: Path):
     """`manage.py serve` in this mode on a free port; yields the API's base URL."""
+    with service_process(env, mode, log_path) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def service_process(env: dict, mode: str, log_path: Path):
+    """As service(), yielding (the API's base URL, the `manage.py serve` process) for a script
+    that also watches the process tree (its memory, say)."""
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -119,7 +127,7 @@ def service(env: dict, mode: str, log_path: Path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", 60, process)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         process.wait(timeout=90)

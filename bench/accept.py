@@ -1,0 +1,279 @@
+"""Accept-path throughput and latency (issue 10): POST /api/v1/messages under load at several
+concurrencies, against the bare SQS publish rate at the same concurrency — the limit the API
+cannot beat, since each 202 waits for one SQS publish. Not a test: a measurement, written to
+docs/benchmarks/accept.json and plotted in docs/benchmarks/accept.png.
+
+    .venv/bin/python bench/accept.py              # about 5 minutes (make bench-accept)
+    .venv/bin/python bench/accept.py --runs 1 --duration 3 --concurrency 1 8 32   # a quick look
+
+Needs wrk (`apt-get install wrk`). One API (`manage.py serve`, MAILER_MODE=consumer, gunicorn as
+WEB_WORKERS/WEB_THREADS set it, production defaults otherwise, logs at INFO as in production) on
+PostgreSQL, fauxqs as SQS, no worker. For each run and concurrency N: wrk with N connections
+POSTs a 1 KB message (bench/accept.lua), after a warm-up; then bench/sqs_publish_loop.py publishes
+bodies the size of that message's task from N threads for as long. The median of the runs is
+reported. Then wrk paces N connections at half the API's peak rate, to read latency below
+saturation. Last, the peak resident memory (VmHWM) of every process of the API's tree."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+
+from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, now, service_process
+
+RESULTS = ROOT / "docs" / "benchmarks" / "accept.json"
+PLOT = ROOT / "docs" / "benchmarks" / "accept.png"
+LUA_SCRIPT = ROOT / "bench" / "accept.lua"
+PUBLISH_LOOP = ROOT / "bench" / "sqs_publish_loop.py"
+
+
+def message_body() -> bytes:
+    """A typical transactional message of about 1 KB of JSON."""
+    return json.dumps(
+        {
+            "from": "Shop <shop@example.com>",
+            "to": ["Ann Example <ann@example.com>"],
+            "subject": "Your order #10423 has shipped",
+            "text": "Hello Ann,\n\nyour order is on its way. " + "Tracking and details follow. " * 22,
+            "html": "<p>Hello Ann,</p><p>your order is on its way.</p>",
+            "tags": ["orders"],
+            "metadata": {"order_id": "10423"},
+        }
+    ).encode()
+
+
+def run_wrk(base: str, connections: int, seconds: int, key: str, body_file: Path, rate: float = 0.0) -> dict:
+    argv = [
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA_SCRIPT), base,
+        "--", key, str(body_file), f"{rate:.3f}",
+    ]  # fmt: skip
+    output = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    result = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+    result["per_second"] = round(result["requests"] / result["duration_s"], 1)
+    return result
+
+
+def run_bare_loop(env: dict, queue_url: str, threads: int, seconds: int, warmup: int, body_bytes: int) -> dict:
+    argv = [
+        sys.executable, str(PUBLISH_LOOP), "--endpoint-url", env["SQS_ENDPOINT_URL"], "--queue-url", queue_url,
+        "--threads", str(threads), "--duration", str(seconds), "--warmup", str(warmup), "--body-bytes", str(body_bytes),
+    ]  # fmt: skip
+    output = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def task_body_bytes(sqs, queue_url: str) -> int:
+    """The size SQS stores for one of our delivery tasks: taken from the queue after the API
+    published some (all the same size, as the benchmark posts one message over and over)."""
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
+    if not messages:
+        raise SystemExit("no task in the queue after the warm-up: the API did not publish")
+    return len(messages[0]["Body"].encode())
+
+
+def process_tree(pid: int, depth: int = 0) -> list[tuple[int, int]]:
+    """(pid, depth) of the process and all its descendants, from /proc's per-thread child lists."""
+    found = [(pid, depth)]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += process_tree(int(child), depth + 1)
+    return found
+
+
+# `manage.py serve` in consumer mode starts gunicorn, which forks its workers.
+ROLES = {0: "supervisor (manage.py serve)", 1: "gunicorn master", 2: "gunicorn worker"}
+
+
+def peak_memory(pid: int) -> list[dict]:
+    """Each process of the API's tree: its role and its peak resident set so far (VmHWM), in MB."""
+    processes = []
+    for member, depth in process_tree(pid):
+        status = Path(f"/proc/{member}/status").read_text()
+        peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+        processes.append({"pid": member, "role": ROLES.get(depth, "other"), "peak_rss_mb": round(peak_kb / 1024, 1)})
+    return processes
+
+
+def median_of(points: list[dict], field: str):
+    values = [point[field] for point in points if point.get(field) is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def medians(runs: list[dict], concurrencies: list[int]) -> list[dict]:
+    rows = []
+    for connections in concurrencies:
+        api = [run[str(connections)]["api"] for run in runs]
+        bare = [run[str(connections)]["bare_sqs"] for run in runs]
+        api_rate, bare_rate = median_of(api, "per_second"), median_of(bare, "per_second")
+        rows.append(
+            {
+                "concurrency": connections,
+                "api_per_second": api_rate,
+                "bare_sqs_per_second": bare_rate,
+                "api_share_of_bare": round(api_rate / bare_rate, 3) if bare_rate else None,
+                "api_p50_ms": median_of(api, "p50_ms"),
+                "api_p95_ms": median_of(api, "p95_ms"),
+                "api_p99_ms": median_of(api, "p99_ms"),
+                "bare_sqs_p50_ms": median_of(bare, "p50_ms"),
+                "bare_sqs_p99_ms": median_of(bare, "p99_ms"),
+                "api_non_202": sum(point["non_202"] for point in api),
+            }
+        )
+    return rows
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib import pyplot
+
+    rows = results["medians"]
+    x = [row["concurrency"] for row in rows]
+    figure, (rates, latency) = pyplot.subplots(1, 2, figsize=(11, 4.2))
+    rates.plot(x, [row["bare_sqs_per_second"] for row in rows], "o--", label="bare boto3 SendMessage loop")
+    rates.plot(x, [row["api_per_second"] for row in rows], "o-", label="POST /api/v1/messages (202)")
+    rates.set(xscale="log", xlabel="concurrency (connections / threads)", ylabel="per second", title="Throughput")
+    latency.plot(x, [row["api_p50_ms"] for row in rows], "o-", label="API p50")
+    latency.plot(x, [row["api_p99_ms"] for row in rows], "o-", label="API p99")
+    latency.plot(x, [row["bare_sqs_p50_ms"] for row in rows], "o--", label="bare SQS p50")
+    latency.plot(x, [row["bare_sqs_p99_ms"] for row in rows], "o--", label="bare SQS p99")
+    latency.set(xscale="log", yscale="log", xlabel="concurrency (connections / threads)", ylabel="ms", title="Latency")
+    for axes in (rates, latency):
+        axes.set_xticks(x, [str(value) for value in x])
+        axes.minorticks_off()
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    rates.set_ylim(bottom=0)
+    figure.suptitle(
+        f"Accept path, medians of {results['parameters']['runs']} runs — {results['sqs_server']}, {results['machine']}", fontsize=9
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--duration", type=int, default=6, help="measured seconds per point")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each measured point")
+    parser.add_argument("--runs", type=int, default=3, help="the medians of this many runs are reported")
+    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--sqs", choices=["fauxqs", "moto"], default="fauxqs", help="the SQS-compatible server")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--plot", type=Path, default=PLOT)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    body = message_body()
+    body_file = Path(tempfile.mkstemp(prefix="mailer-accept-", suffix=".json")[1])
+    body_file.write_bytes(body)
+    started = time.monotonic()
+    with local_servers(args.sqs, args.database_url) as servers:
+        queue = f"bench-accept-{uuid.uuid4().hex[:8]}"
+        env = {
+            **servers.env,
+            "SQS_QUEUE_NAME": queue,
+            "SQS_DLQ_NAME": f"{queue}-dlq",
+            # Production logs at INFO (an access line and an "accepted" line per request): measure that.
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            # The per-key rate limit is measured (one cache update per request) but never reached.
+            "API_RATE_LIMIT": "1000000/s",
+        }
+        manage(env, "provision_queues")
+        key = manage(env, "create_api_key", "bench accept").strip()
+        web = manage(env, "shell", "-c", "from django.conf import settings; print(settings.WEB_WORKERS, settings.WEB_THREADS)").split()[-2:]
+        sqs = boto3.client(
+            "sqs", region_name="us-east-1", endpoint_url=env["SQS_ENDPOINT_URL"], aws_access_key_id="bench", aws_secret_access_key="bench"
+        )
+        queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        results = {
+            "what": (
+                "POST /api/v1/messages (a 1 KB message) with wrk at each concurrency, against a bare boto3 SendMessage loop "
+                "with as many threads and bodies the size of the API's task; then wrk paced at half the API's peak rate; "
+                "peak RSS of the API's processes"
+            ),
+            "measured_at": now(),
+            "machine": machine(),
+            "sqs_server": servers.sqs_server,
+            "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
+            "parameters": {
+                "concurrencies": args.concurrency,
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "runs": args.runs,
+                "web_workers": int(web[0]),
+                "web_threads": int(web[1]),
+                "log_level": env["LOG_LEVEL"],
+                "database": "PostgreSQL on loopback",
+                "request_body_bytes": len(body),
+            },
+            "runs": [],
+        }
+        with service_process(env, "consumer", servers.log_dir / "serve.log") as (base, serve):
+            for run_number in range(args.runs):
+                run = {}
+                for connections in args.concurrency:
+                    run_wrk(base, connections, args.warmup, key, body_file)
+                    if "task_body_bytes" not in results["parameters"]:
+                        results["parameters"]["task_body_bytes"] = task_body_bytes(sqs, queue_url)
+                    api = run_wrk(base, connections, args.duration, key, body_file)
+                    # An empty queue for each measurement, so neither side pays for the other's backlog.
+                    sqs.purge_queue(QueueUrl=queue_url)
+                    bare = run_bare_loop(env, queue_url, connections, args.duration, 1, results["parameters"]["task_body_bytes"])
+                    sqs.purge_queue(QueueUrl=queue_url)
+                    # Other work on the machine skews every figure: the 1-minute load average says how much there was.
+                    run[str(connections)] = {"api": api, "bare_sqs": bare, "load_average_1min": round(os.getloadavg()[0], 2)}
+                    print(
+                        f"run {run_number + 1}/{args.runs} c={connections}: API {api['per_second']}/s p99 {api['p99_ms']} ms "
+                        f"(non-202 {api['non_202']}); bare SQS {bare['per_second']}/s p99 {bare['p99_ms']} ms",
+                        file=sys.stderr,
+                    )
+                results["runs"].append(run)
+            results["medians"] = medians(results["runs"], args.concurrency)
+            peak = max(results["medians"], key=lambda row: row["api_per_second"])
+            half_rate = peak["api_per_second"] / 2
+            paced = []
+            for _ in range(args.runs):
+                run_wrk(base, peak["concurrency"], args.warmup, key, body_file, rate=half_rate)
+                paced.append(run_wrk(base, peak["concurrency"], args.duration, key, body_file, rate=half_rate))
+                sqs.purge_queue(QueueUrl=queue_url)
+                print(f"paced at {half_rate:.0f}/s: {paced[-1]['per_second']}/s p99 {paced[-1]['p99_ms']} ms", file=sys.stderr)
+            results["half_peak"] = {
+                "peak_per_second": peak["api_per_second"],
+                "peak_concurrency": peak["concurrency"],
+                "offered_per_second": round(half_rate, 1),
+                "runs": paced,
+                "median_per_second": median_of(paced, "per_second"),
+                "median_p50_ms": median_of(paced, "p50_ms"),
+                "median_p99_ms": median_of(paced, "p99_ms"),
+            }
+            memory = peak_memory(serve.pid)
+            results["consumer_memory"] = {"processes": memory, "largest_peak_rss_mb": max(p["peak_rss_mb"] for p in memory)}
+        results["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
+        results["wall_seconds"] = round(time.monotonic() - started)
+    body_file.unlink()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, args.plot)
+    for row in results["medians"]:
+        print(json.dumps(row), file=sys.stderr)
+    print(json.dumps({"half_peak": {k: v for k, v in results["half_peak"].items() if k != "runs"}}), file=sys.stderr)
+    print(json.dumps(results["consumer_memory"]), file=sys.stderr)
+    print(f"wrote {args.out} and {args.plot} (service logs in {servers.log_dir})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
