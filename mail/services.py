@@ -486,6 +486,7 @@ def deliver_message(
         log.info("a later step of this message has been reached; dropping a late task", extra={"message_id": message_id, "step": step})
         return
     if claim is Claim.FAILED:
+        log.info("message has failed; not sending a redelivery, which stays in SQS until its DLQ", extra={"message_id": message_id})
         raise DeliveryFailed(f"{message_id} has failed: {message.last_error}")
     order = provider_order()
     if claim is Claim.CLAIMED and not order:

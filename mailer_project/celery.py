@@ -66,6 +66,13 @@ class Heartbeat(bootsteps.StartStopStep):
 app.steps["worker"].add(Heartbeat)
 
 
+@signals.worker_shutting_down.connect
+def _stop_receiving(**_kwargs):
+    from mailer_project import sqs_transport
+
+    sqs_transport.stop_receiving()
+
+
 @signals.worker_process_shutdown.connect
 @signals.worker_shutdown.connect
 def _flush_log_handlers(**_kwargs):

@@ -305,7 +305,10 @@ CELERY_BROKER_TRANSPORT = "mailer_project.sqs_transport:Transport"
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "region": AWS_REGION,
     "is_secure": (urlsplit(SQS_ENDPOINT_URL).scheme == "https") if SQS_ENDPOINT_URL else True,
-    "wait_time_seconds": 10,
+    # Long polls end before the SQS client's read timeout (SQS_CLIENT_CONFIG): the gevent pool
+    # receives with that synchronous client, and a poll cut off by it loses its answer (the
+    # messages in it stay hidden for the visibility timeout).
+    "wait_time_seconds": SQS_CLIENT_CONFIG["read_timeout"] - 1,
     "polling_interval": 0.1,
     # Filled per process with the queue URL (mail.queues.use_predefined_queue) so kombu never
     # creates a queue on its own: one it created would have no redrive policy.

@@ -115,6 +115,16 @@ class BatchedDeleter:
             log.warning("SQS refused to delete %d acked messages: %s", len(failed), failed[:3])
 
 
+_stopping = threading.Event()
+
+
+def stop_receiving() -> None:
+    """The worker is shutting down: take no more messages, so what is still queued stays visible
+    for the next worker. kombu's event loop (the threads and prefork pools) stops receiving on its
+    own; the gevent pool receives with blocking calls that would go on until the last task ends."""
+    _stopping.set()
+
+
 class Channel(SQS.Channel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -130,6 +140,11 @@ class Channel(SQS.Channel):
         self._deleter.add(_Delete(self.sqs(queue=queue), info["sqs_queue"], sqs_message["ReceiptHandle"]))
         # The slot is free now; the delete follows within BATCH_WAIT_SECONDS.
         virtual.Channel.basic_ack(self, delivery_tag, multiple)
+
+    def _get_bulk(self, queue, max_if_unlimited=SQS.SQS_MAX_MESSAGES, callback=None):
+        if _stopping.is_set():
+            raise queue_module.Empty()
+        return super()._get_bulk(queue, max_if_unlimited, callback)
 
     def _loop1(self, queue, messages_fetched=None):
         if messages_fetched is None and queue in self._active_queues and not self.qos.can_consume():

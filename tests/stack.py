@@ -64,7 +64,7 @@ class Stack:
 
     def start_worker(self, **env: str) -> ServiceProcess:
         """The production worker command line, as its own process group (so a test can kill it)."""
-        process = self._start(processor_argv(), "worker", **env)
+        process = self._start(processor_argv(pool=env.get("WORKER_POOL")), "worker", **env)
         process.wait_for_output("ready.")
         return process
 

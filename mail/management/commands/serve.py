@@ -27,15 +27,15 @@ def consumer_argv() -> list[str]:
     )
 
 
-def processor_argv() -> list[str]:
-    # The queue comes from the worker's own settings. The pool is named on the command line too:
-    # Celery monkey-patches for gevent only when it sees `--pool gevent` there, before any import.
+def processor_argv(pool: str | None = None) -> list[str]:
+    # Queue and concurrency come from the worker's own settings. The pool (WORKER_POOL unless
+    # given) is named on the command line too: Celery monkey-patches for gevent only when it sees
+    # `--pool gevent` there, before anything else is imported.
     return python_argv(
         # --quiet: no start banner, so what the worker writes is the JSON lines of settings.LOGGING.
         "-m", "celery", "--app", "mailer_project", "--quiet", "worker",
         "--loglevel", settings.LOG_LEVEL,
-        "--pool", settings.CELERY_WORKER_POOL,
-        "--concurrency", str(settings.CELERY_WORKER_CONCURRENCY),
+        "--pool", pool or settings.CELERY_WORKER_POOL,
         # SQS has no broadcast; these would only poll for nothing.
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     )
