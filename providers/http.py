@@ -29,10 +29,14 @@ class Timeouts:
         return (self.connect, self.read)
 
 
-def pooled_session(pool_size: int = 32) -> requests.Session:
+DEFAULT_CONNECTIONS = 32
+
+
+def pooled_session(connections: int = DEFAULT_CONNECTIONS) -> requests.Session:
+    """Keeps up to `connections` connections per host alive for reuse."""
     session = requests.Session()
     # No retries here: retrying is the delivery pipeline's decision, made with backoff in SQS.
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

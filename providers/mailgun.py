@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from .base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
-from .http import Timeouts, pooled_session, post
+from .http import DEFAULT_CONNECTIONS, Timeouts, pooled_session, post
 
 # Mailgun's documented limits for one message.
 MAX_RECIPIENTS = 1000
@@ -35,12 +35,12 @@ def options_size(message: OutboundMessage) -> int:
 class MailgunProvider:
     name = "mailgun"
 
-    def __init__(self, api_key: str, domain: str, api_url: str, timeouts: Timeouts):
+    def __init__(self, api_key: str, domain: str, api_url: str, timeouts: Timeouts, connections: int = DEFAULT_CONNECTIONS):
         self.api_key = api_key
         self.domain = domain
         self.url = f"{api_url.rstrip('/')}/v3/{domain}/messages"
         self.timeouts = timeouts
-        self.session = pooled_session()
+        self.session = pooled_session(connections)
 
     def send(self, message: OutboundMessage) -> SendResult:
         if not (self.api_key and self.domain):

@@ -10,7 +10,7 @@ from sendgrid.helpers import mail as sg
 from sendgrid.helpers.mail.exceptions import SendGridException
 
 from .base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
-from .http import Timeouts, pooled_session, post
+from .http import DEFAULT_CONNECTIONS, Timeouts, pooled_session, post
 
 # SendGrid's documented limits for one request (its OpenAPI description and mail-send docs).
 MAX_RECIPIENTS = 1000  # to, cc and bcc of all personalizations together
@@ -21,11 +21,11 @@ MAX_CATEGORIES = 10
 class SendGridProvider:
     name = "sendgrid"
 
-    def __init__(self, api_key: str, api_url: str, timeouts: Timeouts):
+    def __init__(self, api_key: str, api_url: str, timeouts: Timeouts, connections: int = DEFAULT_CONNECTIONS):
         self.api_key = api_key
         self.url = api_url.rstrip("/") + "/v3/mail/send"
         self.timeouts = timeouts
-        self.session = pooled_session()
+        self.session = pooled_session(connections)
 
     def send(self, message: OutboundMessage) -> SendResult:
         if not self.api_key:

@@ -16,7 +16,10 @@ be told to misbehave per provider:
     GET /_simulator/stats                # per provider: requests, accepted, TCP connections, first/last
     DELETE /_simulator/requests
 
-Run it with `python -m providers.simulator --port 8025 --outbox var/outbox`.
+Run it with `python -m providers.simulator --port 8025 --outbox var/outbox`. With `--tls-cert
+FILE` it speaks HTTPS, as the real APIs do, with a self-signed certificate for 127.0.0.1 and
+localhost that it writes to FILE for clients to trust (REQUESTS_CA_BUNDLE=FILE): then a client
+that opens a connection per request pays a TLS handshake for each, as it would in production.
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import datetime
 import hashlib
+import ipaddress
 import itertools
 import json
 import logging
 import random
 import re
 import socket
+import ssl
+import tempfile
 import threading
 import time
 import uuid
@@ -238,7 +245,8 @@ class Handler(BaseHTTPRequestHandler):
     def _client_gone(self) -> bool:
         """True when the client closed its connection (a killed worker) while we held the request."""
         try:
-            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            # The TCP stream itself (an SSLSocket refuses flags): end of stream is all we look for.
+            return socket.socket.recv(self.connection, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
             return False
         except OSError:
@@ -355,15 +363,67 @@ class SimulatorServer(ThreadingHTTPServer):
         self.simulator = simulator
 
 
+def self_signed_tls(cert_path: Path) -> ssl.SSLContext:
+    """A server context with a new P-256 key and a certificate for 127.0.0.1 and localhost, the
+    certificate written to cert_path (the key stays in memory, but ssl loads keys from files)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provider simulator")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    with tempfile.NamedTemporaryFile(suffix=".pem") as key_file:
+        key_file.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_file.flush()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_path, key_file.name)
+    return context
+
+
+class TlsSimulatorServer(SimulatorServer):
+    """HTTPS: each connection's handshake runs in its handler thread, not in the accepting loop."""
+
+    def __init__(self, address: tuple[str, int], simulator: Simulator, context: ssl.SSLContext):
+        super().__init__(address, simulator)
+        self.context = context
+
+    def finish_request(self, request, client_address):
+        try:
+            request = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # a client that gave up or does not trust us: nothing to answer
+        super().finish_request(request, client_address)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--outbox", type=Path, default=None, help="folder for accepted messages as JSON")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="speak HTTPS; write the self-signed certificate here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(message)s")
-    server = SimulatorServer((args.host, args.port), Simulator(args.outbox))
-    log.info("provider simulator listening on http://%s:%d (outbox: %s)", args.host, server.server_port, args.outbox)
+    if args.tls_cert:
+        server = TlsSimulatorServer((args.host, args.port), Simulator(args.outbox), self_signed_tls(args.tls_cert))
+    else:
+        server = SimulatorServer((args.host, args.port), Simulator(args.outbox))
+    scheme = "https" if args.tls_cert else "http"
+    log.info("provider simulator listening on %s://%s:%d (outbox: %s)", scheme, args.host, server.server_port, args.outbox)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
