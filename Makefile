@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Tests run on PostgreSQL, as production does; this machine kind runs one with trust auth.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-bench run test test-fast check check-deploy clean bench-failover bench-accept
+.PHONY: install install-bench run test test-fast check check-deploy clean bench bench-failover bench-accept bench-delivery
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -47,6 +47,14 @@ bench-failover: install
 ## loop, latency at half the peak, the API's peak memory (about 5 minutes; needs wrk).
 bench-accept: install-bench
 	$(PY) bench/accept.py
+
+## Issue 10's delivery path: one worker process per pool and concurrency against a 100 ms provider,
+## beside django-anymail in a plain Celery task, with connection reuse and memory (about 15 minutes).
+bench-delivery: install-bench
+	$(PY) bench/delivery.py
+
+## Issue 10's measurements, one after the other (never two at once: they share the cores).
+bench: bench-accept bench-delivery
 
 ## The deployment files, without Docker or AWS: the Dockerfile's lint, the compose file against
 ## the Compose specification's schema, the CloudFormation template's lint.

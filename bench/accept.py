@@ -30,7 +30,7 @@ from pathlib import Path
 
 import boto3
 
-from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, now, service_process
+from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, now, process_tree, service_process, status_kib
 
 RESULTS = ROOT / "docs" / "benchmarks" / "accept.json"
 PLOT = ROOT / "docs" / "benchmarks" / "accept.png"
@@ -82,15 +82,6 @@ def task_body_bytes(sqs, queue_url: str) -> int:
     return len(messages[0]["Body"].encode())
 
 
-def process_tree(pid: int, depth: int = 0) -> list[tuple[int, int]]:
-    """(pid, depth) of the process and all its descendants, from /proc's per-thread child lists."""
-    found = [(pid, depth)]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += process_tree(int(child), depth + 1)
-    return found
-
-
 # `manage.py serve` in consumer mode starts gunicorn, which forks its workers.
 ROLES = {0: "supervisor (manage.py serve)", 1: "gunicorn master", 2: "gunicorn worker"}
 
@@ -99,8 +90,7 @@ def peak_memory(pid: int) -> list[dict]:
     """Each process of the API's tree: its role and its peak resident set so far (VmHWM), in MB."""
     processes = []
     for member, depth in process_tree(pid):
-        status = Path(f"/proc/{member}/status").read_text()
-        peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+        peak_kb = status_kib(member, "VmHWM")
         processes.append({"pid": member, "role": ROLES.get(depth, "other"), "peak_rss_mb": round(peak_kb / 1024, 1)})
     return processes
 

@@ -11,11 +11,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +35,7 @@ class Servers:
     simulator_url: str
     sqs_server: str  # which SQS-compatible server, for the record
     log_dir: Path
+    verify: str | bool = True  # for requests to the simulator: its certificate, when it speaks HTTPS
 
 
 def free_port() -> int:
@@ -63,16 +66,21 @@ def manage(env: dict, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def local_servers(sqs_kind: str, database_url: str):
-    """The SQS/S3 server and the simulator, running; the database migrated."""
+def local_servers(sqs_kind: str, database_url: str, provider_tls: bool = False):
+    """The SQS/S3 server and the simulator, running; the database migrated. With provider_tls the
+    simulator speaks HTTPS as the real providers do, and the service's processes trust its
+    certificate (REQUESTS_CA_BUNDLE, which requests reads from the environment)."""
     ensure_database(database_url)
     log_dir = Path(tempfile.mkdtemp(prefix="mailer-bench-"))
     sqs_port, simulator_port = free_port(), free_port()
-    sqs_url, simulator_url = f"http://127.0.0.1:{sqs_port}", f"http://127.0.0.1:{simulator_port}"
+    certificate = log_dir / "simulator-cert.pem"
+    sqs_url = f"http://127.0.0.1:{sqs_port}"
+    simulator_url = f"{'https' if provider_tls else 'http'}://127.0.0.1:{simulator_port}"
     sqs_argv, sqs_env = sqs_server_argv(sqs_kind, sqs_port)
+    tls_argv = ["--tls-cert", str(certificate)] if provider_tls else []
     servers = [
         Child("sqs", sqs_argv, {**os.environ, **sqs_env}),
-        Child("simulator", python_argv("-m", "providers.simulator", "--port", str(simulator_port))),
+        Child("simulator", python_argv("-m", "providers.simulator", "--port", str(simulator_port), *tls_argv)),
     ]
     env = {
         **os.environ,
@@ -89,18 +97,31 @@ def local_servers(sqs_kind: str, database_url: str):
         "MAILGUN_DOMAIN": "bench.example.com",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        **({"REQUESTS_CA_BUNDLE": str(certificate)} if provider_tls else {}),
     }
     try:
         for child in servers:
             with open(log_dir / f"{child.name}.log", "wb") as log:
                 child.process = subprocess.Popen(child.argv, cwd=ROOT, env=child.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_http(sqs_url, 60, servers[0].process)
-        wait_for_http(f"{simulator_url}/_simulator/health", 60, servers[1].process)
+        wait_for_simulator(simulator_url, certificate if provider_tls else True, servers[1].process)
         manage(env, "migrate", "--verbosity", "0")
         label = {"moto": "moto (moto[server]) on loopback", "fauxqs": f"fauxqs {FAUXQS_VERSION} on loopback"}[sqs_kind]
-        yield Servers(env=env, simulator_url=simulator_url, sqs_server=label, log_dir=log_dir)
+        yield Servers(env=env, simulator_url=simulator_url, sqs_server=label, log_dir=log_dir, verify=env.get("REQUESTS_CA_BUNDLE", True))
     finally:
         stop_all(servers, grace_seconds=10)
+
+
+def wait_for_simulator(url: str, verify, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(f"{url}/_simulator/health", timeout=1, verify=verify).raise_for_status()
+            return
+        except (requests.RequestException, OSError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the provider simulator at {url} did not start")
+            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -155,3 +176,63 @@ def summary(values: list[float]) -> dict:
         "p95_s": round(percentile(values, 0.95), 3),
         "max_s": round(max(values), 3),
     }
+
+
+# --- processes and their memory --------------------------------------------------------------
+
+def process_tree(pid: int, depth: int = 0) -> list[tuple[int, int]]:
+    """(pid, depth) of the process and all its descendants, from /proc's per-thread child lists."""
+    found = [(pid, depth)]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except OSError:  # the thread or process has just ended
+            continue
+        for child in children:
+            found += process_tree(int(child), depth + 1)
+    return found
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A field of /proc/<pid>/status in KiB (VmRSS now, VmHWM its peak); 0 once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120].strip()
+    except OSError:
+        return ""
+
+
+class MemoryWatch:
+    """Sampled while a process tree works: each process's peak RSS (VmHWM, kept by the kernel, so
+    a peak between samples is not missed) and the peak of their summed current RSS (a prefork
+    pool's parent and children together)."""
+
+    def __init__(self, root_pid: int):
+        self.root_pid = root_pid
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self.peak_total_kib = 0
+
+    def sample(self) -> None:
+        total = 0
+        for pid, _depth in process_tree(self.root_pid):
+            total += status_kib(pid, "VmRSS")
+            name, high = self.peaks.get(pid, ("", 0))
+            self.peaks[pid] = (name or command_line(pid), max(high, status_kib(pid, "VmHWM")))
+        self.peak_total_kib = max(self.peak_total_kib, total)
+
+    def report(self) -> dict:
+        processes = sorted(((name, kib) for name, kib in self.peaks.values() if kib), key=lambda p: -p[1])
+        return {
+            "largest_process_mb": round(processes[0][1] / 1024, 1) if processes else None,
+            "tree_total_mb": round(self.peak_total_kib / 1024, 1),
+            "processes": [{"command": name, "peak_rss_mb": round(kib / 1024, 1)} for name, kib in processes],
+        }
