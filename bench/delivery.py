@@ -276,7 +276,8 @@ def plot(results: dict, path: Path) -> None:
     for axes in (rates, memory):
         axes.set_xticks(range(len(configs)), configs, fontsize=8)
         axes.grid(axis="y", alpha=0.3)
-        axes.legend(fontsize=8, loc="lower right")
+    rates.legend(fontsize=8, loc="upper left")
+    memory.legend(fontsize=8, loc="lower right")
     figure.suptitle(
         f"Delivery path, medians of {results['runs_per_configuration']} runs of {results['messages_per_run']} messages — "
         f"{results['sqs_server']}, {results['machine']}; white: Mailer's share of requests on reused connections",
