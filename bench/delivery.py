@@ -151,7 +151,12 @@ def run_once(stack, pool: str, concurrency: int, args, servers: Servers, label: 
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
     span = (stats["last_received_at"] or 0) - (stats["first_received_at"] or 0)
+    complete = stats["accepted"] >= args.messages
+    if not complete:
+        print(f"incomplete: {stats['accepted']} of {args.messages} sent; left out of the medians", file=sys.stderr, end=" ")
     return {
+        # A run cut short (timeout, a worker that died) is kept for the record, not in the medians.
+        "complete": complete,
         "delivered": stats["accepted"],
         "provider_requests": stats["requests"],
         "seconds": round(span, 2),
@@ -163,7 +168,7 @@ def run_once(stack, pool: str, concurrency: int, args, servers: Servers, label: 
 
 
 def median_of(runs: list[dict], key: str):
-    values = [r[key] for r in runs if r.get(key) is not None]
+    values = [r[key] for r in runs if r.get(key) is not None and r.get("complete", True)]
     return round(statistics.median(values), 4) if values else None
 
 
@@ -218,8 +223,8 @@ def main() -> None:
                     "concurrency": concurrency,
                     "messages_per_second": median_of(runs, "messages_per_second"),
                     "reused_connection_share": median_of(runs, "reused_connection_share"),
-                    "largest_process_mb": median_of([r["memory"] for r in runs], "largest_process_mb"),
-                    "tree_total_mb": median_of([r["memory"] for r in runs], "tree_total_mb"),
+                    "largest_process_mb": median_of([{**r["memory"], "complete": r["complete"]} for r in runs], "largest_process_mb"),
+                    "tree_total_mb": median_of([{**r["memory"], "complete": r["complete"]} for r in runs], "tree_total_mb"),
                     "runs": runs,
                 })
                 results["comparison"] = compare(results["results"])

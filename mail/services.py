@@ -509,6 +509,9 @@ def deliver_message(
         return
 
     token = message.attempts
+    # The claim is committed; what follows until the `sent` write (a stored body from S3, the
+    # circuit's admission, the provider) holds no connection from the pool.
+    _release_database_connection()
     try:
         body = claim_check.load(payload)
     except claim_check.StorageUnavailable as error:
@@ -544,7 +547,6 @@ def deliver_message(
             log.info("circuit open; handing the message on", extra={"message_id": message_id, "provider": provider_name, "outcome": "skipped", "next": next_provider})
         return
     provider_name, admission = admitted
-    _release_database_connection()
     try:
         result = _send(provider_name, admission, outbound)
     except TransientError as error:
@@ -567,9 +569,10 @@ def deliver_message(
 
 
 def _release_database_connection() -> None:
-    """Hand this thread's connection back to the pool while the provider takes its time (a
-    hundred milliseconds or more): the claim is committed, and the next write takes one again.
-    Without a pool a connection is kept, as reopening it would cost more than it saves."""
+    """Hand this thread's connection back to the pool between database steps that have slow I/O
+    in between (an S3 read, the provider's hundred milliseconds or more): a worker's 64 sends in
+    flight then share a pool of DATABASE_POOL_SIZE. The next statement takes one again. Without a
+    pool the connection is kept, as reopening it would cost more than it saves."""
     if "pool" in connection.settings_dict.get("OPTIONS", {}) and not connection.in_atomic_block:
         connection.close()
 

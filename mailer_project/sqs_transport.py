@@ -28,8 +28,9 @@ SQS_MAX_BATCH = 10
 # How long the deleting thread waits for more handles to fill a batch: short, because until the
 # delete lands a message that outlives its visibility timeout would be handed out again.
 BATCH_WAIT_SECONDS = 0.02
-# With every prefetch slot busy kombu looks again after polling_interval; a slot freed by an ack
-# should be refilled sooner than that, and a look costs no request.
+# With every prefetch slot busy kombu's event loop (threads and prefork pools) looks again after
+# polling_interval; a slot freed by an ack should be refilled sooner than that, and a look costs
+# no request. (The gevent pool has no event loop: it waits polling_interval between looks.)
 BUSY_RECHECK_SECONDS = 0.005
 
 
@@ -46,23 +47,31 @@ class BatchedDeleter:
     def __init__(self):
         self._pending: queue_module.SimpleQueue[_Delete | None] = queue_module.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self._lock = threading.Lock()
 
     def add(self, delete: _Delete) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                # Started on first use: in a prefork worker that is after the fork, in the
-                # process that consumes.
-                self._thread = threading.Thread(target=self._run, name="sqs-acks", daemon=True)
-                self._thread.start()
-        self._pending.put(delete)
+            if not self._closed:
+                if self._thread is None or not self._thread.is_alive():
+                    # Started on first use: in a prefork worker that is after the fork, in the
+                    # process that consumes.
+                    self._thread = threading.Thread(target=self._run, name="sqs-acks", daemon=True)
+                    self._thread.start()
+                # Under the lock, so no handle can land behind close()'s stop marker.
+                self._pending.put(delete)
+                return
+        self._delete([delete])  # an ack after close: at once, as kombu would
 
     def close(self) -> None:
-        """Delete everything handed over so far, then stop the thread."""
+        """Delete everything handed over so far, then stop the thread; later acks delete at once."""
         with self._lock:
+            self._closed = True
             thread, self._thread = self._thread, None
+            if thread is not None:
+                self._pending.put(None)
         if thread is not None:
-            self._pending.put(None)
+            # Long enough for a few batches at the SQS client's timeouts (SQS_CLIENT_CONFIG).
             thread.join(timeout=30)
 
     def _run(self) -> None:
@@ -104,7 +113,9 @@ class BatchedDeleter:
         try:
             response = deletes[0].client.delete_message_batch(QueueUrl=deletes[0].queue_url, Entries=entries)
         except Exception:
-            log.warning(
+            # An error, not a warning: should it last (permissions, say), every sent message
+            # comes back, is acked by its claim again, and finally reaches the DLQ.
+            log.error(
                 "could not delete %d acked messages; SQS will hand them out again and their claims will ack them",
                 len(deletes),
                 exc_info=True,
@@ -112,7 +123,7 @@ class BatchedDeleter:
             return
         failed = [f for f in response.get("Failed", []) if f.get("Code") != "ReceiptHandleIsInvalid"]
         if failed:
-            log.warning("SQS refused to delete %d acked messages: %s", len(failed), failed[:3])
+            log.error("SQS refused to delete %d acked messages: %s", len(failed), failed[:3])
 
 
 _stopping = threading.Event()

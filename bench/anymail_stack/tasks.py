@@ -17,8 +17,8 @@ app.conf.update(
     broker_transport_options={
         "region": os.environ.get("AWS_REGION", "us-east-1"),
         "is_secure": False,
-        # The same long poll as Mailer's worker, so the broker is not what differs.
-        "wait_time_seconds": 10,
+        # Long polls as Mailer's worker makes them, so the broker is not what differs.
+        "wait_time_seconds": 4,
         "polling_interval": 0.1,
     },
     task_default_queue=os.environ["SQS_QUEUE_NAME"],
