@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import boto3
 
-from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, now, process_tree, service_process, status_kib
+from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, median_of, now, process_tree, service_process, status_kib
 
 RESULTS = ROOT / "docs" / "benchmarks" / "accept.json"
 PLOT = ROOT / "docs" / "benchmarks" / "accept.png"
@@ -93,11 +92,6 @@ def peak_memory(pid: int) -> list[dict]:
         peak_kb = status_kib(member, "VmHWM")
         processes.append({"pid": member, "role": ROLES.get(depth, "other"), "peak_rss_mb": round(peak_kb / 1024, 1)})
     return processes
-
-
-def median_of(points: list[dict], field: str):
-    values = [point[field] for point in points if point.get(field) is not None]
-    return round(statistics.median(values), 2) if values else None
 
 
 def medians(runs: list[dict], concurrencies: list[int]) -> list[dict]:

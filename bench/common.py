@@ -167,6 +167,12 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
+def median_of(points: list[dict], field: str, digits: int = 2):
+    """The median of one field over several runs' results, those without it left out."""
+    values = [point[field] for point in points if point.get(field) is not None]
+    return round(statistics.median(values), digits) if values else None
+
+
 def summary(values: list[float]) -> dict:
     if not values:
         return {"count": 0}

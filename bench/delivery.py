@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import requests
 
-from common import DEFAULT_DATABASE_URL, ROOT, MemoryWatch, Servers, local_servers, machine, manage, now, service
+from common import DEFAULT_DATABASE_URL, ROOT, MemoryWatch, Servers, local_servers, machine, manage, median_of, now, service
 
 RESULTS = ROOT / "docs" / "benchmarks" / "delivery.json"
 PLOT = ROOT / "docs" / "benchmarks" / "delivery.png"
@@ -167,11 +166,6 @@ def run_once(stack, pool: str, concurrency: int, args, servers: Servers, label: 
     }
 
 
-def median_of(runs: list[dict], key: str):
-    values = [r[key] for r in runs if r.get(key) is not None and r.get("complete", True)]
-    return round(statistics.median(values), 4) if values else None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1500, help="messages per run")
@@ -217,14 +211,16 @@ def main() -> None:
                     runs.append(run_once(stack, pool, concurrency, args, servers, label))
                     print(f"{runs[-1]['messages_per_second']} msg/s, reused {runs[-1]['reused_connection_share']}, "
                           f"{runs[-1]['memory']['largest_process_mb']} MB", file=sys.stderr, flush=True)
+                complete = [run for run in runs if run["complete"]]
+                memory = [run["memory"] for run in complete]
                 results["results"].append({
                     "stack": stack.name,
                     "pool": pool,
                     "concurrency": concurrency,
-                    "messages_per_second": median_of(runs, "messages_per_second"),
-                    "reused_connection_share": median_of(runs, "reused_connection_share"),
-                    "largest_process_mb": median_of([{**r["memory"], "complete": r["complete"]} for r in runs], "largest_process_mb"),
-                    "tree_total_mb": median_of([{**r["memory"], "complete": r["complete"]} for r in runs], "tree_total_mb"),
+                    "messages_per_second": median_of(complete, "messages_per_second", 1),
+                    "reused_connection_share": median_of(complete, "reused_connection_share", 4),
+                    "largest_process_mb": median_of(memory, "largest_process_mb", 1),
+                    "tree_total_mb": median_of(memory, "tree_total_mb", 1),
                     "runs": runs,
                 })
                 results["comparison"] = compare(results["results"])
