@@ -34,10 +34,12 @@ COPY docker ./docker
 COPY mailer_project ./mailer_project
 COPY mail ./mail
 COPY providers ./providers
+# The provider simulator, for the compose stack (docker/entrypoint.sh simulator); nothing else uses it.
+COPY devtools ./devtools
 # The admin's static files, collected once into the image (served by WhiteNoise), and the app's
 # bytecode compiled now, since the non-root user cannot write it at run time.
 RUN python manage.py collectstatic --noinput --verbosity 0 \
-    && python -m compileall -q mailer_project mail providers docker
+    && python -m compileall -q mailer_project mail providers devtools docker
 # Numeric, so a runtime that checks "runs as non-root" (Kubernetes, ECS) can tell without /etc/passwd.
 USER 10001:10001
 EXPOSE 8000

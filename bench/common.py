@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.net import free_port  # noqa: E402
 from mail.supervisor import Child, python_argv, stop_all, wait_for_http  # noqa: E402
 
 FAUXQS_VERSION = "1.9.2"
@@ -38,14 +38,8 @@ class Servers:
     verify: str | bool = True  # for requests to the simulator: its certificate, when it speaks HTTPS
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def sqs_server_argv(kind: str, port: int) -> tuple[list[str], dict]:
-    """moto's server, or fauxqs (DESIGN §6: moto itself is the bottleneck of a throughput figure;
+    """moto's server, or fauxqs (moto itself is the bottleneck of a throughput figure;
     fauxqs is several times faster). fauxqs comes from the npm registry into bench/node."""
     if kind == "moto":
         return python_argv("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)), {}
@@ -80,7 +74,7 @@ def local_servers(sqs_kind: str, database_url: str, provider_tls: bool = False):
     tls_argv = ["--tls-cert", str(certificate)] if provider_tls else []
     servers = [
         Child("sqs", sqs_argv, {**os.environ, **sqs_env}),
-        Child("simulator", python_argv("-m", "providers.simulator", "--port", str(simulator_port), *tls_argv)),
+        Child("simulator", python_argv("-m", "devtools.simulator", "--port", str(simulator_port), *tls_argv)),
     ]
     env = {
         **os.environ,

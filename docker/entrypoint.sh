@@ -16,7 +16,7 @@ case "$command" in
     setup)       python manage.py migrate --noinput && exec python manage.py provision_queues ;;
     healthcheck) exec python docker/healthcheck.py "$@" ;;
     # The local provider simulator (docker-compose), listening on every interface of its container.
-    simulator)   exec python -m providers.simulator --host 0.0.0.0 --port 8025 "$@" ;;
+    simulator)   exec python -m devtools.simulator --host 0.0.0.0 --port 8025 "$@" ;;
     # Anything else of manage.py, e.g. `manage create_api_key shop` or `manage drain_dlq --once`.
     manage)      exec python manage.py "$@" ;;
     *)

@@ -5,11 +5,20 @@ import json
 
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import dead_letters, services
+from . import operator, routing
+from .exceptions import QueueUnavailable
 from .models import DeadLetter, Message, MessageEvent, ProviderSetting, Suppression
+
+
+def message_link(message_id) -> str:
+    """A link to the message's own admin page, or a dash."""
+    if message_id is None:
+        return "—"
+    return format_html('<a href="{}">{}</a>', reverse("admin:mail_message_change", args=[message_id]), message_id)
 
 
 def requeue_each(model_admin, request, items, message_of, log_text) -> None:
@@ -18,8 +27,8 @@ def requeue_each(model_admin, request, items, message_of, log_text) -> None:
     for item in items:
         message = message_of(item)
         try:
-            requeued = message is not None and dead_letters.requeue(message, request.user.get_username())
-        except services.QueueUnavailable:
+            requeued = message is not None and operator.requeue(message, request.user.get_username())
+        except QueueUnavailable:
             model_admin.message_user(request, "The queue is unavailable; nothing more was requeued. Try again.", messages.ERROR)
             break
         if requeued:
@@ -95,9 +104,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.display(description="message")
     def message_link(self, obj):
-        if obj.message_id is None:
-            return "—"
-        return format_html('<a href="../message/{}/change/">{}</a>', obj.message_id, obj.message_id)
+        return message_link(obj.message_id)
 
     @admin.display(description="reason")
     def reason_start(self, obj):
@@ -116,7 +123,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     def discard(self, request, queryset):
         done = 0
         for dead_letter in queryset:
-            if dead_letters.discard(dead_letter, request.user.get_username()):
+            if operator.discard(dead_letter, request.user.get_username()):
                 self.log_change(request, dead_letter, "Discarded")
                 done += 1
         self.message_user(request, f"Discarded {done} dead letter(s).")
@@ -132,7 +139,7 @@ class ProviderSettingAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # Beside the switches, what the workers' circuit breakers think of each provider now.
-        health = services.provider_health()
+        health = routing.provider_health()
         extra_context = {
             **(extra_context or {}),
             "provider_health": health["providers"],
@@ -155,9 +162,7 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     @admin.display(description="message")
     def message_link(self, obj):
-        if obj.message_id is None:
-            return "—"
-        return format_html('<a href="../../message/{}/change/">{}</a>', obj.message_id, obj.message_id)
+        return message_link(obj.message_id)
 
     def has_add_permission(self, request, obj=None):
         return False  # added by the providers' bounce and complaint events

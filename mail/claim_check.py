@@ -16,22 +16,16 @@ import boto3
 from botocore.config import Config
 from django.conf import settings
 
+from providers.base import decoded_length
+
+from .exceptions import BodyMissing, StorageUnavailable
+
 log = logging.getLogger(__name__)
 
 POINTER = "claim_check"
 PREFIX = "messages/"
 # Longer than the dead-letter queue keeps a task, whose requeue needs the body.
 LIFETIME_DAYS = math.ceil(settings.SQS_DLQ_RETENTION_SECONDS / 86400) + 1
-
-
-class StorageUnavailable(Exception):
-    """S3 did not answer as it should: try again later."""
-
-    index: int | None = None  # the message's position, in a batch
-
-
-class BodyMissing(Exception):
-    """The stored body is gone (deleted, or expired by the lifecycle rule): it cannot be sent."""
 
 
 def enabled() -> bool:
@@ -85,7 +79,7 @@ def store(message_id: str, payload: dict) -> dict:
             "key": key_for(message_id),
             "bytes": len(body),
             "attachments": [
-                {"filename": a["filename"], "content_type": a["content_type"], "bytes": _decoded_length(a["content"])}
+                {"filename": a["filename"], "content_type": a["content_type"], "bytes": decoded_length(a["content"])}
                 for a in payload.get("attachments", [])
             ],
         }
@@ -163,7 +157,3 @@ def provision() -> None:
         },
     )
 
-
-def _decoded_length(content_b64: str) -> int:
-    # base64 decodes to 3 bytes per 4 characters, less its padding (validated at the API).
-    return len(content_b64) * 3 // 4 - content_b64[-2:].count("=")

@@ -1,39 +1,75 @@
-"""HTTP errors of ours that DRF does not have. Kept apart from errors.py, which imports DRF's
-views: the parser (loaded while DRF's views module initialises) raises these."""
+"""The service's domain errors: what a use case refuses, in its own terms. No Django here; the API
+maps each to an HTTP answer in one place (mail/api/errors.py), the worker and the admin act on
+them directly.
 
-from rest_framework import exceptions, status
+An error about one message of a batch carries the message's `position` as a field, set where the
+batch is accepted (`at`), so the API can name the message at fault."""
 
+from __future__ import annotations
 
-def naming_message(index: int | None, sentence: str) -> str:
-    """An error's sentence, led by the message's index when it is one of a batch's."""
-    return sentence if index is None else f"Message {index}: {sentence[0].lower()}{sentence[1:]}"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The message is too large."
-    default_code = "payload_too_large"
+from dataclasses import dataclass
+from datetime import date
 
 
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The message could not be queued; it was not accepted. Retry later."
-    default_code = "queue_unavailable"
+class MessageRefused(Exception):
+    """A message the service does not accept; nothing of it is kept."""
+
+    position: int | None = None  # its index, when it is one of a batch's messages
+
+    def at(self, position: int) -> MessageRefused:
+        """The same refusal, naming the message's position in its batch."""
+        located = type(self).__new__(type(self))
+        located.__dict__.update(self.__dict__, position=position)
+        located.args = self.args
+        return located
 
 
-class TooLateToCancel(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "not_cancelable"
+class TooLargeForQueue(MessageRefused):
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"the message needs {size} bytes in the queue; the limit is {limit}")
+        self.size = size
+        self.limit = limit
 
 
-class StorageUnavailable(ServiceUnavailable):
-    default_detail = "The message could not be stored for delivery (S3); it was not accepted. Retry later."
-    default_code = "storage_unavailable"
+@dataclass(frozen=True)
+class Suppressed:
+    """Why an address is on the suppression list, as the client is told."""
 
-class RecipientSuppressed(exceptions.APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_code = "recipient_suppressed"
+    reason: str  # "hard bounce", "complaint"
+    since: date
 
-    def __init__(self, detail: str, fields: dict):
-        super().__init__(detail)
-        self.fields = fields  # shaped like the request: {"to": ["... is suppressed ..."]}
+
+class RecipientsSuppressed(MessageRefused):
+    def __init__(self, by_field: dict[str, list[str]], why: dict[str, Suppressed]):
+        self.by_field = by_field  # "to"/"cc"/"bcc" -> the suppressed addresses as the client gave them
+        self.why = why  # by lower-case address
+        super().__init__(f"suppressed recipients: {', '.join(a for group in by_field.values() for a in group)}")
+
+
+class StorageUnavailable(MessageRefused):
+    """S3 did not answer as it should: try again later. Refuses a message at accept time; makes a
+    delivery wait when its body cannot be read."""
+
+
+class BodyMissing(Exception):
+    """The stored body is gone (deleted, or expired by the lifecycle rule): it cannot be sent."""
+
+
+class QueueUnavailable(Exception):
+    """The queue did not take the message: it is not accepted (202 means SQS has it)."""
+
+
+class NotCancelable(Exception):
+    def __init__(self, status: str):
+        super().__init__(f"the message is {status}; only a scheduled or queued message no worker has taken can be canceled")
+        self.status = status
+
+
+class DeliveryFailed(Exception):
+    """Every provider is exhausted. Raised on the attempt that failed the message and on each
+    redelivery of its task, so the task is never acked and the redrive policy moves it to the
+    dead-letter queue."""
+
+
+class Replayed(Exception):
+    """A webhook's single-use token seen before: the same signed request sent again."""

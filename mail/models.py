@@ -1,5 +1,5 @@
 """What the service knows about each message. The mail body itself travels in the SQS task
-(providers.base.OutboundMessage.to_payload); the row holds status, envelope summary and history."""
+(mail/delivery_task.py); the row holds status, envelope summary and history."""
 
 import uuid
 
@@ -7,7 +7,15 @@ from django.db import models
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
-from providers.registry import FACTORIES as PROVIDER_FACTORIES
+from providers.registry import REGISTRY
+
+# The widest address any column keeps (RFC 5321 allows 254; a bounce may name a longer one).
+MAX_ADDRESS_LENGTH = 320
+
+
+def provider_choices() -> list[tuple[str, str]]:
+    # A callable, so that a provider added to the registry needs no migration.
+    return [(name, name) for name in REGISTRY.names()]
 
 
 class Message(models.Model):
@@ -27,7 +35,7 @@ class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     api_key = models.ForeignKey(APIKey, on_delete=models.PROTECT, related_name="messages")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    from_email = models.CharField(max_length=320)
+    from_email = models.CharField(max_length=MAX_ADDRESS_LENGTH)
     # Comma-separated to/cc/bcc addresses, for the operator's search; the full envelope is in the task.
     recipients = models.TextField()
     recipient_count = models.PositiveIntegerField()
@@ -74,7 +82,7 @@ class MessageEvent(models.Model):
         CANCELED = "canceled"  # by the client
         SENT = "sent"
         # Reported by a provider's webhook after it accepted the mail: the vocabulary of
-        # providers.webhooks.EventType, whatever the provider called them.
+        # providers.events.EventType, whatever the provider called them.
         PROCESSED = "processed"
         DELIVERED = "delivered"
         DEFERRED = "deferred"
@@ -94,7 +102,7 @@ class MessageEvent(models.Model):
     # Provider events only: the provider's id of the event (providers resend events, and a
     # resent one must not be recorded twice), the recipient it concerns and when it happened.
     provider_event_id = models.CharField(max_length=255, blank=True)
-    recipient = models.CharField(max_length=320, blank=True)
+    recipient = models.CharField(max_length=MAX_ADDRESS_LENGTH, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -149,7 +157,7 @@ class ProviderSetting(models.Model):
     """An operator's switch for one provider, read by workers within PROVIDER_SETTINGS_CACHE_SECONDS.
     Providers without a row keep their place from MAIL_PROVIDERS, after those with one."""
 
-    name = models.CharField(max_length=32, unique=True, choices=[(name, name) for name in sorted(PROVIDER_FACTORIES)])
+    name = models.CharField(max_length=32, unique=True, choices=provider_choices)
     enabled = models.BooleanField(default=True)
     priority = models.PositiveSmallIntegerField(default=100, help_text="Lower goes first.")
     updated_at = models.DateTimeField(auto_now=True)
@@ -182,14 +190,14 @@ class IdempotencyRecord(models.Model):
 
 class Suppression(models.Model):
     """An address that hard-bounced or complained: new mail to it is refused at the API unless
-    the client overrides it (mail.services.refuse_suppressed). Global, not per API key: every key
+    the client overrides it (mail/suppressions.py). Global, not per API key: every key
     sends through the same provider accounts, whose reputation each bounce and complaint costs."""
 
     class Reason(models.TextChoices):
         HARD_BOUNCE = "hard_bounce"
         COMPLAINT = "complaint"
 
-    address = models.CharField(max_length=320, unique=True, help_text="Lower-case.")
+    address = models.CharField(max_length=MAX_ADDRESS_LENGTH, unique=True, help_text="Lower-case.")
     reason = models.CharField(max_length=16, choices=Reason.choices)
     provider = models.CharField(max_length=32, blank=True)
     # The message whose event caused it (kept when the message is gone).

@@ -1,8 +1,11 @@
 """The SQS side of the service: clients, idempotent provisioning, the queue URL Celery publishes
-to, and the size a delivery task will have on the wire."""
+to, publishing Celery tasks one by one or in batches, reading one back, and the size a task will
+have on the wire. Nothing here knows what a task means (mail/delivery_task.py does)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import threading
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 
 import boto3
 from botocore.config import Config
+from celery import current_app
 from django.conf import settings
 from kombu.asynchronous.aws.sqs.message import AsyncMessage
 from kombu.utils.json import dumps as kombu_dumps
@@ -17,10 +21,12 @@ from kombu.utils.json import dumps as kombu_dumps
 log = logging.getLogger(__name__)
 
 # Celery's headers and kombu's envelope around the task body, measured at about 1.5 KiB with the
-# short argsrepr services.publish_delivery sets; generous so the estimate never falls below the
-# real size (tests compare the two on the real server).
+# short argsrepr mail/delivery_task.py sets; generous so the estimate never falls below the real
+# size (tests compare the two on the real server).
 ENVELOPE_ALLOWANCE_BYTES = 4096
 MAIN_QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+# SendMessageBatch, DeleteMessageBatch and ReceiveMessage take at most 10 messages a call.
+SQS_MAX_BATCH = 10
 
 _resolve_lock = threading.Lock()
 
@@ -35,6 +41,12 @@ def sqs_client(**config_overrides):
         aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
         config=Config(**{**settings.SQS_CLIENT_CONFIG, **config_overrides}),
     )
+
+
+def probe_client():
+    """One short attempt: a readiness probe or a metrics scrape must answer within its caller's
+    timeout, and an SQS outage is a reading for them, not something to wait out."""
+    return sqs_client(connect_timeout=2, read_timeout=2, retries={"total_max_attempts": 1})
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,8 @@ def _ensure_queue(client, name: str, attributes: dict[str, str]) -> str:
 
 
 def provision() -> ProvisionedQueues:
-    """Create or update the delivery queue and its dead-letter queue (DESIGN §3)."""
+    """Create or update the delivery queue and its dead-letter queue, with the redrive policy
+    that moves a task received SQS_MAX_RECEIVE_COUNT times to the dead-letter queue."""
     client = sqs_client()
     max_size = str(settings.SQS_MAX_MESSAGE_BYTES)
     dlq_url = _ensure_queue(
@@ -90,8 +103,7 @@ def use_predefined_queue() -> None:
 
     With the URL predefined kombu never lists or creates queues: a queue it created itself would
     lack the redrive policy, and a missing queue must be an error, not a silent new queue."""
-    from mailer_project.celery import app
-
+    app = current_app
     name = settings.SQS_QUEUE_NAME
     if name in app.conf.broker_transport_options.get("predefined_queues", {}):
         return
@@ -108,18 +120,49 @@ def _base64_length(raw_length: int) -> int:
     return 4 * ((raw_length + 2) // 3)
 
 
-def task_wire_size(task_args: list) -> int:
+def task_wire_size(args: list, kwargs: dict) -> int:
     """An upper bound of the bytes a task with these arguments occupies in SQS.
 
     Celery serializes the arguments as JSON with every non-ASCII character escaped (one UTF-8
     byte of text can become up to 12), kombu base64-encodes that body inside its JSON envelope,
     and the SQS transport base64-encodes the envelope again."""
-    body = kombu_dumps((task_args, {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}))
+    body = kombu_dumps((args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}))
     return _base64_length(_base64_length(len(body.encode("utf-8"))) + ENVELOPE_ALLOWANCE_BYTES)
 
 
-# SendMessageBatch takes at most 10 entries, and at most a message's maximum size in all.
-SQS_BATCH_ENTRIES = 10
+@dataclass(frozen=True)
+class CeleryMessage:
+    """A Celery task as kombu wrote it to SQS."""
+
+    task_name: str
+    task_id: str
+    args: list
+    kwargs: dict
+    retries: int
+
+
+class UnreadableMessage(Exception):
+    """An SQS message that is not a Celery task kombu wrote."""
+
+
+def read_celery_message(sqs_body: str) -> CeleryMessage:
+    """base64 of a JSON envelope whose body is base64 of [args, kwargs, embed] (kombu's SQS
+    transport with its default base64 encoding, Celery's task protocol 2)."""
+    try:
+        envelope = json.loads(base64.b64decode(sqs_body, validate=True))
+        headers = envelope.get("headers") or {}
+        args, kwargs = json.loads(base64.b64decode(envelope["body"], validate=True))[:2]
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise TypeError("the body is not [args, kwargs, ...]")
+        return CeleryMessage(
+            task_name=str(headers.get("task", "")),
+            task_id=str(headers.get("id", "")),
+            args=args,
+            kwargs=kwargs,
+            retries=int(headers.get("retries") or 0),
+        )
+    except (binascii.Error, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise UnreadableMessage(f"not a readable Celery task: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -132,10 +175,8 @@ class TaskToPublish:
 
 
 def publish(task: TaskToPublish) -> None:
-    from mailer_project.celery import app
-
     use_predefined_queue()
-    app.send_task(task.name, args=task.args, kwargs=task.kwargs, **task.options)
+    current_app.send_task(task.name, args=task.args, kwargs=task.kwargs, **task.options)
 
 
 def publish_in_batches(tasks: list[TaskToPublish]) -> dict[str, Exception]:
@@ -147,8 +188,7 @@ def publish_in_batches(tasks: list[TaskToPublish]) -> dict[str, Exception]:
     channel by a collector, and the collected messages are encoded as `_put` encodes them. The
     worker therefore reads a batched task like any other (tests consume them with a real worker).
     This relies on kombu's channel internals (`_put`, `_new_queue`, `sqs`, pinned kombu 5.7)."""
-    from mailer_project.celery import app
-
+    app = current_app
     use_predefined_queue()
     failures: dict[str, Exception] = {}
     with app.producer_or_acquire() as producer:
@@ -203,7 +243,7 @@ def _chunks(entries: list[dict]):
     chunk, chunk_bytes = [], 0
     for entry in entries:
         size = len(entry["MessageBody"].encode())
-        if chunk and (len(chunk) == SQS_BATCH_ENTRIES or chunk_bytes + size > settings.SQS_MAX_MESSAGE_BYTES):
+        if chunk and (len(chunk) == SQS_MAX_BATCH or chunk_bytes + size > settings.SQS_MAX_MESSAGE_BYTES):
             yield chunk
             chunk, chunk_bytes = [], 0
         chunk.append(entry)

@@ -1,10 +1,16 @@
-"""The Celery app. Its configuration lives in settings.py (CELERY_*), next to the rest."""
+"""The Celery app, and the worker's start-up and shut-down hooks. The configuration lives in
+settings.py (CELERY_*), next to the rest; the task is mail/tasks.py."""
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from celery import Celery, bootsteps, signals
+from django.conf import settings
+
+from mail import queues
+from mailer_project import sqs_transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailer_project.settings")
 
@@ -14,18 +20,30 @@ app.autodiscover_tasks(["mail"])
 
 
 @signals.worker_init.connect
+def _refuse_unpatched_gevent(sender=None, **_kwargs):
+    # The gevent pool without gevent's monkey-patching blocks on the first network call: the
+    # worker says "ready" and delivers nothing. Celery patches only when the pool is named on its
+    # command line (`celery worker --pool gevent`, as `manage.py serve` does); anything else that
+    # selects it must not start. (Celery logs and ignores a signal handler's exceptions;
+    # SystemExit is the one it lets through.)
+    pool = getattr(sender, "pool_cls", None)
+    if "gevent" in str(getattr(pool, "__module__", pool)):
+        monkey = sys.modules.get("gevent.monkey")
+        if monkey is None or not monkey.is_module_patched("socket"):
+            raise SystemExit(
+                "The gevent pool needs gevent's monkey-patching, which Celery applies only when the pool is "
+                "named on its command line: run `celery -A mailer_project worker --pool gevent` or "
+                "`python manage.py serve`; or choose --pool threads."
+            )
+
+
+@signals.worker_init.connect
 def _use_predefined_queue(**_kwargs):
     # Before the worker's first connection: kombu must know the queue's URL, or it would create a
     # queue of its own without the redrive policy, and delete the messages it rejects from it.
-    from django.conf import settings
-
-    from mail import queues
-
     try:
         queues.use_predefined_queue()
     except Exception as exc:
-        # Celery logs and ignores a signal handler's exceptions; SystemExit is the one it lets
-        # through, and a worker must not start without its queue.
         raise SystemExit(
             f"The worker cannot find its SQS queue {settings.SQS_QUEUE_NAME!r} ({exc}); "
             "run `python manage.py provision_queues` first."
@@ -41,8 +59,6 @@ class Heartbeat(bootsteps.StartStopStep):
     INTERVAL_SECONDS = 10.0
 
     def __init__(self, worker, **kwargs):
-        from django.conf import settings
-
         super().__init__(worker, **kwargs)
         self.path = Path(settings.WORKER_HEARTBEAT_FILE) if settings.WORKER_HEARTBEAT_FILE else None
         self.timer_entry = None
@@ -68,8 +84,6 @@ app.steps["worker"].add(Heartbeat)
 
 @signals.worker_shutting_down.connect
 def _stop_receiving(**_kwargs):
-    from mailer_project import sqs_transport
-
     sqs_transport.stop_receiving()
 
 

@@ -1,6 +1,6 @@
-"""Settings: every value comes from the environment (DESIGN §5 names), with defaults that make a
-local run work with no credentials. Production sets DATABASE_URL, SECRET_KEY, ALLOWED_HOSTS,
-SQS_ENDPOINT_URL="" (real AWS) and the provider keys."""
+"""Settings: every value comes from the environment (docs/operations.md lists them), with defaults
+that make a local run work with no credentials. Production sets DATABASE_URL, SECRET_KEY,
+ALLOWED_HOSTS, SQS_ENDPOINT_URL="" (real AWS) and the provider keys."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -8,8 +8,7 @@ from urllib.parse import quote, urlsplit
 
 import environ
 
-from providers.registry import FACTORIES as PROVIDER_FACTORIES
-from providers.webhooks import sendgrid_public_key
+from providers.registry import REGISTRY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("MAILER_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -65,13 +64,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Health checks and metrics by task IP, before the Host header is checked (see the class).
-    "mail.middleware.HostIndependentProbes",
+    "mail.api.probes.HostIndependentProbes",
     "django.middleware.security.SecurityMiddleware",
     # The admin's CSS and JavaScript, served by the app itself (no web server in front locally).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outside the body limits, so the requests they refuse are archived too.
-    "mail.archive.ArchiveRejectedRequests",
-    "mail.middleware.RequestBodyLimits",
+    "mail.api.archive.ArchiveRejectedRequests",
+    "mail.api.middleware.RequestBodyLimits",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -82,8 +81,8 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "mailer_project.urls"
 WSGI_APPLICATION = "mailer_project.wsgi.application"
-# The API answers on /api/v1/messages with or without a trailing slash (see urls.py); a redirect
-# would turn a client's POST into a GET.
+# The API answers on /api/v1/messages with or without a trailing slash (mail/api/urls.py); a
+# redirect would turn a client's POST into a GET.
 APPEND_SLASH = False
 
 TEMPLATES = [
@@ -146,7 +145,7 @@ MONGODB_ARCHIVE_TTL_DAYS = env.int("MONGODB_ARCHIVE_TTL_DAYS", default=30)
 CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
 REDIS_URL = env("REDIS_URL", default="")
 # /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open locally and off
-# under HTTPS=true (mail.views.metrics).
+# under HTTPS=true (mail/api/probes.py).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Rate-limit counts: shared by every process through Redis when there is one, else per process.
 CACHES = {
@@ -157,14 +156,14 @@ CACHES = {
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["mail.authentication.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["mail.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["mail.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["mail.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "mail.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "mail.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["mail.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["mail.api.auth.ApiKeyRateThrottle"],
     # A list's errors keyed by the failing items' indexes ({"3": {...}}), not a list of mostly
     # empty objects: a batch's 400 names the message at fault.
     "LIST_SERIALIZER_ERRORS_AS_DICT": True,
@@ -180,7 +179,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "mail.schema.batch_size_limits"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "mail.api.schema.batch_size_limits"],
 }
 
 # --- AWS (SQS and S3), or the embedded server that speaks both ----------------------------------
@@ -196,19 +195,18 @@ AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="local" if SQS_ENDP
 # there is no default bucket, and without one a message too big for SQS gets 413.
 S3_ENDPOINT_URL = env("S3_ENDPOINT_URL", default=SQS_ENDPOINT_URL or "") or None
 S3_BUCKET = env("S3_BUCKET", default="mailer-local" if SQS_ENDPOINT_URL else "")
-# A task larger than this on the wire (an upper bound, mail.queues.task_wire_size) goes to S3:
+# A task larger than this on the wire (an upper bound, mail/delivery_task.py wire_size) goes to S3:
 # comfortably under SQS's 1 MiB, so the estimate's allowance never decides a borderline case.
 LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
 
-# --- Limits: the strictest provider's (DESIGN §4) -------------------------------------------------
-MAX_RECIPIENTS = 1000
+# --- Limits (per recipient, tag and header: the strictest provider's, mail/api/serializers.py) ---
 MAX_BATCH_MESSAGES = 100
 MAX_MESSAGE_BYTES = 25 * 1000 * 1000
 # A 25 MB message arrives base64-encoded inside JSON (4/3 larger) plus the JSON around it. Without
 # large-message storage (S3_BUCKET) no task over 1 MiB can be queued, and a body much over that
 # cannot make one: refusing it before parsing keeps a few large requests from filling the API's memory.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=36 * 1000 * 1000 if S3_BUCKET else 4 * 1000 * 1000)
-# Django's guard when a body is read; mail.middleware.RequestBodyLimits answers 413 before that.
+# Django's guard when a body is read; mail/api/middleware.py answers 413 before that.
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 
 # --- Queue (Amazon SQS) --------------------------------------------------------------------------
@@ -227,28 +225,23 @@ SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT = env.int("SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT", d
 
 # --- Providers ---------------------------------------------------------------------------------
 MAIL_PROVIDERS = env.list("MAIL_PROVIDERS", default=["sendgrid", "mailgun"])
-_unknown_providers = sorted(set(MAIL_PROVIDERS) - set(PROVIDER_FACTORIES))
+_unknown_providers = sorted(set(MAIL_PROVIDERS) - set(REGISTRY.names()))
 if _unknown_providers or not MAIL_PROVIDERS:
     raise environ.ImproperlyConfigured(
-        f"MAIL_PROVIDERS must name one or more of {', '.join(sorted(PROVIDER_FACTORIES))}; unknown: {_unknown_providers}"
+        f"MAIL_PROVIDERS must name one or more of {', '.join(REGISTRY.names())}; unknown: {_unknown_providers}"
     )
-SENDGRID_API_KEY = env("SENDGRID_API_KEY", default="")
-SENDGRID_API_URL = env("SENDGRID_API_URL", default="https://api.sendgrid.com")
-MAILGUN_API_KEY = env("MAILGUN_API_KEY", default="")
-MAILGUN_DOMAIN = env("MAILGUN_DOMAIN", default="")
-MAILGUN_API_URL = env("MAILGUN_API_URL", default="https://api.mailgun.net")
-# Delivery-event webhooks (/webhooks/sendgrid, /webhooks/mailgun). Unset = that webhook refuses
-# every request: unsigned events are never believed.
-SENDGRID_WEBHOOK_PUBLIC_KEY = env("SENDGRID_WEBHOOK_PUBLIC_KEY", default="")
-if SENDGRID_WEBHOOK_PUBLIC_KEY:
+# Each provider's own settings, declared in its folder (providers/<name>/__init__.py): its API key
+# and URL, and its webhook's verification key (unset: that webhook refuses every request, since
+# unsigned events are never believed). A value the provider cannot work with stops the start.
+for _setting in REGISTRY.settings():
+    globals()[_setting.name] = env.get_value(_setting.name, cast=_setting.cast, default=_setting.default)
     try:
-        sendgrid_public_key(SENDGRID_WEBHOOK_PUBLIC_KEY)
+        _setting.check and _setting.check(globals()[_setting.name])
     except ValueError as exc:
-        raise environ.ImproperlyConfigured(f"SENDGRID_WEBHOOK_PUBLIC_KEY: {exc}")
-MAILGUN_WEBHOOK_SIGNING_KEY = env("MAILGUN_WEBHOOK_SIGNING_KEY", default="")
+        raise environ.ImproperlyConfigured(f"{_setting.name}: {exc}") from exc
 # A signed webhook older (or further ahead) than this is refused; Mailgun tokens are remembered as long.
 WEBHOOK_MAX_AGE_SECONDS = env.int("WEBHOOK_MAX_AGE_SECONDS", default=300)
-# Workers read the admin's provider switches (mail.models.ProviderSetting) at most this stale.
+# Workers read the admin's provider switches (mail/models.py ProviderSetting) at most this stale.
 PROVIDER_SETTINGS_CACHE_SECONDS = env.float("PROVIDER_SETTINGS_CACHE_SECONDS", default=5.0)
 # With every provider switched off, a message's task waits this long in SQS before looking again.
 NO_PROVIDER_RECHECK_SECONDS = env.int("NO_PROVIDER_RECHECK_SECONDS", default=30)
@@ -283,7 +276,7 @@ SQS_MAX_DELAY_SECONDS = 900
 # send_at up to this far ahead; beyond SQS_MAX_DELAY_SECONDS the message waits in the database.
 MAX_SCHEDULE_AHEAD = timedelta(hours=72)
 
-# --- Celery on SQS (DESIGN §3 "Celery on SQS") -------------------------------------------------
+# --- Celery on SQS (docs/architecture.md, "Celery on SQS") ----------------------------------------
 # Two attempts in all (one retry) of at most 3 s to connect and 5 s to answer: SQS answers in
 # milliseconds when it works, and a client waiting for its 503 should not wait long.
 SQS_CLIENT_CONFIG = {"connect_timeout": 3, "read_timeout": 5, "retries": {"mode": "standard", "total_max_attempts": 2}}
@@ -310,7 +303,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # messages in it stay hidden for the visibility timeout).
     "wait_time_seconds": SQS_CLIENT_CONFIG["read_timeout"] - 1,
     "polling_interval": 0.1,
-    # Filled per process with the queue URL (mail.queues.use_predefined_queue) so kombu never
+    # Filled per process with the queue URL (mail/queues.py use_predefined_queue) so kombu never
     # creates a queue on its own: one it created would have no redrive policy.
     "predefined_queues": {},
     # The synchronous client publishes, acks and reads attributes (the worker receives through
@@ -335,9 +328,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Sends are I/O-bound: one process, its sends in flight as greenlets sharing its provider
 # connection pools. Chosen from bench/delivery.py's measurements (docs/benchmarks.md): against a
 # provider answering in 100 ms, gevent × 64 delivered more per process than any threads or
-# prefork setting, at no more memory.
-CELERY_WORKER_POOL = env("WORKER_POOL", default="gevent")
-CELERY_WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=64)
+# prefork setting, at no more memory. `serve` names the pool on the worker's command line, the
+# one way Celery monkey-patches for gevent before anything else is imported; Celery's own
+# worker_pool setting must never select gevent (a worker started without that patching hangs),
+# so a plain `celery worker` command runs the threads pool instead (mailer_project/celery.py).
+WORKER_POOL = env("WORKER_POOL", default="gevent")
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=64)
+CELERY_WORKER_POOL = "threads" if WORKER_POOL == "gevent" else WORKER_POOL
+CELERY_WORKER_CONCURRENCY = WORKER_CONCURRENCY
 # SQS has no broadcast: remote control and events would try to create SNS topics.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
@@ -349,24 +347,24 @@ WORKER_HEARTBEAT_FILE = env("WORKER_HEARTBEAT_FILE", default="")
 # retries on top would multiply the wait before the API can answer 503.
 CELERY_TASK_PUBLISH_RETRY = False
 
-# --- Logging: JSON lines on stdout -------------------------------------------------------------
+# --- Logging: JSON lines on stdout (one readable line each with LOG_FORMAT=text) ----------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+if LOG_FORMAT not in ("json", "text"):
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
-        },
+        "stdout": {"()": "mailer_project.log_format.formatter", "style": LOG_FORMAT},
+        "json": {"()": "mailer_project.log_format.formatter", "style": "json"},
     },
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "stdout"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
-        # Celery's own line per task ("received", "succeeded") repeats what mail.services logs
+        # Celery's own line per task ("received", "succeeded") repeats what mail.delivery logs
         # about each message, at a cost measured in the worker's throughput; failures still show.
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},

@@ -9,7 +9,7 @@ deletes up to 10 at a time with DeleteMessageBatch.
 Guarantees are unchanged: an ack only ever follows the end of the task (late ack), and a delete
 that never happens (the process killed, SQS refusing) means only that SQS hands the message out
 again after its visibility timeout; the delivery's database claim then acks it without sending
-(DESIGN §3, guarantee 4). Anything not yet deleted when the channel closes is deleted first.
+(docs/architecture.md, guarantee 4). Anything not yet deleted when the channel closes is deleted first.
 
 Selected with CELERY_BROKER_TRANSPORT; the URL stays sqs://."""
 
@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 from kombu.transport import SQS, virtual
 
+from mail.queues import SQS_MAX_BATCH
+
 log = logging.getLogger(__name__)
 
-SQS_MAX_BATCH = 10
 # How long the deleting thread waits for more handles to fill a batch: short, because until the
 # delete lands a message that outlives its visibility timeout would be handed out again.
 BATCH_WAIT_SECONDS = 0.02

@@ -38,6 +38,11 @@ class Address:
         return cls(email=data["email"], name=data.get("name", ""))
 
 
+def decoded_length(content_b64: str) -> int:
+    """Bytes that base64 text (without line breaks) decodes to: 3 per 4 characters, less padding."""
+    return len(content_b64) * 3 // 4 - content_b64[-2:].count("=")
+
+
 @dataclass(frozen=True)
 class Attachment:
     filename: str
@@ -45,6 +50,10 @@ class Attachment:
     content_type: str
     inline: bool = False
     content_id: str = ""
+
+    @property
+    def size(self) -> int:
+        return decoded_length(self.content_b64)
 
     def to_payload(self) -> dict:
         data = {"filename": self.filename, "content": self.content_b64, "content_type": self.content_type}
@@ -128,7 +137,7 @@ class SendResult:
 
 
 class ProviderError(Exception):
-    """A send that did not succeed. The subclass says what to do next (DESIGN §3.5)."""
+    """A send that did not succeed. The subclass says what to do next (docs/architecture.md)."""
 
     kind = "error"
 
@@ -153,6 +162,13 @@ class ProviderLevelError(ProviderError):
 
 
 class MessageRejected(ProviderError):
-    """400/413/422 caused by the message itself: another provider's rules may still accept it."""
+    """400/413/422 caused by the message itself: another provider's rules may still accept it.
+
+    `field` names the message field at fault when a provider's own check found it before any
+    request (the API reports it there, as a validation error of that field)."""
 
     kind = "message"
+
+    def __init__(self, provider: str, reason: str, *, status_code: int | None = None, field: str | None = None):
+        super().__init__(provider, reason, status_code=status_code)
+        self.field = field

@@ -1,47 +1,62 @@
-"""Provider names (as used in MAIL_PROVIDERS) to provider classes and their configuration."""
+"""Every provider the service knows, by the name MAIL_PROVIDERS and the admin use.
+
+Adding a provider is its folder (providers/<name>/, see providers/spec.py) and one line in
+REGISTRY below. The rest of the service asks the registry: which names exist, how to build one,
+what one request may carry across all of them, which settings they read, which webhooks exist."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+import contextlib
+from typing import Any, Iterator
 
-from .base import OutboundMessage, SendResult
+from . import mailgun, sendgrid
+from .base import OutboundMessage
 from .http import DEFAULT_CONNECTIONS, Timeouts
-from .mailgun import MailgunProvider
-from .sendgrid import SendGridProvider
+from .spec import Limits, Provider, ProviderSpec, Setting
 
 
-class Provider(Protocol):
-    name: str
+class Registry:
+    def __init__(self, specs: list[ProviderSpec]):
+        self._specs = {spec.name: spec for spec in specs}
 
-    def send(self, message: OutboundMessage) -> SendResult: ...
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def get(self, name: str) -> ProviderSpec | None:
+        return self._specs.get(name)
+
+    def build(self, name: str, config: Any) -> Provider:
+        """The named provider's client, from a settings-like object (the names as attributes)."""
+        if name not in self._specs:
+            raise KeyError(f"unknown mail provider {name!r}; known: {', '.join(self.names())}")
+        timeouts = Timeouts(connect=config.PROVIDER_CONNECT_TIMEOUT, read=config.PROVIDER_READ_TIMEOUT)
+        # One kept-alive connection per send in flight: with fewer, the sends beyond them would each
+        # open a connection (a TLS handshake to a real provider) and close it after one request.
+        connections = getattr(config, "WORKER_CONCURRENCY", DEFAULT_CONNECTIONS)
+        return self._specs[name].build(config, timeouts, connections)
+
+    def strictest_limits(self) -> Limits:
+        """What every provider takes: a message within these can fail over to any of them."""
+        return Limits.strictest([spec.limits for spec in self._specs.values()])
+
+    def check_limits(self, message: OutboundMessage) -> None:
+        """Raise the first provider's MessageRejected for a message one of them would refuse."""
+        for spec in self._specs.values():
+            spec.check_limits(message)
+
+    def settings(self) -> list[Setting]:
+        return [setting for spec in self._specs.values() for setting in spec.settings]
+
+    @contextlib.contextmanager
+    def registered(self, spec: ProviderSpec) -> Iterator[ProviderSpec]:
+        """One more provider while the block runs (tests register a throwaway one this way)."""
+        if spec.name in self._specs:
+            raise ValueError(f"a provider named {spec.name!r} is registered already")
+        self._specs[spec.name] = spec
+        try:
+            yield spec
+        finally:
+            del self._specs[spec.name]
 
 
-def _sendgrid(config: Any, timeouts: Timeouts, connections: int) -> Provider:
-    return SendGridProvider(api_key=config.SENDGRID_API_KEY, api_url=config.SENDGRID_API_URL, timeouts=timeouts, connections=connections)
-
-
-def _mailgun(config: Any, timeouts: Timeouts, connections: int) -> Provider:
-    return MailgunProvider(
-        api_key=config.MAILGUN_API_KEY,
-        domain=config.MAILGUN_DOMAIN,
-        api_url=config.MAILGUN_API_URL,
-        timeouts=timeouts,
-        connections=connections,
-    )
-
-
-FACTORIES: dict[str, Callable[[Any, Timeouts, int], Provider]] = {
-    "sendgrid": _sendgrid,
-    "mailgun": _mailgun,
-}
-
-
-def build_provider(name: str, config: Any) -> Provider:
-    """Build the named provider from a settings-like object with the DESIGN §5 names as attributes."""
-    if name not in FACTORIES:
-        raise KeyError(f"unknown mail provider {name!r}; known: {', '.join(sorted(FACTORIES))}")
-    timeouts = Timeouts(connect=config.PROVIDER_CONNECT_TIMEOUT, read=config.PROVIDER_READ_TIMEOUT)
-    # One kept-alive connection per send in flight: with fewer, the sends beyond them would each
-    # open a connection (a TLS handshake to a real provider) and close it after one request.
-    connections = getattr(config, "CELERY_WORKER_CONCURRENCY", DEFAULT_CONNECTIONS)
-    return FACTORIES[name](config, timeouts, connections)
+REGISTRY = Registry([sendgrid.SPEC, mailgun.SPEC])

@@ -9,7 +9,6 @@ for them is overridden here."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,15 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.net import free_port
 from mail.supervisor import wait_for_http
 
+__all__ = ["free_port", "start_moto"]
+
 _processes: list[subprocess.Popen] = []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(argv: list[str], health_url: str, log_path: Path) -> subprocess.Popen:
@@ -39,7 +35,7 @@ def start_server(argv: list[str], health_url: str, log_path: Path) -> subprocess
 def start_moto(log_dir: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], url, log_dir / f"moto-{port}.log")
+    process = start_server([sys.executable, "-m", "devtools.aws", "-H", "127.0.0.1", "-p", str(port)], url, log_dir / f"moto-{port}.log")
     return url, process
 
 
@@ -66,7 +62,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
             MAILER_TEST_SERVER_LOGS=str(log_dir),
         )
         start_server(
-            [sys.executable, "-m", "providers.simulator", "--port", str(simulator_port)],
+            [sys.executable, "-m", "devtools.simulator", "--port", str(simulator_port)],
             f"{simulator_url}/_simulator/health",
             log_dir / "simulator.log",
         )

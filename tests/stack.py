@@ -102,19 +102,19 @@ class Stack:
         self._run_with_django(
             "s = MessageCreateSerializer(data=json.loads(sys.argv[2])); s.is_valid(raise_exception=True);"
             "fields = dict(s.validated_data); fields.pop('send_at'); fields.pop('ignore_suppressions');"
-            "services.publish_delivery(sys.argv[1], OutboundMessage(sys.argv[1], **fields).to_payload())",
+            "DeliveryTask(sys.argv[1], OutboundMessage(sys.argv[1], **fields).to_payload()).publish()",
             message_id,
             json.dumps(body),
         )
 
     def publish_copy_raw(self, message_id: str, payload: dict) -> None:
         """Queue a delivery task with this payload as it is, readable or not."""
-        self._run_with_django("services.publish_delivery(sys.argv[1], json.loads(sys.argv[2]))", message_id, json.dumps(payload))
+        self._run_with_django("DeliveryTask(sys.argv[1], json.loads(sys.argv[2])).publish()", message_id, json.dumps(payload))
 
     def _run_with_django(self, code: str, *args: str) -> None:
         setup = (
             "import json, sys, django; django.setup();"
-            "from mail import services; from mail.serializers import MessageCreateSerializer;"
+            "from mail.delivery_task import DeliveryTask; from mail.api.serializers import MessageCreateSerializer;"
             "from providers.base import OutboundMessage;"
         )
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "mailer_project.settings"}

@@ -8,22 +8,23 @@ import mongomock
 import pytest
 from django.test import override_settings
 
-from mail import archive
+from mail.api import archive
 
 URL = "/api/v1/messages"
 
 
 @pytest.fixture
-def fresh_archive(monkeypatch):
-    monkeypatch.setattr(archive, "_collection", None)
-    monkeypatch.setattr(archive, "_skip_until", 0.0)
+def fresh_archive():
+    archive.ARCHIVE.reset()
+    yield archive.ARCHIVE
+    archive.ARCHIVE.reset()
 
 
 @pytest.fixture
-def mongo(fresh_archive, monkeypatch, settings):
-    monkeypatch.setattr(archive, "client_class", mongomock.MongoClient)
+def mongo(fresh_archive, settings):
+    fresh_archive.reset(client_class=mongomock.MongoClient)
     settings.MONGODB_URI = "mongodb://archive.test:27017/mailer"
-    return lambda: archive._get_collection()
+    return fresh_archive.collection
 
 
 def test_each_kind_of_rejection_is_archived_with_its_details(api_client, client, api_key, mongo, provisioned_queues):
@@ -54,14 +55,14 @@ def test_each_kind_of_rejection_is_archived_with_its_details(api_client, client,
 
 def test_an_unreachable_mongodb_never_fails_the_api(api_client, fresh_archive, settings, caplog):
     settings.MONGODB_URI = "mongodb://127.0.0.1:1/mailer"  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="mail.archive"):
+    with caplog.at_level(logging.WARNING, logger="mail.api.archive"):
         for _ in range(3):
             assert api_client.post(URL, data=b"not json", content_type="application/json").status_code == 400
     # Tried once, then skipped for a while: one slow request at most, not every rejection.
     assert [r.message for r in caplog.records].count("the rejected-request archive is unavailable; skipping it for 30 s") == 1
 
 
-def test_the_archive_is_off_without_mongodb_uri(api_client, fresh_archive, settings, monkeypatch):
+def test_the_archive_is_off_without_mongodb_uri(api_client, fresh_archive, settings):
     settings.MONGODB_URI = ""
-    monkeypatch.setattr(archive, "client_class", None)  # would fail if used
+    fresh_archive.reset(client_class=None)  # would fail if used
     assert api_client.post(URL, data=b"not json", content_type="application/json").status_code == 400

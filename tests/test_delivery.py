@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mail import services
+from mail.delivery_task import DeliveryTask
 from mail.models import Message
 
 from .support import wait_until
@@ -98,7 +98,7 @@ def test_a_redelivered_task_of_a_sent_message_does_not_send_again(api_client, wo
     wait_until(lambda: queue_is_empty(sqs, empty_queues.queue_url), what="the first delivery to be acked")
 
     # SQS delivers at least once: the same task arrives again.
-    services.publish_delivery(message_id, {"from": {"email": "a@example.com"}, "to": [{"email": "b@example.com"}], "subject": "once", "text": "x"})
+    DeliveryTask(message_id, {"from": {"email": "a@example.com"}, "to": [{"email": "b@example.com"}], "subject": "once", "text": "x"}).publish()
     wait_until(lambda: queue_is_empty(sqs, empty_queues.queue_url), what="the duplicate to be acked")
 
     assert len(simulator.requests("sendgrid")) == 1

@@ -1,4 +1,4 @@
-"""DESIGN §3 guarantees 3-7, each proven with real processes: the API and Celery workers as
+"""The delivery guarantees 3-7 of docs/architecture.md, each proven with real processes: the API and Celery workers as
 processes, the real SQS-compatible server, the provider simulator over HTTP."""
 
 import signal

@@ -12,12 +12,13 @@ from django.conf import settings
 
 from mail import queues
 from mail.management.commands.serve import shutdown_grace_seconds
+from providers.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 # env("NAME"), env.int("NAME", ...), env.db("NAME"), environ.Env().str("NAME", ...)
 SETTINGS_READ = re.compile(r"\b(?:env|Env\(\))(?:\.\w+)?\(\s*\"([A-Z][A-Z0-9_]*)\"")
 
-DESIGN_NAMES = {  # DESIGN.md §5, a contract
+DESIGN_NAMES = {  # the configuration names the service was specified with (docs/operations.md), a contract
     "MAILER_MODE", "DATABASE_URL", "AWS_REGION", "SQS_ENDPOINT_URL", "SQS_QUEUE_NAME", "SQS_DLQ_NAME",
     "SQS_MAX_RECEIVE_COUNT", "SQS_VISIBILITY_TIMEOUT", "MAIL_PROVIDERS", "SENDGRID_API_KEY", "SENDGRID_API_URL",
     "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "MAILGUN_API_URL", "MONGODB_URI", "S3_BUCKET", "S3_ENDPOINT_URL",
@@ -29,7 +30,9 @@ PRODUCTION_REQUIRED = (DESIGN_NAMES - PRODUCTION_DEFAULTS) | {"SECRET_KEY", "ALL
 
 
 def settings_names() -> set[str]:
-    return set(SETTINGS_READ.findall((ROOT / "mailer_project" / "settings.py").read_text()))
+    """What settings.py reads: its own names, and those each provider declares in its folder."""
+    own = set(SETTINGS_READ.findall((ROOT / "mailer_project" / "settings.py").read_text()))
+    return own | {setting.name for setting in REGISTRY.settings()}
 
 
 def compose() -> dict:

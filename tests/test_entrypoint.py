@@ -61,8 +61,8 @@ def entrypoint_env(make_stack, tmp_path):
 
 EXPECTED_CHILDREN = {
     "consumer": ["gunicorn"],
-    "processor": ["celery", "drain_dlq"],
-    "all": ["celery", "drain_dlq", "gunicorn"],
+    "processor": ["celery", "drain_dlq", "housekeeping"],
+    "all": ["celery", "drain_dlq", "gunicorn", "housekeeping"],
 }
 
 
@@ -83,7 +83,7 @@ def test_each_mode_starts_its_processes_is_healthy_and_stops_on_sigterm(entrypoi
         wait_until(lambda: run_entrypoint("healthcheck", env=env).returncode == 0, what=f"the {mode} health check to pass")
         # `exec` all the way down: the entrypoint's own process is the supervisor.
         children = children_of(process.process.pid)
-        found = sorted(kind for kind in ("gunicorn", "celery", "drain_dlq") for child in children if kind in child)
+        found = sorted(kind for kind in ("gunicorn", "celery", "drain_dlq", "housekeeping") for child in children if kind in child)
         assert found == EXPECTED_CHILDREN[mode], children
     finally:
         # What `docker stop` does: SIGTERM to the container's main process only.

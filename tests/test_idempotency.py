@@ -1,4 +1,4 @@
-"""Idempotency-Key (DESIGN §3.2): client retries are safe."""
+"""Idempotency-Key (docs/architecture.md, guarantee 2): client retries are safe."""
 
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from mail import idempotency
+from mail.api import idempotency
 from mail.models import IdempotencyRecord, Message
 
 from .stack import mail_body

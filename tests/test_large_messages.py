@@ -13,9 +13,10 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from mail import claim_check, queues, services
+from mail import claim_check, operator
 from mail.models import DeadLetter, Message
-from mail.serializers import MessageCreateSerializer
+from mail.api.serializers import MessageCreateSerializer
+from mail.delivery_task import DeliveryTask
 from providers.base import OutboundMessage
 
 from .embedded_services import free_port
@@ -98,7 +99,7 @@ def body_of_wire_size(target: int, character: str) -> dict:
         fields.pop("send_at")
         fields.pop("ignore_suppressions")
         message_id = str(uuid.uuid4())
-        return queues.task_wire_size(services.delivery_task_args(message_id, OutboundMessage(message_id, **fields).to_payload()))
+        return DeliveryTask(message_id, OutboundMessage(message_id, **fields).to_payload()).wire_size()
 
     low, high = 1, target
     while low < high:
@@ -208,14 +209,12 @@ def test_the_bucket_is_provisioned_private_encrypted_and_expiring(provisioned_qu
 
 
 def test_a_large_message_whose_body_expired_is_not_requeued(provisioned_queues, api_key):
-    from mail import dead_letters
-
     message = Message.objects.create(
         api_key=api_key[0], status=Message.Status.FAILED, from_email="a@example.com", recipients="b@example.com", recipient_count=1, subject="old"
     )
     pointer = {claim_check.POINTER: {"bucket": settings.S3_BUCKET, "key": claim_check.key_for(str(message.pk)), "bytes": 1, "attachments": []}}
     DeadLetter.objects.create(sqs_message_id=str(uuid.uuid4()), message=message, task_args=[str(message.pk), pointer, None])
 
-    assert dead_letters.requeue(message, "ops") is False  # nothing in S3 to send: refused, not failed again
+    assert operator.requeue(message, "ops") is False  # nothing in S3 to send: refused, not failed again
     message.refresh_from_db()
     assert message.status == Message.Status.FAILED

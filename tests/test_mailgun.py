@@ -8,7 +8,7 @@ import pytest
 
 from providers.base import Address, Attachment, OutboundMessage, ProviderLevelError
 from providers.http import Timeouts
-from providers.mailgun import MailgunProvider
+from providers.mailgun.sending import MailgunProvider
 
 from .support import SIMULATOR_URL
 from .test_sendgrid import RICH

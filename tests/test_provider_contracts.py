@@ -17,13 +17,13 @@ import requests
 from django.utils import timezone
 from openapi_core.testing import MockRequest, MockResponse
 
-from mail.serializers import MessageCreateSerializer
-from providers import mailgun as mailgun_module
-from providers import sendgrid as sendgrid_module
+from mail.api.serializers import MessageCreateSerializer
+from providers.mailgun import sending as mailgun_module
+from providers.sendgrid import sending as sendgrid_module
 from providers.base import Address, MessageRejected, OutboundMessage
 from providers.http import Timeouts
-from providers.mailgun import MailgunProvider
-from providers.sendgrid import SendGridProvider
+from providers.mailgun.sending import MailgunProvider
+from providers.sendgrid.sending import SendGridProvider
 
 from .support import SIMULATOR_URL
 from .test_sendgrid import SENDGRID, SPEC, validate_against_sendgrid_spec

@@ -1,5 +1,6 @@
-"""DESIGN §3.5's classification, for every provider, from real HTTP exchanges with the simulator:
-transient (retry the same provider), provider-level and message-level (next provider at once)."""
+"""How every provider's failures are classified (providers/http.py), from real HTTP exchanges with
+the simulator: transient (retry the same provider), provider-level and message-level (next
+provider at once)."""
 
 import json
 import socket
@@ -8,8 +9,8 @@ import pytest
 
 from providers.base import Address, MessageRejected, OutboundMessage, ProviderLevelError, TransientError
 from providers.http import Timeouts
-from providers.mailgun import MailgunProvider
-from providers.sendgrid import SendGridProvider
+from providers.mailgun.sending import MailgunProvider
+from providers.sendgrid.sending import SendGridProvider
 
 from .support import SIMULATOR_URL
 

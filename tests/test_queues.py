@@ -7,7 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from mail import queues, services
+from mail import queues
+from mail.delivery_task import DeliveryTask
 from providers.base import Address, Attachment, OutboundMessage
 
 
@@ -60,17 +61,17 @@ def message_with(text: str, attachment_bytes: int = 0) -> OutboundMessage:
 )
 def test_wire_size_estimate_bounds_what_sqs_really_stores(empty_queues, sqs, text, attachment_bytes):
     message = message_with(text, attachment_bytes)
-    estimate = queues.task_wire_size(services.delivery_task_args(message.message_id, message.to_payload()))
+    estimate = DeliveryTask(message.message_id, message.to_payload()).wire_size()
 
-    services.publish_delivery(message.message_id, message.to_payload())
+    DeliveryTask(message.message_id, message.to_payload()).publish()
     received = sqs.receive_message(QueueUrl=empty_queues.queue_url, WaitTimeSeconds=5)["Messages"][0]
     actual = len(received["Body"].encode())
     assert actual <= estimate <= actual + queues.ENVELOPE_ALLOWANCE_BYTES * 2
 
 
 def test_non_ascii_text_costs_far_more_queue_bytes_than_ascii():
-    ascii_size = queues.task_wire_size(services.delivery_task_args("id", message_with("a" * 30_000).to_payload()))
-    cjk_size = queues.task_wire_size(services.delivery_task_args("id", message_with("語" * 10_000).to_payload()))  # also 30,000 UTF-8 bytes
+    ascii_size = DeliveryTask("id", message_with("a" * 30_000).to_payload()).wire_size()
+    cjk_size = DeliveryTask("id", message_with("語" * 10_000).to_payload()).wire_size()  # also 30,000 UTF-8 bytes
     assert cjk_size > 1.8 * ascii_size
 
 
@@ -79,20 +80,20 @@ def test_a_task_just_under_the_limit_is_taken_by_sqs(empty_queues, sqs):
     # server must still take it, so the estimate never lets through what SQS would refuse.
     size = 300_000
     def wire_size(message):
-        return queues.task_wire_size(services.delivery_task_args(message.message_id, message.to_payload()))
+        return DeliveryTask(message.message_id, message.to_payload()).wire_size()
 
     while wire_size(message_with("x", size + 1_000)) <= 1024 * 1024:
         size += 1_000
     message = message_with("x", size)
     # Each 1,000 attachment bytes cost about 2,400 queue bytes (base64 three times over).
     assert 1024 * 1024 - 2_500 < wire_size(message) <= 1024 * 1024
-    services.publish_delivery(message.message_id, message.to_payload())
+    DeliveryTask(message.message_id, message.to_payload()).publish()
     assert sqs.receive_message(QueueUrl=empty_queues.queue_url, WaitTimeSeconds=5)["Messages"]
 
 
 def test_queue_message_headers_name_the_message_not_its_content(empty_queues, sqs):
     message = message_with("the secret body text")
-    services.publish_delivery(message.message_id, message.to_payload())
+    DeliveryTask(message.message_id, message.to_payload()).publish()
     body = sqs.receive_message(QueueUrl=empty_queues.queue_url, WaitTimeSeconds=5)["Messages"][0]["Body"]
     headers = json.loads(base64.b64decode(body))["headers"]
     assert headers["argsrepr"] == repr([message.message_id, None])

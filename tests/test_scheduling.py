@@ -43,9 +43,10 @@ def test_a_message_far_ahead_is_held_in_the_database(api_client):
 def test_a_due_scheduled_message_is_released_once(api_client, capsys):
     post(api_client, body(timezone.now() + timedelta(hours=2)))
     Message.objects.update(send_at=timezone.now() + timedelta(minutes=10))  # now within SQS's delay
-    call_command("release_scheduled")
-    call_command("release_scheduled")
-    assert capsys.readouterr().out.splitlines() == ["1 scheduled message(s) released", "0 scheduled message(s) released"]
+    call_command("housekeeping", "--once")
+    call_command("housekeeping", "--once")
+    released = [line for line in capsys.readouterr().out.splitlines() if "scheduled message(s) released" in line]
+    assert released == ["1 scheduled message(s) released", "0 scheduled message(s) released"]
     message = Message.objects.get()
     assert message.status == "queued" and message.scheduled_payload is None
     assert [e.type for e in message.events.all()] == ["scheduled", "released"]
@@ -59,7 +60,7 @@ def test_cancel_a_scheduled_message_then_too_late(api_client):
     again = api_client.delete(f"{URL}/{message_id}")
     assert again.status_code == 409 and again.json()["error"]["type"] == "not_cancelable"
     Message.objects.update(send_at=timezone.now())
-    call_command("release_scheduled")
+    call_command("housekeeping", "--once")
     assert Message.objects.get().status == "canceled"
 
 

@@ -1,5 +1,5 @@
 """The SendGrid provider: what it sends is valid by SendGrid's own OpenAPI description and maps
-every v1 field; what it gets back is classified (DESIGN §3.5). HTTP goes to the simulator."""
+every v1 field; what it gets back is classified (providers/http.py). HTTP goes to the simulator."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ from openapi_core.testing import MockRequest
 
 from providers.base import Address, Attachment, OutboundMessage, ProviderLevelError
 from providers.http import Timeouts
-from providers.sendgrid import SendGridProvider
+from providers.sendgrid.sending import SendGridProvider
 
 from .support import SIMULATOR_URL
 
@@ -103,7 +103,7 @@ def test_edge_cases_are_valid_by_sendgrids_spec(message):
 
 def test_the_validator_does_reject_what_sendgrid_would():
     payload = SENDGRID.build_payload(minimal())
-    payload["custom_args"] = {"top-level": "object"}  # the quirk DESIGN §6 records
+    payload["custom_args"] = {"top-level": "object"}  # the quirk: the spec types it as a string
     with pytest.raises(Exception, match="not valid"):
         validate_against_sendgrid_spec(payload)
 

@@ -10,7 +10,7 @@ import requests
 
 from providers.base import TransientError
 from providers.http import Timeouts
-from providers.sendgrid import SendGridProvider
+from providers.sendgrid.sending import SendGridProvider
 
 from .embedded_services import free_port
 from .test_sendgrid import minimal
@@ -21,7 +21,7 @@ from .support import wait_until
 def https_simulator(tmp_path):
     port, certificate = free_port(), tmp_path / "simulator.pem"
     process = subprocess.Popen(
-        [sys.executable, "-m", "providers.simulator", "--port", str(port), "--tls-cert", str(certificate)],
+        [sys.executable, "-m", "devtools.simulator", "--port", str(port), "--tls-cert", str(certificate)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from providers.webhooks import SENDGRID_SIGNATURE_HEADER, SENDGRID_TIMESTAMP_HEADER
+from providers.sendgrid.webhooks import SIGNATURE_HEADER as SENDGRID_SIGNATURE_HEADER
+from providers.sendgrid.webhooks import TIMESTAMP_HEADER as SENDGRID_TIMESTAMP_HEADER
 
 
 class SendGridSigner:

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from mail import dead_letters, events, idempotency, services
+from mail import dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -13,8 +13,7 @@ class Command(BaseCommand):
         "Move messages from the dead-letter queue into DeadLetter rows (shown in the admin). Runs "
         "until stopped; --once drains what is there and exits. Safe to kill at any point and to "
         "run on several hosts: a message is deleted from the DLQ only after it is recorded, and "
-        "recording it again finds the same row. It also queues scheduled messages that are due "
-        "and deletes expired Idempotency-Key records and Mailgun webhook tokens."
+        "recording it again finds the same row."
     )
 
     def add_arguments(self, parser):
@@ -26,11 +25,7 @@ class Command(BaseCommand):
             return
         while True:
             try:
-                dead_letters.drain_once(wait_seconds=10)
-                # Housekeeping that needs one long-running process of the processor role.
-                services.release_scheduled()
-                idempotency.purge_expired()
-                events.forget_old_webhook_tokens()
+                dead_letters.drain_once(wait_seconds=10)  # a long poll: returns at once when there is work
             except Exception:
                 # SQS or the database away for a while: keep the drainer alive and try again.
                 log.exception("draining the dead-letter queue failed; retrying in 10 s")

@@ -30,8 +30,8 @@ class Command(BaseCommand):
             raise CommandError("runlocal starts its own SQS-compatible server; SQS_ENDPOINT_URL must be on 127.0.0.1")
         simulator_url = f"http://127.0.0.1:{SIMULATOR_PORT}"
         services = [
-            Child("sqs", python_argv("-m", "moto.server", "-H", "127.0.0.1", "-p", str(endpoint.port or 80))),
-            Child("simulator", python_argv("-m", "providers.simulator", "--port", str(SIMULATOR_PORT), "--outbox", str(settings.VAR_DIR / "outbox"))),
+            Child("sqs", python_argv("-m", "devtools.aws", "-H", "127.0.0.1", "-p", str(endpoint.port or 80))),
+            Child("simulator", python_argv("-m", "devtools.simulator", "--port", str(SIMULATOR_PORT), "--outbox", str(settings.VAR_DIR / "outbox"))),
         ]
         try:
             for child in services:
@@ -46,8 +46,11 @@ class Command(BaseCommand):
             stop_all(services, grace_seconds=5)
             raise
 
-        # Providers without a key send to the simulator, which keeps what it receives.
-        env = dict(os.environ)
+        # Providers without a key send to the simulator, which keeps what it receives. Log lines
+        # are for a person at a terminal: one readable line each, unless LOG_FORMAT says otherwise.
+        # Celery warns that a worker run as root is not recommended; on a developer's own machine
+        # with local-only credentials that says nothing to act on (the image runs as a user).
+        env = {"LOG_FORMAT": "text", **os.environ, "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
         if not settings.SENDGRID_API_KEY:
             env.update(SENDGRID_API_URL=simulator_url, SENDGRID_API_KEY="simulator")
         if not settings.MAILGUN_API_KEY:

@@ -35,7 +35,7 @@ def processor_argv(pool: str | None = None) -> list[str]:
         # --quiet: no start banner, so what the worker writes is the JSON lines of settings.LOGGING.
         "-m", "celery", "--app", "mailer_project", "--quiet", "worker",
         "--loglevel", settings.LOG_LEVEL,
-        "--pool", pool or settings.CELERY_WORKER_POOL,
+        "--pool", pool or settings.WORKER_POOL,
         # SQS has no broadcast; these would only poll for nothing.
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     )
@@ -46,6 +46,7 @@ def children_for_mode(mode: str) -> list[Child]:
     if mode in ("processor", "all"):
         children.append(Child("processor", processor_argv()))
         children.append(Child("dlq-drainer", python_argv("manage.py", "drain_dlq")))
+        children.append(Child("housekeeping", python_argv("manage.py", "housekeeping")))
     if mode in ("consumer", "all"):
         children.append(Child("consumer", consumer_argv()))
     return children

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "mail.authentication.ApiKeyAuthentication"
+    target_class = "mail.api.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):

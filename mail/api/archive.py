@@ -1,4 +1,4 @@
-"""The archive of rejected API requests in MongoDB (DESIGN §1), on when MONGODB_URI is set.
+"""The archive of rejected API requests in MongoDB (docs/operations.md), on when MONGODB_URI is set.
 
 Every request the API answers with a 4xx is stored with its time, client key prefix, remote
 address, the error and the start of its body (secrets redacted); a TTL index expires them. The
@@ -18,31 +18,49 @@ from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
-# The client class; tests put mongomock's in its place (no MongoDB server can be installed here).
-client_class = pymongo.MongoClient
 COLLECTION = "rejected_requests"
 MAX_BODY_CHARS = 16_000
 SECRET_KEYS = ("password", "secret", "token", "api_key", "apikey", "authorization", "key")
 TIMEOUT_MS = 500
 SKIP_AFTER_FAILURE_SECONDS = 30
 
-_lock = threading.Lock()
-_collection = None
-_skip_until = 0.0
+
+class RejectedRequestArchive:
+    """The archive's connection, made on first use, and its pause after a failure."""
+
+    def __init__(self, client_class=pymongo.MongoClient):
+        self._lock = threading.Lock()
+        self.reset(client_class)
+
+    def reset(self, client_class=pymongo.MongoClient) -> None:
+        """Forget the connection (tests put mongomock's client class in pymongo's place: no MongoDB
+        server can be installed on the development machines)."""
+        self.client_class = client_class
+        self._collection = None
+        self._skip_until = 0.0
+
+    def collection(self):
+        with self._lock:
+            if self._collection is None:
+                client = self.client_class(
+                    settings.MONGODB_URI, serverSelectionTimeoutMS=TIMEOUT_MS, connectTimeoutMS=TIMEOUT_MS, socketTimeoutMS=TIMEOUT_MS
+                )
+                collection = client.get_default_database(default="mailer")[COLLECTION]
+                collection.create_index("at", expireAfterSeconds=settings.MONGODB_ARCHIVE_TTL_DAYS * 24 * 3600)
+                self._collection = collection
+            return self._collection
+
+    def record(self, request, response) -> None:
+        if not settings.MONGODB_URI or time.monotonic() < self._skip_until:
+            return
+        try:
+            self.collection().insert_one(_document(request, response))
+        except Exception:
+            self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
+            log.warning("the rejected-request archive is unavailable; skipping it for %d s", SKIP_AFTER_FAILURE_SECONDS, exc_info=True)
 
 
-def _get_collection():
-    global _collection
-    with _lock:
-        if _collection is None:
-            client = client_class(
-                settings.MONGODB_URI, serverSelectionTimeoutMS=TIMEOUT_MS, connectTimeoutMS=TIMEOUT_MS, socketTimeoutMS=TIMEOUT_MS
-            )
-            database = client.get_default_database(default="mailer")
-            collection = database[COLLECTION]
-            collection.create_index("at", expireAfterSeconds=settings.MONGODB_ARCHIVE_TTL_DAYS * 24 * 3600)
-            _collection = collection
-        return _collection
+ARCHIVE = RejectedRequestArchive()
 
 
 def redact(value):
@@ -67,10 +85,7 @@ def _body_for_archive(request) -> str:
     return text[:MAX_BODY_CHARS]
 
 
-def archive_rejection(request, response) -> None:
-    global _skip_until
-    if not settings.MONGODB_URI or time.monotonic() < _skip_until:
-        return
+def _document(request, response) -> dict:
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     key = authorization.partition(" ")[2]
     try:
@@ -78,7 +93,7 @@ def archive_rejection(request, response) -> None:
     except ValueError:
         error = {}
     oversized = response.status_code in (411, 413)
-    document = {
+    return {
         "at": timezone.now(),
         "status": response.status_code,
         "error": error,
@@ -91,11 +106,6 @@ def archive_rejection(request, response) -> None:
         "content_length": request.META.get("CONTENT_LENGTH", ""),
         "body": "[body not read]" if oversized else _body_for_archive(request),
     }
-    try:
-        _get_collection().insert_one(document)
-    except Exception:
-        _skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
-        log.warning("the rejected-request archive is unavailable; skipping it for %d s", SKIP_AFTER_FAILURE_SECONDS, exc_info=True)
 
 
 class ArchiveRejectedRequests:
@@ -107,5 +117,5 @@ class ArchiveRejectedRequests:
     def __call__(self, request):
         response = self.get_response(request)
         if 400 <= response.status_code < 500 and request.path.startswith("/api/"):
-            archive_rejection(request, response)
+            ARCHIVE.record(request, response)
         return response

@@ -1,6 +1,7 @@
-"""Validation of the v1 message body (DESIGN §4) and the shape of a message in responses.
+"""Validation of the v1 message body (docs/api.md) and the shape of a message in responses.
 
-Every rule answers with a per-field message; the limits follow the strictest provider."""
+Every rule answers with a per-field message. The limits are the strictest of every registered
+provider's (providers/registry.py), so a message accepted here fits whichever provider sends it."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from drf_spectacular.utils import extend_schema_field
 from email_validator import EmailNotValidError, validate_email
 from rest_framework import serializers
 
-from providers import mailgun
-from providers.base import MESSAGE_ID_KEY, Address, Attachment, OutboundMessage
+from providers.base import MESSAGE_ID_KEY, Address, Attachment, MessageRejected, OutboundMessage
+from providers.registry import REGISTRY
 
-from .exceptions import PayloadTooLarge, naming_message
-from .models import Message, MessageEvent
+from ..models import Message, MessageEvent
+from .errors import PayloadTooLarge, naming_message
+
+LIMITS = REGISTRY.strictest_limits()
 
 # C0 controls (CR and LF above all: header injection) and DEL; a tab is allowed.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -36,13 +39,12 @@ RESERVED_HEADERS = frozenset(
         "MIME-Version", "Return-Path", "Received", "DKIM-Signature",
     )
 )
-RESERVED_HEADER_PREFIXES = ("content-", "x-sg-", "x-mailgun-")
+RESERVED_HEADER_PREFIXES = ("content-", *LIMITS.reserved_header_prefixes)
 CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
 CONTENT_ID = re.compile(r"^[^\s<>\"]{1,255}$")
 METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-TAG = re.compile(r"^[\x20-\x7e]{1,128}$")
+TAG = re.compile(rf"^[\x20-\x7e]{{1,{LIMITS.tag_chars}}}$")
 
-MAX_TAGS = 3  # Mailgun's per-message limit (SendGrid allows 10 categories)
 MAX_METADATA_KEYS = 50
 MAX_METADATA_BYTES = 8000  # SendGrid: custom_args ≤ 10,000 bytes, our message id included
 MAX_ATTACHMENTS = 100
@@ -101,7 +103,7 @@ class AddressField(serializers.Field):
 
 
 @extend_schema_field(
-    {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 1000}], "example": ["ann@example.com"]}
+    {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": LIMITS.recipients}], "example": ["ann@example.com"]}
 )
 class AddressListField(serializers.Field):
     """One address string or a list of them."""
@@ -122,8 +124,8 @@ class AddressListField(serializers.Field):
             self.fail("invalid")
         if not items and not self.allow_empty:
             self.fail("empty")
-        if len(items) > settings.MAX_RECIPIENTS:
-            self.fail("too_many", limit=settings.MAX_RECIPIENTS)
+        if len(items) > LIMITS.recipients:
+            self.fail("too_many", limit=LIMITS.recipients)
         addresses, errors = [], {}
         for index, item in enumerate(items):
             try:
@@ -212,7 +214,7 @@ class MessageCreateSerializer(serializers.Serializer):
     html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     attachments = AttachmentSerializer(many=True, required=False, max_length=MAX_ATTACHMENTS)
     headers = serializers.DictField(child=single_line(max_length=998, trim_whitespace=False), required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False, max_length=MAX_TAGS)
+    tags = serializers.ListField(child=serializers.CharField(), required=False, max_length=LIMITS.tags)
     metadata = serializers.DictField(child=single_line(max_length=1000, trim_whitespace=False), required=False)
     send_at = serializers.DateTimeField(required=False)
     ignore_suppressions = serializers.BooleanField(
@@ -237,7 +239,7 @@ class MessageCreateSerializer(serializers.Serializer):
     def validate_tags(self, value: list) -> tuple:
         for tag in value:
             if not TAG.match(tag):
-                raise serializers.ValidationError("Tags are 1-128 printable ASCII characters.")
+                raise serializers.ValidationError(f"Tags are 1-{LIMITS.tag_chars} printable ASCII characters.")
         if len(set(value)) != len(value):
             raise serializers.ValidationError("Tags must be unique.")
         return tuple(value)
@@ -283,13 +285,12 @@ class MessageCreateSerializer(serializers.Serializer):
         size = message_size(fields)
         if size > settings.MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"The message is {size} bytes; the limit is {settings.MAX_MESSAGE_BYTES} bytes.")
-        # Mailgun's limit on its o:/h:/v: parameters, known before any provider is asked (the id
-        # that travels with them has the length of a real one).
-        options = mailgun.options_size(OutboundMessage(message_id=str(PLACEHOLDER_ID), **fields))
-        if options > mailgun.MAX_OPTIONS_BYTES:
-            raise serializers.ValidationError(
-                {"headers": f"Headers, reply_to, tags and metadata take {options} bytes together; the limit is {mailgun.MAX_OPTIONS_BYTES} (Mailgun)."}
-            )
+        # Whatever else a provider would refuse (Mailgun's 16 kB of o:/h:/v: parameters, say), known
+        # before any provider is asked; the id that travels with the message has a real one's length.
+        try:
+            REGISTRY.check_limits(OutboundMessage(message_id=str(PLACEHOLDER_ID), **fields))
+        except MessageRejected as exc:
+            raise serializers.ValidationError({exc.field or "non_field_errors": f"{exc.reason[0].upper()}{exc.reason[1:]}."}) from exc
         fields["send_at"] = attrs.get("send_at")
         fields["ignore_suppressions"] = attrs["ignore_suppressions"]
         return fields
@@ -304,8 +305,8 @@ class MessageCreateSerializer(serializers.Serializer):
                     # SendGrid refuses the whole request for this; say so up front.
                     raise serializers.ValidationError({field: f"{address.email} appears more than once among to, cc and bcc."})
                 seen.add(key)
-        if len(seen) > settings.MAX_RECIPIENTS:
-            raise serializers.ValidationError({"to": f"At most {settings.MAX_RECIPIENTS} recipients in to, cc and bcc together."})
+        if len(seen) > LIMITS.recipients:
+            raise serializers.ValidationError({"to": f"At most {LIMITS.recipients} recipients in to, cc and bcc together."})
 
 
 class MessageBatchSerializer(serializers.ListSerializer):
@@ -334,8 +335,7 @@ def message_size(fields: dict) -> int:
     """Bytes of the message as the providers count them: bodies, decoded attachments, headers."""
     size = sum(len(fields[key].encode()) for key in ("subject", "text", "html"))
     size += sum(len(k) + len(v.encode()) for k, v in fields["headers"].items())
-    # base64 decodes to 3 bytes per 4 characters, less its padding.
-    size += sum(len(a.content_b64) * 3 // 4 - a.content_b64[-2:].count("=") for a in fields["attachments"])
+    size += sum(attachment.size for attachment in fields["attachments"])
     return size
 
 

@@ -1,5 +1,5 @@
-"""Idempotency-Key (DESIGN §3.2): the same key from the same API key within 24 h gets the first
-answer again and queues nothing; the same key with another body gets 409.
+"""Idempotency-Key: a client's retries are safe. The same key from the same API key within 24 h
+gets the first answer again and queues nothing; the same key with another body gets 409.
 
 The record is written, and committed, before the message is accepted: the unique constraint then
 lets exactly one of several concurrent requests with the same key through; the others see it."""
@@ -14,8 +14,9 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import exceptions, status
+from rest_framework.response import Response
 
-from .models import IdempotencyRecord
+from ..models import IdempotencyRecord
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 MAX_KEY_CHARS = 255
@@ -85,3 +86,22 @@ def release(record: IdempotencyRecord) -> None:
 
 def purge_expired() -> int:
     return IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - LIFETIME).delete()[0]
+
+
+def answer_once(request, respond) -> Response:
+    """respond(), or with an Idempotency-Key seen before, the first request's answer again."""
+    key = key_from(request)
+    if key is None:
+        return respond()
+    slot = claim(request.auth, key, fingerprint(request.data))
+    if slot.replay:
+        first = slot.replay
+        headers = {"Idempotent-Replayed": "true", **({"Location": first.location} if first.location else {})}
+        return Response(first.response_body, status=first.status_code, headers=headers)
+    try:
+        response = respond()
+    except Exception:
+        release(slot.record)
+        raise
+    complete(slot.record, response.status_code, response.data, response.get("Location", ""))
+    return response

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 
-from .base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
-from .http import DEFAULT_CONNECTIONS, Timeouts, pooled_session, post
+from ..base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
+from ..http import DEFAULT_CONNECTIONS, Timeouts, pooled_session, post
+from ..spec import Limits
 
-# Mailgun's documented limits for one message.
-MAX_RECIPIENTS = 1000
-MAX_TAGS = 3
+NAME = "mailgun"
+# Mailgun's documented limits for one message: tags of up to 128 characters; X-Mailgun-* headers
+# are instructions to Mailgun itself.
+LIMITS = Limits(recipients=1000, tags=3, tag_chars=128, reserved_header_prefixes=("x-mailgun-",))
 # Mailgun's messages API: sending options (o:, h: and v: parameters) are limited to 16 kB in
 # total. Counted the strict way: 16,000 bytes, parameter names included.
 MAX_OPTIONS_BYTES = 16_000
@@ -32,8 +34,24 @@ def options_size(message: OutboundMessage) -> int:
     return sum(len(name.encode()) + len(value.encode()) for name, value in option_fields(message))
 
 
+def check_limits(message: OutboundMessage) -> None:
+    """Refuse, without a request, what Mailgun would refuse: the next provider may take it."""
+    recipients = len(message.to) + len(message.cc) + len(message.bcc)
+    if recipients > LIMITS.recipients:
+        raise MessageRejected(NAME, f"{recipients} recipients; Mailgun takes at most {LIMITS.recipients} per message", field="to")
+    if len(message.tags) > LIMITS.tags:
+        raise MessageRejected(NAME, f"{len(message.tags)} tags; Mailgun takes at most {LIMITS.tags} per message", field="tags")
+    size = options_size(message)
+    if size > MAX_OPTIONS_BYTES:
+        raise MessageRejected(
+            NAME,
+            f"headers, reply_to, tags and metadata take {size} bytes together; the limit is {MAX_OPTIONS_BYTES} (Mailgun)",
+            field="headers",
+        )
+
+
 class MailgunProvider:
-    name = "mailgun"
+    name = NAME
 
     def __init__(self, api_key: str, domain: str, api_url: str, timeouts: Timeouts, connections: int = DEFAULT_CONNECTIONS):
         self.api_key = api_key
@@ -45,7 +63,7 @@ class MailgunProvider:
     def send(self, message: OutboundMessage) -> SendResult:
         if not (self.api_key and self.domain):
             raise ProviderLevelError(self.name, "MAILGUN_API_KEY and MAILGUN_DOMAIN must both be set")
-        self.check_limits(message)
+        check_limits(message)
         fields, files = self.build_form(message)
         response = post(self.name, self.session, self.url, self.timeouts, data=fields, files=files or None, auth=("api", self.api_key))
         # Mailgun has the mail now: nothing here may raise, or a redelivery would send it again.
@@ -56,17 +74,6 @@ class MailgunProvider:
         message_id = str(body.get("id", "")) if isinstance(body, dict) else ""
         # Mailgun answers "<id@domain>"; its events name the message without the brackets.
         return SendResult(self.name, message_id.strip("<>"), response.status_code)
-
-    def check_limits(self, message: OutboundMessage) -> None:
-        """Refuse, without a request, what Mailgun would refuse: the next provider may take it."""
-        recipients = len(message.to) + len(message.cc) + len(message.bcc)
-        if recipients > MAX_RECIPIENTS:
-            raise MessageRejected(self.name, f"{recipients} recipients; Mailgun takes at most {MAX_RECIPIENTS} per message")
-        if len(message.tags) > MAX_TAGS:
-            raise MessageRejected(self.name, f"{len(message.tags)} tags; Mailgun takes at most {MAX_TAGS} per message")
-        size = options_size(message)
-        if size > MAX_OPTIONS_BYTES:
-            raise MessageRejected(self.name, f"headers, tags and variables take {size} bytes; Mailgun's limit is {MAX_OPTIONS_BYTES}")
 
     def build_form(self, message: OutboundMessage) -> tuple[list[tuple[str, str]], list[tuple[str, tuple[str, bytes, str]]]]:
         """The form fields (repeated names as repeated pairs) and the file parts."""

@@ -16,7 +16,7 @@ be told to misbehave per provider:
     GET /_simulator/stats                # per provider: requests, accepted, TCP connections, first/last
     DELETE /_simulator/requests
 
-Run it with `python -m providers.simulator --port 8025 --outbox var/outbox`. With `--tls-cert
+Run it with `python -m devtools.simulator --port 8025 --outbox var/outbox`. With `--tls-cert
 FILE` it speaks HTTPS, as the real APIs do, with a self-signed certificate for 127.0.0.1 and
 localhost that it writes to FILE for clients to trust (REQUESTS_CA_BUNDLE=FILE): then a client
 that opens a connection per request pays a TLS handshake for each, as it would in production.
@@ -48,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-log = logging.getLogger("providers.simulator")
+log = logging.getLogger("devtools.simulator")
 
 SENDGRID_PATH = re.compile(r"^/v3/mail/send$")
 MAILGUN_PATH = re.compile(r"^/v3/(?P<domain>[^/]+)/messages$")

@@ -9,17 +9,32 @@ import json
 from sendgrid.helpers import mail as sg
 from sendgrid.helpers.mail.exceptions import SendGridException
 
-from .base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
-from .http import DEFAULT_CONNECTIONS, Timeouts, pooled_session, post
+from ..base import MessageRejected, OutboundMessage, ProviderLevelError, SendResult
+from ..http import DEFAULT_CONNECTIONS, Timeouts, pooled_session, post
+from ..spec import Limits
 
-# SendGrid's documented limits for one request (its OpenAPI description and mail-send docs).
-MAX_RECIPIENTS = 1000  # to, cc and bcc of all personalizations together
+NAME = "sendgrid"
+# SendGrid's documented limits for one request (its OpenAPI description and mail-send docs):
+# to, cc and bcc of all personalizations together; categories of up to 255 characters. X-SG-*
+# headers are instructions to SendGrid itself.
+LIMITS = Limits(recipients=1000, tags=10, tag_chars=255, reserved_header_prefixes=("x-sg-",))
 MAX_CUSTOM_ARGS_BYTES = 10_000
-MAX_CATEGORIES = 10
+
+
+def check_limits(message: OutboundMessage) -> None:
+    """Refuse, without a request, what SendGrid would refuse: the next provider may take it."""
+    recipients = len(message.to) + len(message.cc) + len(message.bcc)
+    if recipients > LIMITS.recipients:
+        raise MessageRejected(NAME, f"{recipients} recipients; SendGrid takes at most {LIMITS.recipients} per request", field="to")
+    size = len(json.dumps(message.tracking_args, ensure_ascii=False).encode())
+    if size > MAX_CUSTOM_ARGS_BYTES:
+        raise MessageRejected(NAME, f"custom_args take {size} bytes; SendGrid's limit is {MAX_CUSTOM_ARGS_BYTES}", field="metadata")
+    if len(message.tags) > LIMITS.tags:
+        raise MessageRejected(NAME, f"{len(message.tags)} categories; SendGrid takes at most {LIMITS.tags}", field="tags")
 
 
 class SendGridProvider:
-    name = "sendgrid"
+    name = NAME
 
     def __init__(self, api_key: str, api_url: str, timeouts: Timeouts, connections: int = DEFAULT_CONNECTIONS):
         self.api_key = api_key
@@ -41,7 +56,7 @@ class SendGridProvider:
         return SendResult(self.name, response.headers.get("X-Message-Id", ""), response.status_code)
 
     def build_payload(self, message: OutboundMessage) -> dict:
-        self.check_limits(message)
+        check_limits(message)
         try:
             return self._mail(message).get()
         except SendGridException as exc:
@@ -52,17 +67,6 @@ class SendGridProvider:
         except (TypeError, ValueError) as exc:
             # The helpers' own checks on a value SendGrid's model does not take: the next provider may.
             raise MessageRejected(self.name, f"could not build SendGrid's request: {exc!r}") from exc
-
-    def check_limits(self, message: OutboundMessage) -> None:
-        """Refuse, without a request, what SendGrid would refuse: the next provider may take it."""
-        recipients = len(message.to) + len(message.cc) + len(message.bcc)
-        if recipients > MAX_RECIPIENTS:
-            raise MessageRejected(self.name, f"{recipients} recipients; SendGrid takes at most {MAX_RECIPIENTS} per request")
-        size = len(json.dumps(message.tracking_args, ensure_ascii=False).encode())
-        if size > MAX_CUSTOM_ARGS_BYTES:
-            raise MessageRejected(self.name, f"custom_args take {size} bytes; SendGrid's limit is {MAX_CUSTOM_ARGS_BYTES}")
-        if len(message.tags) > MAX_CATEGORIES:
-            raise MessageRejected(self.name, f"{len(message.tags)} categories; SendGrid takes at most {MAX_CATEGORIES}")
 
     def _mail(self, message: OutboundMessage) -> sg.Mail:
         mail = sg.Mail()
@@ -80,8 +84,9 @@ class SendGridProvider:
             personalization.add_cc(sg.Cc(address.email, address.name or None))
         for address in message.bcc:
             personalization.add_bcc(sg.Bcc(address.email, address.name or None))
-        # The spec types the top-level custom_args as a string but the personalization-level one
-        # as an object; the live API accepts the latter (DESIGN §6).
+        # SendGrid's spec types the top-level custom_args as a string but the personalization-level
+        # one as an object, so ours travel per personalization (tests/test_sendgrid.py holds the
+        # payload to the spec).
         for key, value in message.tracking_args.items():
             personalization.add_custom_arg(sg.CustomArg(key, value))
         mail.add_personalization(personalization)

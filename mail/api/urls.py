@@ -1,0 +1,27 @@
+"""The service's HTTP routes other than the admin's."""
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from . import messages, probes, webhooks
+
+UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+urlpatterns = [
+    # With or without a trailing slash: a redirect would turn a client's POST into a GET.
+    re_path(r"^api/v1/messages/?$", messages.MessageCollectionView.as_view(), name="message-list"),
+    re_path(r"^api/v1/messages/batch/?$", messages.MessageBatchView.as_view(), name="message-batch"),
+    re_path(rf"^api/v1/messages/(?P<message_id>{UUID})/?$", messages.MessageDetailView.as_view(), name="message-detail"),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[AllowAny]),
+        name="docs",
+    ),
+    path("webhooks/<str:provider>", webhooks.provider_webhook, name="provider-webhook"),
+    # Also answered before the Host header is checked (probes.HostIndependentProbes).
+    path("healthz", probes.healthz),
+    path("readyz", probes.readyz),
+    path("metrics", probes.metrics),
+]

@@ -1,0 +1,185 @@
+"""A worker's claim on a message: taken before any provider is called, given back or ended with
+what happened. This is where "never sent twice when we can know better" is enforced.
+
+The claim is one conditional UPDATE (`queued → sending`, with a lease), so of two workers holding
+tasks for the same message only one calls a provider. The new `attempts` is the claim's token:
+every later write matches it, so a worker whose lease ran out cannot overwrite the claim of the
+worker that took over. The claim also moves the row to its task's step, so tasks of an earlier
+step (a late duplicate, a dead worker's redelivery) no longer match and are dropped."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from providers.base import ProviderError, SendResult
+
+from . import status
+from .delivery_task import DeliveryTask
+from .models import Message, MessageEvent
+from .routing import Skip
+
+log = logging.getLogger(__name__)
+
+
+class ClaimKind(enum.Enum):
+    CLAIMED = "claimed"
+    DONE = "done"  # sent (or further along), canceled or withdrawn: ack, send nothing
+    FAILED = "failed"  # the message has failed: keep raising until SQS dead-letters the task
+    BUSY = "busy"  # another worker's claim is live
+    SUPERSEDED = "superseded"  # a later step has been reached: this task is a late duplicate
+    MISSING = "missing"  # no such message (its publish was reported as failed)
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: ClaimKind
+    message_id: str
+    token: int = 0  # the message's attempts once claimed; every write of this worker matches it
+    status: str = ""
+    step: int = 0
+    lease_expires_at: datetime | None = None
+    last_error: str = ""
+
+
+def take(task: DeliveryTask) -> Claim:
+    """Atomically take the message for sending at the task's step, or say why not. A claim whose
+    lease has run out belonged to a worker that died; it can be taken over. A recheck task may
+    only take over such a claim."""
+    for _ in range(2):
+        now = timezone.now()
+        expired_claim = Q(status=Message.Status.SENDING, lease_expires_at__lt=now)
+        claimable = expired_claim if task.recheck else Q(status=Message.Status.QUEUED) | expired_claim
+        claimed = Message.objects.filter(claimable, pk=task.message_id, step__lte=task.step).update(
+            status=Message.Status.SENDING,
+            step=task.step,
+            lease_expires_at=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+        row = Message.objects.filter(pk=task.message_id).values("status", "step", "attempts", "lease_expires_at", "last_error").first()
+        if row is None:
+            return Claim(ClaimKind.MISSING, task.message_id)
+        kind = ClaimKind.CLAIMED if claimed else _why_not(row, task)
+        if kind is not None:
+            return Claim(
+                kind, task.message_id, row["attempts"], row["status"], row["step"], row["lease_expires_at"], row["last_error"]
+            )
+        # Queued again between the UPDATE and the read (its holder let go): try once more.
+    return Claim(ClaimKind.BUSY, task.message_id, row["attempts"], row["status"], row["step"], row["lease_expires_at"])
+
+
+def _why_not(row: dict, task: DeliveryTask) -> ClaimKind | None:
+    if row["step"] > task.step:
+        return ClaimKind.SUPERSEDED
+    if row["status"] == Message.Status.SENDING:
+        return ClaimKind.BUSY
+    if row["status"] == Message.Status.FAILED:
+        return ClaimKind.FAILED
+    if row["status"] == Message.Status.QUEUED:
+        # A recheck finds the holder handed the message on: its next task is queued.
+        return ClaimKind.SUPERSEDED if task.recheck else None
+    return ClaimKind.DONE
+
+
+def let_go_of_connection() -> None:
+    """Hand this thread's connection back to the pool between database steps that have slow I/O
+    in between (an S3 read, the provider's hundred milliseconds or more): a worker's 64 sends in
+    flight then share a pool of DATABASE_POOL_SIZE. The next statement takes one again. Without a
+    pool the connection is kept, as reopening it would cost more than it saves."""
+    if "pool" in connection.settings_dict.get("OPTIONS", {}) and not connection.in_atomic_block:
+        connection.close()
+
+
+def _skipped_events(claim: Claim, skips: list[Skip]) -> list[MessageEvent]:
+    return [
+        MessageEvent(message_id=claim.message_id, type=MessageEvent.Type.SKIPPED, provider=s.provider, detail=s.detail, created_at=s.at)
+        for s in skips
+    ]
+
+
+def give_back(claim: Claim, skips: list[Skip], event: tuple[str, str] | None = None) -> bool:
+    """Leave the message queued for its next task, the claim untouched by any error; record
+    `event` (type, detail) with it. False when the claim is no longer ours."""
+    with transaction.atomic():
+        held = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(
+            status=Message.Status.QUEUED, lease_expires_at=None, updated_at=timezone.now()
+        )
+        if held:
+            events = _skipped_events(claim, skips)
+            if event:
+                events.append(MessageEvent(message_id=claim.message_id, type=event[0], detail=event[1]))
+            MessageEvent.objects.bulk_create(events)
+    return bool(held)
+
+
+def end(claim: Claim, new_status: str, error: ProviderError, event_type: str, note: str, skips: list[Skip]) -> bool:
+    """Leave the claim with the message in `new_status` (queued for its next task, or failed),
+    the provider's words as its last error. False when the claim is no longer ours."""
+    with transaction.atomic():
+        ours = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(
+            status=new_status, lease_expires_at=None, last_error=str(error), updated_at=timezone.now()
+        )
+        if ours:
+            event = MessageEvent(
+                message_id=claim.message_id,
+                type=event_type,
+                provider=error.provider,
+                status_code=error.status_code,
+                detail=f"{error.kind}: {error.reason} — {note}",
+            )
+            MessageEvent.objects.bulk_create([*_skipped_events(claim, skips), event])
+    return bool(ours)
+
+
+# A sent message stays sent; these may still become sent (a failed one, when a worker whose
+# lease ran out turns out to have sent it after all).
+NOT_YET_SENT = (Message.Status.QUEUED, Message.Status.SENDING, Message.Status.FAILED)
+
+
+def record_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
+    """Record the send; False when the claim had been taken over meanwhile (another worker may send
+    it too). A provider accepted the mail: that is a fact whatever became of the claim, so this
+    write does not depend on it. A database outage is waited out while the claim still keeps
+    other workers away; only past its lease would a redelivery send again."""
+    delay = 0.5
+    while True:
+        try:
+            return _write_sent(claim, result, skips)
+        except (OperationalError, InterfaceError):
+            if timezone.now() + timedelta(seconds=delay) >= claim.lease_expires_at:
+                raise
+            log.warning("could not record a send; trying again", extra={"message_id": claim.message_id}, exc_info=True)
+            close_old_connections()
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+def _write_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
+    now = timezone.now()
+    sent = {
+        "status": Message.Status.SENT,
+        "provider": result.provider,
+        "provider_message_id": result.provider_message_id,
+        "lease_expires_at": None,
+        "last_error": "",
+        "sent_at": now,
+        "updated_at": now,
+    }
+    with transaction.atomic():
+        # The usual case, our claim still held, in one statement; else whatever became of it.
+        claim_held = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(**sent)
+        if not claim_held:
+            Message.objects.filter(pk=claim.message_id, status__in=NOT_YET_SENT).update(**sent)
+        sent_event = MessageEvent(message_id=claim.message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code)
+        MessageEvent.objects.bulk_create([*_skipped_events(claim, skips), sent_event])
+        status.catch_up(claim.message_id)  # the provider's webhook may have come first
+    return bool(claim_held)

@@ -1,0 +1,124 @@
+"""One delivery attempt: claim the message, read its body, pick a provider whose circuit admits
+it, send, and decide what follows. `deliver` decides; `mail.decisions.carry_out` acts.
+
+Each task is one attempt through one provider, the first enabled one unless the task names
+another. A transient failure (timeout, connection error, 429, 5xx) is retried on the same
+provider, at most DELIVERY_MAX_RETRIES times, with the wait held by SQS; a provider-level or
+message-level refusal, or retries exhausted, fails over to the next provider at once; with no
+provider left the message fails. docs/architecture.md has the whole flow."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from django.conf import settings
+from django.utils import timezone
+
+from providers.base import MessageRejected, OutboundMessage, ProviderError, ProviderLevelError, TransientError
+
+from . import claim_check, claims, routing
+from .claims import Claim, ClaimKind
+from .decisions import Crash, Decision, Drop, Fail, FailOver, Hold, Recheck, Refuse, Retry, Sent, carry_out
+from .delivery_task import DeliveryTask
+from .exceptions import BodyMissing, StorageUnavailable
+from .models import MessageEvent
+from .routing import Skip
+
+
+def run(task: DeliveryTask) -> None:
+    """The delivery task's body. Returns when the task may be acked; raises when it must not be
+    (the message failed, or a fault of ours: SQS hands it out again, then dead-letters it)."""
+    carry_out(task, deliver(task))
+
+
+def deliver(task: DeliveryTask) -> Decision:
+    claim = claims.take(task)
+    if claim.kind is ClaimKind.MISSING:
+        return Drop("no such message; dropping its task", logging.WARNING)
+    if claim.kind is ClaimKind.DONE:
+        return Drop(f"message already {claim.status}; not sending")
+    if claim.kind is ClaimKind.SUPERSEDED:
+        return Drop("a later step of this message has been reached; dropping a late task")
+    if claim.kind is ClaimKind.FAILED:
+        return Refuse(claim.last_error)
+    order = routing.provider_order()
+    if claim.kind is ClaimKind.CLAIMED and not order:
+        # Every provider is switched off: the mail waits in SQS, it does not fail.
+        next_task = task.again(settings.NO_PROVIDER_RECHECK_SECONDS, provider=None, only=False, retries=0)
+        return Hold(claim, next_task, "every provider is switched off; holding the message in the queue", level=logging.WARNING)
+    # None (the first provider), or one switched off since this task was queued: the first.
+    provider = task.provider if task.provider in order else (order[0] if order else task.provider)
+    if claim.kind is ClaimKind.BUSY:
+        wait = (claim.lease_expires_at - timezone.now()).total_seconds() + 1
+        return Recheck(task.again(max(1, math.ceil(wait)), provider=provider, recheck=True))
+
+    # The claim is committed; what follows until the claim's last write (a stored body from S3,
+    # the circuit's admission, the provider) holds no connection from the pool.
+    claims.let_go_of_connection()
+    try:
+        body = claim_check.load(task.payload)
+    except StorageUnavailable as error:
+        # Our storage, not a provider: nothing counts against one, and the message waits in SQS.
+        delay = routing.retry_delay(0)
+        why = f"{error}; trying again in {delay} s (SQS delay)"
+        return Hold(claim, task.again(delay, provider=provider), why, MessageEvent.Type.ERROR, "error", logging.WARNING)
+    except BodyMissing as error:
+        return Fail(claim, ProviderError(provider, str(error)), "nothing left to send")
+    try:
+        outbound = OutboundMessage.from_payload(task.message_id, body)
+    except Exception as error:  # an unreadable payload is a fault of ours
+        return Crash(claim, provider, error)
+    return _send(task, claim, provider, order, outbound)
+
+
+def _send(task: DeliveryTask, claim: Claim, provider: str, order: list[str], outbound: OutboundMessage) -> Decision:
+    candidates = order[order.index(provider) :]
+    if task.retries or task.only:
+        # A retry's count belongs to its provider. If that one's circuit is open now, the message
+        # is handed on as a failover, so that the next provider starts with retries of its own.
+        # A task for one provider only waits for it.
+        candidates = candidates[:1]
+    admitted, skips = routing.admit_first(candidates)
+    if admitted is None:
+        return _every_circuit_open(task, claim, provider, candidates, skips)
+    provider, admission = admitted
+    try:
+        result = routing.send(provider, admission, outbound)
+    except TransientError as error:
+        if task.retries < settings.DELIVERY_MAX_RETRIES:
+            delay = routing.retry_delay(task.retries, error.retry_after)
+            note = f"retry {task.retries + 1} of {settings.DELIVERY_MAX_RETRIES} in {delay} s (SQS delay)"
+            return Retry(claim, error, task.retry(error.provider, delay), note, skips)
+        return _fail_over(task, claim, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted", skips)
+    except (ProviderLevelError, MessageRejected) as error:
+        return _fail_over(task, claim, error, "not retried: the next provider may accept it", skips)
+    except Exception as error:
+        return Crash(claim, provider, error, skips)
+    return Sent(claim, result, claim_check.is_pointer(task.payload), skips)
+
+
+def _every_circuit_open(task: DeliveryTask, claim: Claim, provider: str, candidates: list[str], skips: list[Skip]) -> Decision:
+    next_provider = routing.provider_after(provider) if task.retries and not task.only else None
+    if next_provider is not None:
+        why = "circuit open; handing the message on"
+        return Hold(claim, task.next_step(next_provider), why, outcome="skipped", skips=skips)
+    # Rather than spend retries on providers known to be down, or fail the message: wait in SQS
+    # until the first of them may take a probe.
+    delay = routing.until_any_admits(candidates)
+    why = f"the circuit of every provider left for it is open ({', '.join(candidates)}); trying again in {delay} s (SQS delay)"
+    return Hold(claim, task.again(delay, provider=provider), why, MessageEvent.Type.WAITING, "waiting", skips=skips)
+
+
+def _fail_over(task: DeliveryTask, claim: Claim, error: ProviderError, why: str, skips: list[Skip]) -> Decision:
+    """Hand the message to the next provider, or fail it when there is none."""
+    next_provider = routing.provider_after(error.provider)
+    if next_provider is not None:
+        return FailOver(claim, error, task.next_step(next_provider), f"{why}; now {next_provider}", skips)
+    passed_over = routing.skipped_and_never_tried(task.message_id, error.provider, skips)
+    if passed_over is None:
+        return Fail(claim, error, why, skips)
+    # Skipped while its circuit was open, so not exhausted: it gets its turn (waiting for its
+    # circuit if need be) before the message may fail.
+    next_task = task.next_step(passed_over, only=True, delay_seconds=routing.until_admits(passed_over))
+    return FailOver(claim, error, next_task, f"{why}; now {passed_over}, skipped earlier while its circuit was open", skips)

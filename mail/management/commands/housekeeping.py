@@ -1,0 +1,48 @@
+import logging
+import time
+
+from django.core.management.base import BaseCommand
+
+from mail import accepting, status
+from mail.api import idempotency
+
+log = logging.getLogger(__name__)
+
+INTERVAL_SECONDS = 5
+
+
+class Command(BaseCommand):
+    help = (
+        "The processor's periodic jobs: queue the scheduled messages whose send_at is within SQS's "
+        "15-minute delay, delete expired Idempotency-Key records and Mailgun webhook tokens too old "
+        f"to be replayed. Runs every {INTERVAL_SECONDS} s until stopped; --once runs them once. Safe to "
+        "run on several hosts: each message is released by one conditional update."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="run each job once, then exit")
+
+    def handle(self, *args, once=False, **options):
+        if once:
+            self.run_jobs(self.stdout.write)
+            return
+        while True:
+            try:
+                self.run_jobs(None)
+            except Exception:
+                # The database away for a while: keep going and try again.
+                log.exception("housekeeping failed; retrying in %d s", INTERVAL_SECONDS)
+            time.sleep(INTERVAL_SECONDS)
+
+    @staticmethod
+    def run_jobs(report) -> None:
+        counts = (
+            (accepting.release_scheduled(), "scheduled message(s) released"),
+            (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
+            (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
+        )
+        for count, what in counts:
+            if report:
+                report(f"{count} {what}")
+            elif count:
+                log.info("%d %s", count, what)

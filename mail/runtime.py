@@ -1,0 +1,54 @@
+"""What a process builds once and keeps: each provider's client (its HTTP connection pool is
+reused across messages), the circuit breakers, and a short-lived copy of the admin's provider
+switches. One object, so that what a process caches is in one place and a test can start afresh.
+
+Built on first use, never at import: in a forked worker that is after the fork, so no connection
+pool or Redis client is shared between processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from django.conf import settings
+
+from providers.circuit import Breakers, DisabledBreakers, build_breakers
+from providers.registry import REGISTRY
+from providers.spec import Provider
+
+
+class Runtime:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything built so far (tests change settings between cases)."""
+        self._providers: dict[str, Provider] = {}
+        self._breakers: Breakers | DisabledBreakers | None = None
+        self._order: tuple[float, list[str]] = (0.0, [])
+
+    def provider(self, name: str) -> Provider:
+        with self._lock:
+            if name not in self._providers:
+                self._providers[name] = REGISTRY.build(name, settings)
+            return self._providers[name]
+
+    def breakers(self) -> Breakers | DisabledBreakers:
+        with self._lock:
+            if self._breakers is None:
+                self._breakers = build_breakers(settings)
+            return self._breakers
+
+    def provider_order(self, read: Callable[[], list[str]]) -> list[str]:
+        """read()'s answer, asked again at most every PROVIDER_SETTINGS_CACHE_SECONDS."""
+        expires, order = self._order
+        if time.monotonic() < expires:
+            return order
+        order = read()
+        self._order = (time.monotonic() + settings.PROVIDER_SETTINGS_CACHE_SECONDS, order)
+        return order
+
+
+RUNTIME = Runtime()

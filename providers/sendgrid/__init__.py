@@ -1,0 +1,28 @@
+"""SendGrid: v3 mail send (sending.py) and the Signed Event Webhook (webhooks.py)."""
+
+from ..http import Timeouts
+from ..spec import ProviderSpec, Setting, WebhookSpec
+from . import sending, webhooks
+
+
+def _build(config, timeouts: Timeouts, connections: int) -> sending.SendGridProvider:
+    return sending.SendGridProvider(
+        api_key=config.SENDGRID_API_KEY, api_url=config.SENDGRID_API_URL, timeouts=timeouts, connections=connections
+    )
+
+
+SPEC = ProviderSpec(
+    name=sending.NAME,
+    build=_build,
+    settings=(
+        Setting("SENDGRID_API_KEY", ""),
+        Setting("SENDGRID_API_URL", "https://api.sendgrid.com"),
+        # The Signed Event Webhook's verification key, base64 as SendGrid shows it: a key that is
+        # not P-256 stops the service at start rather than refuse every event later.
+        Setting("SENDGRID_WEBHOOK_PUBLIC_KEY", "", check=lambda value: value and webhooks.public_key(value)),
+    ),
+    limits=sending.LIMITS,
+    check_limits=sending.check_limits,
+    # 403 for anything not signed with the configured key.
+    webhook=WebhookSpec(key_setting="SENDGRID_WEBHOOK_PUBLIC_KEY", refusal_status=403, read=webhooks.read),
+)
