@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Tests run on PostgreSQL, as production does; this machine kind runs one with trust auth.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-bench run test test-fast check check-deploy clean bench bench-failover bench-accept bench-delivery
+.PHONY: install install-bench run test test-fast check check-deploy format clean bench bench-failover bench-accept bench-delivery
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -23,9 +23,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 
 install-bench: $(VENV)/.installed-bench
 
-## Run the whole service locally: embedded SQS server, provider simulator, API and worker.
+## Run the whole service locally: embedded SQS server, provider simulator, API and worker, with log
+## lines in one readable line each (LOG_FORMAT=json for what production writes).
 run: install
-	$(PY) manage.py runlocal
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) manage.py runlocal
 
 ## The whole test suite (slow tests included) against PostgreSQL.
 test: install
@@ -35,9 +36,16 @@ test: install
 test-fast: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+## Lint, Django's checks, migrations in step with the models, the deployment files. The import
+## rules and module sizes are tests (tests/test_architecture.py), so `make test` holds them too.
 check: install check-deploy
+	$(VENV)/bin/ruff check .
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
+
+## Rewrite what `ruff check` can fix by itself.
+format: install
+	$(VENV)/bin/ruff check --fix .
 
 ## Issue 7's measurement: SendGrid down, accept → sent by Mailgun with and without the breaker.
 bench-failover: install

@@ -28,8 +28,18 @@ import uuid
 from pathlib import Path
 
 import boto3
-
-from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, median_of, now, process_tree, service_process, status_kib
+from common import (
+    DEFAULT_DATABASE_URL,
+    ROOT,
+    local_servers,
+    machine,
+    manage,
+    median_of,
+    now,
+    process_tree,
+    service_process,
+    status_kib,
+)
 
 RESULTS = ROOT / "docs" / "benchmarks" / "accept.json"
 PLOT = ROOT / "docs" / "benchmarks" / "accept.png"

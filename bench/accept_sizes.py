@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import requests
-
 from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, now, service, summary
 
 RESULTS = ROOT / "docs" / "benchmarks" / "accept-sizes.json"

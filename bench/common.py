@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -114,7 +114,7 @@ def wait_for_simulator(url: str, verify, process: subprocess.Popen, timeout: flo
             return
         except (requests.RequestException, OSError):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the provider simulator at {url} did not start")
+                raise RuntimeError(f"the provider simulator at {url} did not start") from None
             time.sleep(0.1)
 
 
@@ -153,7 +153,7 @@ def machine() -> str:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def percentile(values: list[float], share: float) -> float:

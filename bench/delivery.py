@@ -26,7 +26,6 @@ import uuid
 from pathlib import Path
 
 import requests
-
 from common import DEFAULT_DATABASE_URL, ROOT, MemoryWatch, Servers, local_servers, machine, manage, median_of, now, service
 
 RESULTS = ROOT / "docs" / "benchmarks" / "delivery.json"
@@ -267,7 +266,7 @@ def plot(results: dict, path: Path) -> None:
         rates.bar_label(bars, fmt="%.0f", fontsize=7)
         memory.bar(positions, [mine[c]["largest_process_mb"] or 0 if c in mine else 0 for c in configs], width, label=label)
         if stack == "mailer":
-            for position, config in zip(positions, configs):
+            for position, config in zip(positions, configs, strict=True):
                 share = mine.get(config, {}).get("reused_connection_share")
                 if share is not None:
                     rates.annotate(f"{share:.0%}", (position, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=6, color="white")

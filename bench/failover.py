@@ -20,7 +20,6 @@ from pathlib import Path
 
 import psycopg
 import requests
-
 from common import DEFAULT_DATABASE_URL, ROOT, Servers, local_servers, machine, manage, now, service, summary
 
 RESULTS = ROOT / "docs" / "benchmarks" / "failover.json"

@@ -19,7 +19,6 @@ import time
 
 import boto3
 from botocore.config import Config
-
 from common import percentile
 
 

@@ -158,7 +158,7 @@ def parse_form(content_type: str, body: bytes) -> tuple[dict[str, list[str]], li
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "SimulatorServer"
+    server: SimulatorServer
     protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs: connection reuse is measurable
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
@@ -261,7 +261,7 @@ class Handler(BaseHTTPRequestHandler):
                 "path": self.path,
                 "received_at": time.time(),
                 # The client's address and port name its TCP connection: distinct values count connections.
-                "connection": "%s:%d" % self.client_address[:2],
+                "connection": "{}:{}".format(*self.client_address[:2]),
                 "headers": {k: v for k, v in self.headers.items()},
                 "state": "in_flight",
                 "status": None,
@@ -373,7 +373,7 @@ def self_signed_tls(cert_path: Path) -> ssl.SSLContext:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provider simulator")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(name)

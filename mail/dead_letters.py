@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def _timestamp(attributes: dict, name: str) -> datetime | None:
     value = attributes.get(name)
-    return datetime.fromtimestamp(int(value) / 1000, tz=dt_timezone.utc) if value and value.isdigit() else None
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC) if value and value.isdigit() else None
 
 
 def _message_of(celery_message: queues.CeleryMessage) -> Message | None:

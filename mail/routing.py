@@ -10,8 +10,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -157,7 +156,7 @@ def provider_health() -> dict:
 
 
 def _moment(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, tz=dt_timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def _clock_time(epoch: float) -> str:

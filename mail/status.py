@@ -9,8 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -65,7 +64,7 @@ def record_events(batch: WebhookBatch) -> list[Outcome]:
     Without one, each event stands on its own (one SendGrid request covers many messages)."""
     if batch.single_use is None:
         return [_record(event) for event in batch.events]
-    signed_at = datetime.fromtimestamp(batch.single_use.signed_at, tz=dt_timezone.utc)
+    signed_at = datetime.fromtimestamp(batch.single_use.signed_at, tz=UTC)
     with transaction.atomic():
         try:
             with transaction.atomic():

@@ -107,10 +107,9 @@ class BatchedDeleter:
         except Exception:
             # An error, not a warning: should it last (permissions, say), every sent message
             # comes back, is acked by its claim again, and finally reaches the DLQ.
-            log.error(
+            log.exception(
                 "could not delete %d acked messages; SQS will hand them out again and their claims will ack them",
                 len(deletes),
-                exc_info=True,
             )
             return
         failed = [f for f in response.get("Failed", []) if f.get("Code") != "ReceiptHandleIsInvalid"]

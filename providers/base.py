@@ -6,8 +6,8 @@ and every worker step (retry, failover, requeue) rebuilds the same message from 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 #: Metadata key under which our message id travels to the provider (custom_args / v: variables),
 #: so delivery events can be matched back to the message.

@@ -18,8 +18,8 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 log = logging.getLogger(__name__)
 

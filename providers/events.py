@@ -10,9 +10,10 @@ import enum
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 MAX_DETAIL_CHARS = 1000
 
@@ -86,7 +87,7 @@ def occurred_at(value: Any) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
         raise WebhookMalformed(f"the event's timestamp {value!r} is not a Unix time")
     try:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        return datetime.fromtimestamp(value, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise WebhookMalformed(f"the event's timestamp {value!r} is out of range") from exc
 

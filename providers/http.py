@@ -94,5 +94,5 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)  # HTTP dates are GMT
+        when = when.replace(tzinfo=datetime.UTC)  # HTTP dates are GMT
     return max(0.0, when.timestamp() - time.time())

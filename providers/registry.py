@@ -7,7 +7,8 @@ what one request may carry across all of them, which settings they read, which w
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from . import mailgun, sendgrid
 from .base import OutboundMessage

@@ -8,8 +8,9 @@ specs; the API, the worker, the webhook view and the settings ask the registry.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from .base import OutboundMessage, SendResult
 from .events import WebhookBatch

@@ -5,7 +5,6 @@ import signal
 import socket
 
 import pytest
-
 from rest_framework_api_key.models import APIKey
 
 from mail.models import Message

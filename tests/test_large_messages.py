@@ -14,9 +14,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from mail import claim_check, operator
-from mail.models import DeadLetter, Message
 from mail.api.serializers import MessageCreateSerializer
 from mail.delivery_task import DeliveryTask
+from mail.models import DeadLetter, Message
 from providers.base import OutboundMessage
 
 from .embedded_services import free_port

@@ -45,7 +45,7 @@ def test_every_field_arrives_as_mailgun_documents_it(mailgun, simulator):
         ("inline", "logo", "image/png"),  # the filename of an inline part is its cid
         ("attachment", "notes.txt", "text/plain"),
     ]
-    for sent, original in zip(request["files"], RICH.attachments):
+    for sent, original in zip(request["files"], RICH.attachments, strict=True):
         assert sent["sha256"] == hashlib.sha256(base64.b64decode(original.content_b64)).hexdigest()
 
     assert result.provider == "mailgun" and result.status_code == 200

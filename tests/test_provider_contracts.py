@@ -18,11 +18,11 @@ from django.utils import timezone
 from openapi_core.testing import MockRequest, MockResponse
 
 from mail.api.serializers import MessageCreateSerializer
-from providers.mailgun import sending as mailgun_module
-from providers.sendgrid import sending as sendgrid_module
 from providers.base import Address, MessageRejected, OutboundMessage
 from providers.http import Timeouts
+from providers.mailgun import sending as mailgun_module
 from providers.mailgun.sending import MailgunProvider
+from providers.sendgrid import sending as sendgrid_module
 from providers.sendgrid.sending import SendGridProvider
 
 from .support import SIMULATOR_URL
@@ -195,7 +195,7 @@ def test_each_v1_field_reaches_mailgun_as_its_api_documents(mailgun, simulator, 
     for name, value in expected.items():
         if name == "files":
             assert [(f["field"], f["filename"], f["content_type"]) for f in request["files"]] == [v[:3] for v in value]
-            for sent, (*_, content) in zip(request["files"], value):
+            for sent, (*_, content) in zip(request["files"], value, strict=True):
                 assert sent["sha256"] == hashlib.sha256(base64.b64decode(content)).hexdigest()
         else:
             assert form.get(name, ABSENT) == value, name

@@ -13,8 +13,8 @@ from providers.http import Timeouts
 from providers.sendgrid.sending import SendGridProvider
 
 from .embedded_services import free_port
-from .test_sendgrid import minimal
 from .support import wait_until
+from .test_sendgrid import minimal
 
 
 @pytest.fixture

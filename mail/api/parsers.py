@@ -27,8 +27,8 @@ class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             data = super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.")
+        except RecursionError as exc:
+            raise ParseError("JSON parse error - nested too deeply.") from exc
         if _has_lone_surrogate(data):
             raise ParseError("JSON parse error - a string contains an unpaired UTF-16 surrogate.")
         return data

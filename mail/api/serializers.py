@@ -88,7 +88,7 @@ def parse_address(value: str) -> Address:
         # Providers do not take SMTPUTF8 (non-ASCII before the @); IDN domains are fine.
         checked = validate_email(email, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise serializers.ValidationError(f"{shortened(value)} is not a valid email address: {exc}")
+        raise serializers.ValidationError(f"{shortened(value)} is not a valid email address: {exc}") from exc
     return Address(email=checked.ascii_email or checked.normalized, name=name)
 
 

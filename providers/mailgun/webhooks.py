@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..base import MESSAGE_ID_KEY
 from ..events import (

@@ -9,7 +9,7 @@ import base64
 import binascii
 import functools
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -17,7 +17,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from ..base import MESSAGE_ID_KEY
-from ..events import DeliveryEvent, EventType, WebhookBatch, WebhookMalformed, WebhookRefused, check_age, detail, fallback_id, occurred_at, text
+from ..events import (
+    DeliveryEvent,
+    EventType,
+    WebhookBatch,
+    WebhookMalformed,
+    WebhookRefused,
+    check_age,
+    detail,
+    fallback_id,
+    occurred_at,
+    text,
+)
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
