@@ -48,12 +48,17 @@ class Registry:
     def settings(self) -> list[Setting]:
         return [setting for spec in self._specs.values() for setting in spec.settings]
 
-    @contextlib.contextmanager
-    def registered(self, spec: ProviderSpec) -> Iterator[ProviderSpec]:
-        """One more provider while the block runs (tests register a throwaway one this way)."""
+    def register(self, spec: ProviderSpec) -> None:
+        """One more provider, for this process (before its settings are read, so that they read
+        the provider's own). The service's providers are the list below; tests add throwaway ones."""
         if spec.name in self._specs:
             raise ValueError(f"a provider named {spec.name!r} is registered already")
         self._specs[spec.name] = spec
+
+    @contextlib.contextmanager
+    def registered(self, spec: ProviderSpec) -> Iterator[ProviderSpec]:
+        """One more provider while the block runs."""
+        self.register(spec)
         try:
             yield spec
         finally:

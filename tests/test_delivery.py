@@ -9,7 +9,8 @@ import pytest
 from mail.delivery_task import DeliveryTask
 from mail.models import Message
 
-from .support import wait_until
+from .support import drain, wait_until
+from .test_delivery_task import BEFORE_RESHAPE
 from .test_sendgrid import validate_against_sendgrid_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -114,3 +115,23 @@ def test_a_key_cannot_read_another_keys_message(api_client, client, worker, simu
     response = client.get(f"/api/v1/messages/{message_id}", HTTP_AUTHORIZATION=f"Bearer {other_key}")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
+
+
+def test_tasks_queued_by_the_release_before_are_delivered(empty_queues, sqs, worker, simulator, api_key):
+    drain(sqs, empty_queues.queue_url)
+    for captured in BEFORE_RESHAPE:
+        Message.objects.create(
+            id=captured["message_id"], api_key=api_key[0], from_email="shop@example.com", recipients="ann@example.com", recipient_count=1, subject="s"
+        )
+        sqs.send_message(QueueUrl=empty_queues.queue_url, MessageBody=captured["sqs_body"])
+
+    for captured in BEFORE_RESHAPE:
+        message = wait_until(
+            lambda c=captured: (m := Message.objects.get(pk=c["message_id"])).status == "sent" and m, timeout=60, what="the old task to be sent"
+        )
+        assert message.provider == (captured["provider"] or "sendgrid") and message.step == captured["step"]
+    sent_ids = sorted(
+        r["json"]["personalizations"][0]["custom_args"]["mailer_message_id"] if r["provider"] == "sendgrid" else r["form"]["v:mailer_message_id"][0]
+        for r in simulator.requests(accepted=True)
+    )
+    assert sent_ids == sorted(c["message_id"] for c in BEFORE_RESHAPE)
