@@ -61,7 +61,7 @@ def test_log_lines_reach_cloudwatch_with_their_fields_and_nothing_secret(make_st
 
     accepted = by_message["message accepted"]
     assert accepted["api_key_prefix"] == prefix and accepted["outcome"] == "accepted"
-    assert accepted["level"] == "INFO" and accepted["logger"] == "mail.services" and accepted["time"]
+    assert accepted["level"] == "INFO" and accepted["logger"] == "mail.accepting" and accepted["time"]
     retry = by_message["send attempt failed"]
     assert retry["provider"] == "sendgrid" and retry["outcome"] == "retry_scheduled" and retry["status_code"] == 503
     sent = by_message["message sent"]
