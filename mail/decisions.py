@@ -53,10 +53,10 @@ class Hold:
 
     claim: Claim
     next: DeliveryTask
-    why: str
-    event: str | None = None  # the event type `why` is recorded as, if any
-    outcome: str = "held"
+    why: str  # the log line
+    outcome: str
     level: int = logging.INFO
+    event: tuple[str, str] | None = None  # (type, detail) for the message's history
     skips: list[Skip] = field(default_factory=list)
 
 
@@ -126,8 +126,8 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
         case Recheck(next_task):
             next_task.publish()
             log.info("message is being sent by another worker; checking again later", extra=ids)
-        case Hold(claim, next_task, why, event, outcome, level, skips):
-            if claims.give_back(claim, skips, (event, why) if event else None):
+        case Hold(claim, next_task, why, outcome, level, event, skips):
+            if claims.give_back(claim, skips, event):
                 next_task.publish()
                 log.log(level, why, extra={**ids, "provider": next_task.provider, "outcome": outcome, "delay_seconds": next_task.delay_seconds})
             else:

@@ -46,7 +46,7 @@ def deliver(task: DeliveryTask) -> Decision:
     if claim.kind is ClaimKind.CLAIMED and not order:
         # Every provider is switched off: the mail waits in SQS, it does not fail.
         next_task = task.again(settings.NO_PROVIDER_RECHECK_SECONDS, provider=None, only=False, retries=0)
-        return Hold(claim, next_task, "every provider is switched off; holding the message in the queue", level=logging.WARNING)
+        return Hold(claim, next_task, "every provider is switched off; holding the message in the queue", "held", logging.WARNING)
     # None (the first provider), or one switched off since this task was queued: the first.
     provider = task.provider if task.provider in order else (order[0] if order else task.provider)
     if claim.kind is ClaimKind.BUSY:
@@ -61,8 +61,8 @@ def deliver(task: DeliveryTask) -> Decision:
     except StorageUnavailable as error:
         # Our storage, not a provider: nothing counts against one, and the message waits in SQS.
         delay = routing.retry_delay(0)
-        why = f"{error}; trying again in {delay} s (SQS delay)"
-        return Hold(claim, task.again(delay, provider=provider), why, MessageEvent.Type.ERROR, "error", logging.WARNING)
+        event = (MessageEvent.Type.ERROR, f"{error}; trying again in {delay} s (SQS delay)")
+        return Hold(claim, task.again(delay, provider=provider), "could not read a stored message body", "error", logging.WARNING, event)
     except BodyMissing as error:
         return Fail(claim, ProviderError(provider, str(error)), "nothing left to send")
     try:
@@ -101,13 +101,13 @@ def _send(task: DeliveryTask, claim: Claim, provider: str, order: list[str], out
 def _every_circuit_open(task: DeliveryTask, claim: Claim, provider: str, candidates: list[str], skips: list[Skip]) -> Decision:
     next_provider = routing.provider_after(provider) if task.retries and not task.only else None
     if next_provider is not None:
-        why = "circuit open; handing the message on"
-        return Hold(claim, task.next_step(next_provider), why, outcome="skipped", skips=skips)
+        return Hold(claim, task.next_step(next_provider), "circuit open; handing the message on", "skipped", skips=skips)
     # Rather than spend retries on providers known to be down, or fail the message: wait in SQS
     # until the first of them may take a probe.
     delay = routing.until_any_admits(candidates)
-    why = f"the circuit of every provider left for it is open ({', '.join(candidates)}); trying again in {delay} s (SQS delay)"
-    return Hold(claim, task.again(delay, provider=provider), why, MessageEvent.Type.WAITING, "waiting", skips=skips)
+    detail = f"the circuit of every provider left for it is open ({', '.join(candidates)}); trying again in {delay} s (SQS delay)"
+    why = "every circuit left for the message is open; waiting in the queue"
+    return Hold(claim, task.again(delay, provider=provider), why, "waiting", event=(MessageEvent.Type.WAITING, detail), skips=skips)
 
 
 def _fail_over(task: DeliveryTask, claim: Claim, error: ProviderError, why: str, skips: list[Skip]) -> Decision:
