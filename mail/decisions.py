@@ -30,6 +30,7 @@ class Drop:
 
     why: str
     level: int = logging.INFO
+    status: str = ""  # the message's, when it has one
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,8 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
     """Do what the decision says. Returns when the task may be acked; raises when it must not be."""
     ids = {"message_id": task.message_id}
     match decision:
-        case Drop(why, level):
-            log.log(level, why, extra={**ids, "step": task.step})
+        case Drop(why, level, status):
+            log.log(level, why, extra={**ids, "step": task.step, **({"status": status} if status else {})})
         case Refuse(last_error):
             log.info("message has failed; not sending a redelivery, which stays in SQS until its DLQ", extra=ids)
             raise DeliveryFailed(f"{task.message_id} has failed: {last_error}")

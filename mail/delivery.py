@@ -37,7 +37,7 @@ def deliver(task: DeliveryTask) -> Decision:
     if claim.kind is ClaimKind.MISSING:
         return Drop("no such message; dropping its task", logging.WARNING)
     if claim.kind is ClaimKind.DONE:
-        return Drop(f"message already {claim.status}; not sending")
+        return Drop("message already sent or canceled; not sending", status=claim.status)
     if claim.kind is ClaimKind.SUPERSEDED:
         return Drop("a later step of this message has been reached; dropping a late task")
     if claim.kind is ClaimKind.FAILED:
