@@ -1,0 +1,146 @@
+"""The podman side of the image tests: run podman, start containers labelled as the tests', read
+their health, processes and memory, and remove whatever the tests left, even after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+# Every container and volume the tests start carries it; a run removes what an earlier one left.
+LABEL = "mailer-image-test"
+
+
+class PodmanError(AssertionError):
+    pass
+
+
+def podman(*args: str, check: bool = True, timeout: float = 180, stdin: str | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, input=stdin)
+    if check and done.returncode != 0:
+        raise PodmanError(f"podman {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def image_config(image: str) -> dict:
+    return json.loads(podman("image", "inspect", image).stdout)[0]
+
+
+def remove_leftovers() -> None:
+    """Containers and volumes of this or an earlier run of the tests (one killed mid-way included)."""
+    names = podman("ps", "--all", "--quiet", "--filter", f"label={LABEL}").stdout.split()
+    if names:
+        podman("rm", "--force", "--volumes", "--time", "0", *names, check=False)
+    volumes = podman("volume", "ls", "--quiet", "--filter", f"label={LABEL}").stdout.split()
+    if volumes:
+        podman("volume", "rm", "--force", *volumes, check=False)
+
+
+def descendants(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below pid, from the host's /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found.append((child, cmdline))
+        todo.extend(children.get(child, []))
+    return found
+
+
+class Container:
+    """A container started detached from the image under test, labelled for clean-up."""
+
+    def __init__(self, image: str, name: str, run_args: list[str], command: list[str]):
+        self.name = f"mailer-it-{name}-{uuid.uuid4().hex[:6]}"
+        self.started_at = time.monotonic()
+        podman("run", "--detach", "--name", self.name, "--label", LABEL, *run_args, image, *command)
+
+    def inspect(self) -> dict:
+        return json.loads(podman("container", "inspect", self.name).stdout)[0]
+
+    def running(self) -> bool:
+        return self.inspect()["State"]["Running"]
+
+    def logs(self) -> str:
+        done = podman("logs", self.name, check=False)
+        return done.stdout + done.stderr
+
+    def healthcheck(self) -> bool:
+        """Run the image's HEALTHCHECK once now, as the runtime would every interval (podman has
+        no timer without systemd); podman records the result in the container's health state."""
+        return podman("healthcheck", "run", self.name, check=False, timeout=60).returncode == 0
+
+    def health_status(self) -> str:
+        return self.inspect()["State"]["Health"]["Status"]
+
+    def wait_healthy(self, timeout: float) -> float:
+        """Seconds from the start of the container to its first passing health check."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running():
+                raise AssertionError(f"{self.name} exited:\n{self.logs()[-4000:]}")
+            if self.healthcheck():
+                return time.monotonic() - self.started_at
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} not healthy after {timeout:.0f} s:\n{self.logs()[-4000:]}")
+            time.sleep(0.2)
+
+    def wait_unhealthy(self, timeout: float) -> float:
+        """Health checks run until the runtime declares the container unhealthy (its retries
+        failed in a row, past the start period); seconds that took."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            self.healthcheck()
+            if self.health_status() == "unhealthy":
+                return time.monotonic() - started
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} still {self.health_status()} after {timeout:.0f} s")
+            time.sleep(1)
+
+    def processes(self) -> list[tuple[int, str]]:
+        return descendants(self.inspect()["State"]["Pid"])
+
+    def signal_processes(self, sig: int, matching: str) -> list[int]:
+        pids = [pid for pid, cmdline in self.processes() if matching in cmdline]
+        assert pids, f"no process matching {matching!r} in {self.name}: {self.processes()}"
+        for pid in pids:
+            os.kill(pid, sig)
+        return pids
+
+    def memory_bytes(self) -> int:
+        """The container's memory use as the runtime counts it (its cgroup: every process in it)."""
+        stats = json.loads(podman("stats", "--no-stream", "--no-reset", "--format", "json", self.name).stdout)
+        return _bytes(stats[0]["mem_usage"].split("/")[0])
+
+    def stop(self, timeout: int) -> tuple[int, float]:
+        """`podman stop` (SIGTERM, SIGKILL after timeout s): the exit code and the seconds it took."""
+        started = time.monotonic()
+        podman("stop", "--time", str(timeout), self.name, timeout=timeout + 60)
+        took = time.monotonic() - started
+        return self.inspect()["State"]["ExitCode"], took
+
+    def remove(self) -> None:
+        podman("rm", "--force", "--volumes", "--time", "0", self.name, check=False)
+
+
+def _bytes(text: str) -> int:
+    text = text.strip()
+    units = {"kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "B": 1}
+    for unit, factor in sorted(units.items(), key=lambda item: -len(item[0])):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(float(text))
