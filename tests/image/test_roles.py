@@ -117,6 +117,17 @@ def _status_uids(container: Container) -> list[str]:
     return lines
 
 
+def test_the_load_balancers_health_check_finds_the_consumer_ready(roles):
+    # As the target group asks: plain HTTP to the task's address, no X-Forwarded-Proto; under
+    # HTTPS=true and ALLOWED_HOSTS of the public name, /readyz still answers (not a redirect, not 400).
+    for api in (roles.consumer_api, roles.all_api):
+        response = requests.get(f"{api.url}/readyz", headers={"Host": "10.0.1.23:8000"}, timeout=10, allow_redirects=False)
+        assert response.status_code == 200, response.text
+    # Anything else over plain HTTP is sent to HTTPS, as production wants.
+    response = requests.get(f"{roles.consumer_api.url}/api/v1/messages", headers={"Host": API_HOST}, timeout=10, allow_redirects=False)
+    assert response.status_code == 301 and response.headers["Location"].startswith("https://")
+
+
 def test_a_message_posted_to_the_consumer_is_delivered_by_the_processor(roles, simulator_reset):
     message_id = roles.consumer_api.post(mail_body("through the consumer and the processor"))
     wait_until(lambda: delivered_once(simulator_reset, message_id), timeout=60, what="the processor's send")
