@@ -126,6 +126,19 @@ class Container:
         stats = json.loads(podman("stats", "--no-stream", "--no-reset", "--format", "json", self.name).stdout)
         return _bytes(stats[0]["mem_usage"].split("/")[0])
 
+    def pss_bytes(self) -> int:
+        """The proportional set size of the container's processes, summed (shared pages divided
+        among those sharing them): their own memory, without the page cache the cgroup counts."""
+        total = 0
+        for pid, _ in self.processes():
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                continue  # gone meanwhile
+        return total
+
     def stop(self, timeout: int) -> tuple[int, float]:
         """`podman stop` (SIGTERM, SIGKILL after timeout s): the exit code and the seconds it took."""
         started = time.monotonic()

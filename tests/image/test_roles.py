@@ -72,6 +72,7 @@ def roles(deployment, simulator_reset):
         roles.containers[role] = container
         MEASUREMENTS[f"{role}_start_to_healthy_seconds"] = round(container.wait_healthy(START_TIMEOUT), 1)
         MEASUREMENTS[f"{role}_memory_idle_mb"] = round(container.memory_bytes() / 1e6)
+        MEASUREMENTS[f"{role}_pss_idle_mb"] = round(container.pss_bytes() / 1e6)
     yield roles
     for container in roles.containers.values():
         container.remove()
@@ -134,8 +135,9 @@ def test_a_message_posted_to_the_consumer_is_delivered_by_the_processor(roles, s
     wait_until(lambda: roles.consumer_api.status(message_id) == "sent", timeout=30, what="status sent")
     # Only the consumer answers HTTP; the worker that sent it is the processor's.
     assert "message_id" in roles.containers["processor"].logs() and message_id in roles.containers["processor"].logs()
-    MEASUREMENTS["processor_memory_after_a_send_mb"] = round(roles.containers["processor"].memory_bytes() / 1e6)
-    MEASUREMENTS["consumer_memory_after_a_request_mb"] = round(roles.containers["consumer"].memory_bytes() / 1e6)
+    for role in ("consumer", "processor"):
+        MEASUREMENTS[f"{role}_memory_after_a_message_mb"] = round(roles.containers[role].memory_bytes() / 1e6)
+        MEASUREMENTS[f"{role}_pss_after_a_message_mb"] = round(roles.containers[role].pss_bytes() / 1e6)
 
 
 def test_the_all_role_delivers_what_its_own_api_accepts(roles, simulator_reset):
@@ -144,7 +146,8 @@ def test_the_all_role_delivers_what_its_own_api_accepts(roles, simulator_reset):
     wait_until(lambda: roles.all_api.status(message_id) == "sent", timeout=30, what="status sent")
     assert message_id in roles.containers["all"].logs()
     assert message_id not in roles.containers["processor"].logs()
-    MEASUREMENTS["all_memory_after_a_send_mb"] = round(roles.containers["all"].memory_bytes() / 1e6)
+    MEASUREMENTS["all_memory_after_a_message_mb"] = round(roles.containers["all"].memory_bytes() / 1e6)
+    MEASUREMENTS["all_pss_after_a_message_mb"] = round(roles.containers["all"].pss_bytes() / 1e6)
 
 
 def cloudwatch_lines(deployment) -> list[dict]:
