@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
-# Every container and volume the tests start carries it; a run removes what an earlier one left.
-LABEL = "mailer-image-test"
+# Every container the tests start carries it, with the test run's process id as its value: a run
+# removes what it started, and what runs no longer alive left (never another live run's).
+LABEL_KEY = "mailer-image-test"
+LABEL = f"{LABEL_KEY}={os.getpid()}"
 
 
 class PodmanError(AssertionError):
@@ -30,13 +33,43 @@ def image_config(image: str) -> dict:
 
 
 def remove_leftovers() -> None:
-    """Containers and volumes of this or an earlier run of the tests (one killed mid-way included)."""
-    names = podman("ps", "--all", "--quiet", "--filter", f"label={LABEL}").stdout.split()
+    """Containers (and their anonymous volumes) of this run or of runs that are gone (one killed
+    half-way included)."""
+    listed = podman("ps", "--all", "--filter", f"label={LABEL_KEY}", "--format", f'{{{{.ID}}}} {{{{index .Labels "{LABEL_KEY}"}}}}')
+    names = []
+    for line in listed.stdout.splitlines():
+        container, _, run = line.partition(" ")
+        if run == str(os.getpid()) or not (run.isdigit() and Path(f"/proc/{run}").exists()):
+            names.append(container)
     if names:
         podman("rm", "--force", "--volumes", "--time", "0", *names, check=False)
-    volumes = podman("volume", "ls", "--quiet", "--filter", f"label={LABEL}").stdout.split()
-    if volumes:
-        podman("volume", "rm", "--force", *volumes, check=False)
+    # Compose projects of runs that are gone (tests/image/test_compose.py names them mailer-it-<pid>-...).
+    projects = set(podman("ps", "--all", "--format", '{{index .Labels "io.podman.compose.project"}}').stdout.split())
+    projects |= {n.split("_", 1)[0] for n in podman("network", "ls", "--format", "{{.Name}}").stdout.split()}
+    projects |= {n.split("_", 1)[0] for n in podman("volume", "ls", "--format", "{{.Name}}").stdout.split()}
+    for project in projects:
+        if (found := re.fullmatch(r"mailer-it-(\d+)-[0-9a-f]+", project)) and not Path(f"/proc/{found[1]}").exists():
+            remove_compose_project(project)
+
+
+def compose_project_name() -> str:
+    return f"mailer-it-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def remove_compose_project(project: str) -> None:
+    """Whatever of a compose project is left, should `down` not have run or not have finished."""
+    containers = podman("ps", "--all", "--quiet", "--filter", f"label=io.podman.compose.project={project}").stdout.split()
+    if containers:
+        podman("rm", "--force", "--volumes", "--time", "0", *containers, check=False)
+    for pod in podman("pod", "ls", "--format", "{{.Name}}").stdout.split():
+        if pod == f"pod_{project}":
+            podman("pod", "rm", "--force", pod, check=False)
+    for network in podman("network", "ls", "--format", "{{.Name}}").stdout.split():
+        if network.startswith(f"{project}_"):
+            podman("network", "rm", "--force", network, check=False)
+    for volume in podman("volume", "ls", "--format", "{{.Name}}").stdout.split():
+        if volume.startswith(f"{project}_"):
+            podman("volume", "rm", "--force", volume, check=False)
 
 
 def descendants(pid: int) -> list[tuple[int, str]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import requests
@@ -26,7 +25,7 @@ from tests.stack import mail_body
 from tests.support import wait_until
 
 from .conftest import IMAGE, MEASUREMENTS
-from .podman import podman
+from .podman import compose_project_name, podman, remove_compose_project
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -49,7 +48,7 @@ def test_the_stages_follow_the_compose_files_conditions():
 
 class Compose:
     def __init__(self):
-        self.project = f"mailer-it-{uuid.uuid4().hex[:8]}"
+        self.project = compose_project_name()
         self.api_port, self.simulator_port = free_port(), free_port()
         # A shell of its own: the compose file takes provider URLs and keys from the environment,
         # and this test run's point at its own simulator on loopback.
@@ -74,13 +73,7 @@ class Compose:
         }
 
     def force_remove(self) -> None:
-        left = self.left()
-        if left["containers"]:
-            podman("rm", "--force", "--volumes", "--time", "0", *left["containers"], check=False)
-        for pod in left["pods"]:
-            podman("pod", "rm", "--force", pod, check=False)
-        for network in left["networks"]:
-            podman("network", "rm", "--force", network, check=False)
+        remove_compose_project(self.project)
 
 
 def volumes() -> set[str]:
