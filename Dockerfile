@@ -31,17 +31,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     MAILER_VAR_DIR=/tmp/mailer \
     WORKER_HEARTBEAT_FILE=/tmp/mailer/worker-heartbeat
 WORKDIR /app
-COPY manage.py ./
-COPY docker ./docker
-COPY mailer_project ./mailer_project
-COPY mail ./mail
-COPY providers ./providers
+# The app: the build context as .dockerignore lets it through (manage.py, docker/, the Python
+# packages), so a package added there needs no line here.
+COPY . ./
 # The admin's static files, collected once into the image (served by WhiteNoise), and the app's
 # bytecode compiled now, since the non-root user cannot write it at run time. Loading the settings
 # as root made MAILER_VAR_DIR (/tmp/mailer) owned by root: a /tmp volume seeded from the image
 # would then refuse the worker its heartbeat file. /tmp leaves the build empty, or the build fails.
 RUN python manage.py collectstatic --noinput --verbosity 0 \
-    && python -m compileall -q mailer_project mail providers docker \
+    && python -m compileall -q . \
     && rm -rf /tmp/mailer \
     && [ -z "$(ls -A /tmp)" ]
 # The one writable place under a read-only root filesystem. Declared a volume so that ECS copies
