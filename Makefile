@@ -5,7 +5,14 @@ PY := $(VENV)/bin/python
 # Tests run on PostgreSQL, as production does; this machine kind runs one with trust auth.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-bench run test test-fast check check-deploy format clean bench bench-failover bench-accept bench-delivery
+.PHONY: install install-bench run test test-fast check check-deploy format clean bench bench-failover bench-accept bench-delivery \
+	image image-test image-clean
+
+# The image (docs/image.md): built and run with podman, which needs a configuration of its own on
+# this machine kind (podman/containers-conf.sh). Every podman below, the tests' included, uses it.
+IMAGE ?= mailer:local
+IMAGE_TOOLS ?= var/image-tools
+export CONTAINERS_CONF ?= $(abspath var/podman/containers.conf)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -70,6 +77,33 @@ check-deploy: install
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(VENV)/bin/cfn-lint deploy/cloudformation.yml
+
+## The production image from the Dockerfile (podman; the base image pulled, or where no registry
+## is reachable a stand-in built from Debian's packages: podman/ensure-image.sh).
+image: $(CONTAINERS_CONF)
+	podman/build-image.sh $(IMAGE)
+
+$(CONTAINERS_CONF): podman/containers-conf.sh
+	podman/containers-conf.sh $@
+
+# podman-compose for the compose test, in a virtualenv of its own (requirements-image.txt).
+$(IMAGE_TOOLS)/.installed: requirements-image.txt
+	$(PYTHON) -m venv $(IMAGE_TOOLS)
+	$(IMAGE_TOOLS)/bin/python -m pip install --quiet -r requirements-image.txt
+	touch $@
+
+## The built image tested as deployed (tests/image/): every role in containers against this
+## machine's PostgreSQL and Redis, moto's SQS and the provider simulator; then the compose stack.
+## The tests fail, never skip, when something they need is missing.
+image-test: install image $(IMAGE_TOOLS)/.installed
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} MAILER_IMAGE=$(IMAGE) \
+	PODMAN_COMPOSE=$(abspath $(IMAGE_TOOLS))/bin/podman-compose \
+	$(PY) -m pytest tests/image -p no:cacheprovider --durations=0 $(PYTEST_ARGS)
+
+## Removes what the image tests left (containers, volumes, networks labelled by them) and the
+## images they use; the next `make image-test` starts from an empty cache.
+image-clean: $(CONTAINERS_CONF)
+	podman/clean.sh $(IMAGE)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

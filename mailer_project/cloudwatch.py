@@ -12,12 +12,18 @@ things it does not do for us:
 
 Flushing: logging's atexit hook flushes and closes the handler on a normal exit (gunicorn
 workers, the Celery worker with the threads pool); mailer_project.celery flushes it when a pool
-process shuts down, since those leave through os._exit.
+process shuts down, since those leave through os._exit. In the gevent pool's worker, queue.Queue
+is gevent's, which has no `all_tasks_done` for watchtower's flush and close to wait on: they
+raised AttributeError there and the worker's last lines (the sends it finished while stopping)
+never reached CloudWatch. Found by the image tests (tests/image/test_roles.py); waiting is done
+here in the way each kind of queue allows.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 import boto3
 import watchtower
@@ -58,3 +64,33 @@ class CloudWatchHandler(watchtower.CloudWatchLogHandler):
     @cwl_client.setter
     def cwl_client(self, client):
         self._client, self._client_pid = client, os.getpid()
+
+    # watchtower's flush() and close(), but for the wait on each queue (see the module's docstring).
+    def flush(self):
+        self.addFilter(watchtower._boto_filter)
+        if self.shutting_down:
+            return
+        for q in self.queues.values():
+            q.put(self.FLUSH)
+        for q in self.queues.values():
+            self._wait_until_sent(q)
+
+    def close(self):
+        self.addFilter(watchtower._boto_filter)
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        for q in self.queues.values():
+            q.put(self.END)
+        for q in self.queues.values():
+            self._wait_until_sent(q)
+            if not q.empty():
+                warnings.warn("Timed out while delivering logs", watchtower.WatchtowerWarning, stacklevel=2)
+        logging.Handler.close(self)
+
+    def _wait_until_sent(self, q) -> None:
+        if hasattr(q, "all_tasks_done"):  # the standard library's queue
+            with q.all_tasks_done:
+                q.all_tasks_done.wait_for(lambda: q.unfinished_tasks == 0, timeout=self.FLUSH_TIMEOUT)
+        else:  # gevent's, where the worker's gevent pool has patched queue.Queue
+            q.join(timeout=self.FLUSH_TIMEOUT)

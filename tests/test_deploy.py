@@ -159,3 +159,29 @@ def test_the_final_image_runs_as_a_numeric_non_root_user_and_installs_nothing():
     assert re.search(r"^USER 10001:10001$", final_stage, re.M)
     assert not re.search(r"apt-get|pip install|gcc|build-essential", final_stage)
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm", dockerfile, re.M)
+
+
+def test_the_read_only_root_has_one_writable_place_which_the_image_declares_a_volume():
+    # ECS copies an image's directory into a task's bind mount only where the image declares a
+    # VOLUME; without one the task's /tmp is root's, mode 0755, and user 10001 cannot write it.
+    # (tests/image/ runs the built image with the mount as Fargate makes it.)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    final_stage = dockerfile.split("FROM ${PYTHON_IMAGE}\n", 1)[1]
+    assert re.search(r'^VOLUME \["/tmp"\]$', final_stage, re.M)
+    for name, container in containers().items():
+        assert container["ReadonlyRootFilesystem"] is True, name
+        assert [m["ContainerPath"] for m in container["MountPoints"]] == ["/tmp"], name
+    # Everything the service writes at run time goes there: the worker's heartbeat, MAILER_VAR_DIR.
+    assert "MAILER_VAR_DIR=/tmp/mailer" in final_stage and "WORKER_HEARTBEAT_FILE=/tmp/mailer/" in final_stage
+
+
+def test_compose_runs_every_service_of_the_image_read_only_with_tmp_in_memory():
+    services = compose()["services"]
+    ours = {name: s for name, s in services.items() if s.get("image") == "mailer:local"}
+    assert set(ours) == {"simulator", "setup", "consumer", "processor"}
+    for name, service in ours.items():
+        assert service["read_only"] is True and service["tmpfs"] == ["/tmp"] and service["init"] is True, name
+    # Published on loopback only: the stack's secret key and open /metrics are for this machine.
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
