@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Tests run on PostgreSQL, as production does; this machine kind runs one with trust auth.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-bench run test test-fast check check-deploy format clean bench bench-failover bench-accept bench-delivery
+.PHONY: install install-bench run services test test-fast check check-deploy format clean bench bench-failover bench-accept bench-delivery
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -27,6 +27,11 @@ install-bench: $(VENV)/.installed-bench
 ## lines in one readable line each (LOG_FORMAT=json for what production writes).
 run: install
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) manage.py runlocal
+
+## Only what the service needs around it (the SQS/S3 server, the provider simulator), set up, for
+## `manage.py runserver` and `celery -A mailer_project worker` in terminals of their own.
+services: install
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) manage.py runlocal --services
 
 ## The whole test suite (slow tests included) against PostgreSQL.
 test: install
