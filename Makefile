@@ -5,8 +5,8 @@ PY := $(VENV)/bin/python
 # Tests run on PostgreSQL, as production does; this machine kind runs one with trust auth.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: install install-bench run test test-fast check check-deploy format clean bench bench-failover bench-accept bench-delivery \
-	image image-test image-clean
+.PHONY: install install-bench run services test test-fast check check-deploy format clean bench bench-failover bench-accept \
+	bench-delivery image image-test image-clean
 
 # The image (docs/image.md): built and run with podman, which needs a configuration of its own on
 # this machine kind (podman/containers-conf.sh). Every podman below, the tests' included, uses it.
@@ -34,6 +34,11 @@ install-bench: $(VENV)/.installed-bench
 ## lines in one readable line each (LOG_FORMAT=json for what production writes).
 run: install
 	LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) manage.py runlocal
+
+## Only what the service needs around it (the SQS/S3 server, the provider simulator), set up, for
+## `manage.py runserver` and `celery -A mailer_project worker` in terminals of their own.
+services: install
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) manage.py runlocal --services
 
 ## The whole test suite (slow tests included) against PostgreSQL.
 test: install

@@ -410,12 +410,35 @@ class TlsSimulatorServer(SimulatorServer):
         super().finish_request(request, client_address)
 
 
+def client_settings(url: str) -> dict[str, str]:
+    """The service's settings that send to this simulator instead of the real providers."""
+    return {
+        "SENDGRID_API_URL": url,
+        "SENDGRID_API_KEY": "simulator",
+        "MAILGUN_API_URL": url,
+        "MAILGUN_API_KEY": "simulator",
+        "MAILGUN_DOMAIN": "sandbox.local",
+    }
+
+
+def write_settings_file(path: Path, url: str) -> None:
+    """KEY=value lines that mailer_project/settings.py reads on a local run (the environment wins),
+    so that `manage.py runserver` and a plain `celery worker` send here too."""
+    lines = [f"# Written by the provider simulator ({url}); read by local runs. Delete it to send for real.\n"]
+    lines += [f"{name}={value}\n" for name, value in client_settings(url).items()]
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text("".join(lines))
+    partial.replace(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--outbox", type=Path, default=None, help="folder for accepted messages as JSON")
     parser.add_argument("--tls-cert", type=Path, default=None, help="speak HTTPS; write the self-signed certificate here")
+    parser.add_argument("--settings-file", type=Path, default=None, help="write the service's settings that send here to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(message)s")
     if args.tls_cert:
@@ -424,6 +447,9 @@ def main(argv: list[str] | None = None) -> None:
         server = SimulatorServer((args.host, args.port), Simulator(args.outbox))
     scheme = "https" if args.tls_cert else "http"
     log.info("provider simulator listening on %s://%s:%d (outbox: %s)", scheme, args.host, server.server_port, args.outbox)
+    if args.settings_file:
+        reachable = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+        write_settings_file(args.settings_file, f"{scheme}://{reachable}:{server.server_port}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

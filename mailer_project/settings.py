@@ -2,6 +2,7 @@
 that make a local run work with no credentials. Production sets DATABASE_URL, SECRET_KEY,
 ALLOWED_HOSTS, SQS_ENDPOINT_URL="" (real AWS) and the provider keys."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -233,12 +234,33 @@ if _unknown_providers or not MAIL_PROVIDERS:
 # Each provider's own settings, declared in its folder (providers/<name>/__init__.py): its API key
 # and URL, and its webhook's verification key (unset: that webhook refuses every request, since
 # unsigned events are never believed). A value the provider cannot work with stops the start.
-for _setting in REGISTRY.settings():
-    globals()[_setting.name] = env.get_value(_setting.name, cast=_setting.cast, default=_setting.default)
-    try:
-        _setting.check and _setting.check(globals()[_setting.name])
-    except ValueError as exc:
-        raise environ.ImproperlyConfigured(f"{_setting.name}: {exc}") from exc
+#
+# On a local run (SQS on this machine) the provider simulator that `make run` and `make services`
+# start writes the settings that send to it into LOCAL_PROVIDER_SETTINGS (devtools/simulator.py),
+# so that `manage.py runserver` and a plain `celery worker` send there too. They are defaults only:
+# a provider with any of them set in the environment takes all of its settings from there.
+LOCAL_PROVIDER_SETTINGS = VAR_DIR / "local-providers.env"
+
+
+def _local_provider_settings() -> dict[str, str]:
+    local_run = SQS_ENDPOINT_URL and urlsplit(SQS_ENDPOINT_URL).hostname in ("127.0.0.1", "localhost", "::1")
+    if not (local_run and LOCAL_PROVIDER_SETTINGS.is_file()):
+        return {}
+    lines = LOCAL_PROVIDER_SETTINGS.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+_local = _local_provider_settings()
+for _provider in REGISTRY.names():
+    _settings = REGISTRY.get(_provider).settings
+    _simulated = not any(s.name in os.environ for s in _settings if s.name in _local)
+    for _setting in _settings:
+        _default = _local.get(_setting.name, _setting.default) if _simulated else _setting.default
+        globals()[_setting.name] = env.get_value(_setting.name, cast=_setting.cast, default=_default)
+        try:
+            _setting.check and _setting.check(globals()[_setting.name])
+        except ValueError as exc:
+            raise environ.ImproperlyConfigured(f"{_setting.name}: {exc}") from exc
 # A signed webhook older (or further ahead) than this is refused; Mailgun tokens are remembered as long.
 WEBHOOK_MAX_AGE_SECONDS = env.int("WEBHOOK_MAX_AGE_SECONDS", default=300)
 # Workers read the admin's provider switches (mail/models.py ProviderSetting) at most this stale.

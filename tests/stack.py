@@ -68,6 +68,15 @@ class Stack:
         process.wait_for_output("ready.")
         return process
 
+    def start_command(self, argv: list[str], kind: str, wait_for: str | None = "ready.", env: dict | None = None) -> ServiceProcess:
+        """Any command line, in the stack's environment (or in `env` instead, when given)."""
+        log = self.directory / f"{kind}-{next(self._names)}.log"
+        process = ServiceProcess(argv, self.env if env is None else env, log)
+        self.processes.append(process)
+        if wait_for:
+            process.wait_for_output(wait_for)
+        return process
+
     def _start(self, argv: list[str], kind: str, **env: str) -> ServiceProcess:
         log = self.directory / f"{kind}-{next(self._names)}.log"
         process = ServiceProcess(argv, {**self.env, **env}, log)

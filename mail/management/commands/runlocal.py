@@ -1,11 +1,14 @@
-"""`make run`: the whole service on one machine with no credentials.
+"""`make run`: the whole service on one machine with no credentials; with --services (`make
+services`), only what it needs around it, for `manage.py runserver` and a plain `celery worker`.
 
-Starts the embedded SQS-compatible server (moto) and the provider simulator, migrates the SQLite
-database, provisions the queues, makes a local admin user and API key, and runs the API and a
-worker (MAILER_MODE=all). Ctrl-C stops everything."""
+Starts the embedded SQS-compatible server (moto) and the provider simulator (which writes the
+settings that send to it: mailer_project/settings.py LOCAL_PROVIDER_SETTINGS), migrates the
+SQLite database, provisions the queues, makes a local admin user and API key, and runs the API
+and a worker (MAILER_MODE=all). Ctrl-C stops everything."""
 
 import os
 import secrets
+import sys
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -24,42 +27,52 @@ LOCAL_KEY_NAME = "local"
 class Command(BaseCommand):
     help = __doc__
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--services", action="store_true", help="start only the SQS/S3 server and the provider simulator (and set up): run the API and the worker yourself"
+        )
+
+    def handle(self, *args, services=False, **options):
         endpoint = urlsplit(settings.SQS_ENDPOINT_URL or "")
         if endpoint.hostname not in ("127.0.0.1", "localhost"):
             raise CommandError("runlocal starts its own SQS-compatible server; SQS_ENDPOINT_URL must be on 127.0.0.1")
         simulator_url = f"http://127.0.0.1:{SIMULATOR_PORT}"
-        services = [
+        servers = [
             Child("sqs", python_argv("-m", "devtools.aws", "-H", "127.0.0.1", "-p", str(endpoint.port or 80))),
-            Child("simulator", python_argv("-m", "devtools.simulator", "--port", str(SIMULATOR_PORT), "--outbox", str(settings.VAR_DIR / "outbox"))),
+            Child(
+                "simulator",
+                python_argv(
+                    "-m", "devtools.simulator", "--port", str(SIMULATOR_PORT), "--outbox", str(settings.VAR_DIR / "outbox"),
+                    "--settings-file", str(settings.LOCAL_PROVIDER_SETTINGS),
+                ),
+            ),
         ]
         try:
-            for child in services:
+            for child in servers:
                 start(child, self.stderr.write)
-            wait_for_http(settings.SQS_ENDPOINT_URL, 30, services[0].process)
-            wait_for_http(f"{simulator_url}/_simulator/health", 30, services[1].process)
+            wait_for_http(settings.SQS_ENDPOINT_URL, 30, servers[0].process)
+            wait_for_http(f"{simulator_url}/_simulator/health", 30, servers[1].process)
             call_command("migrate", verbosity=0)
             call_command("provision_queues")
             password = self._local_admin()
             key = self._local_api_key()
         except BaseException:
-            stop_all(services, grace_seconds=5)
+            stop_all(servers, grace_seconds=5)
             raise
 
-        # Providers without a key send to the simulator, which keeps what it receives. Log lines
-        # are for a person at a terminal: one readable line each, unless LOG_FORMAT says otherwise.
-        # Celery warns that a worker run as root is not recommended; on a developer's own machine
-        # with local-only credentials that says nothing to act on (the image runs as a user).
+        if services:
+            self._announce_services(password, simulator_url)
+            raise SystemExit(supervise(servers, grace_seconds=10, announce=self.stderr.write))
+        # Log lines are for a person at a terminal: one readable line each, unless LOG_FORMAT says
+        # otherwise. Celery warns that a worker run as root is not recommended; on a developer's
+        # own machine with local-only credentials that says nothing to act on (the image runs as
+        # a user of its own).
         env = {"LOG_FORMAT": "text", **os.environ, "PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
-        if not settings.SENDGRID_API_KEY:
-            env.update(SENDGRID_API_URL=simulator_url, SENDGRID_API_KEY="simulator")
-        if not settings.MAILGUN_API_KEY:
-            env.update(MAILGUN_API_URL=simulator_url, MAILGUN_API_KEY="simulator", MAILGUN_DOMAIN="sandbox.local")
         app = children_for_mode("all")
         for child in app:
             child.env = env
         self._announce(key, password, simulator_url)
-        raise SystemExit(supervise(services + app, grace_seconds=30, announce=self.stderr.write))
+        raise SystemExit(supervise(servers + app, grace_seconds=30, announce=self.stderr.write))
 
     def _local_admin(self) -> str | None:
         User = get_user_model()
@@ -79,6 +92,22 @@ class Command(BaseCommand):
         _, key = APIKey.objects.create_key(name=LOCAL_KEY_NAME)
         path.write_text(key + "\n")
         return key
+
+    def _announce_services(self, password: str | None, simulator_url: str) -> None:
+        python = os.path.relpath(sys.executable)
+        celery = os.path.relpath(os.path.join(os.path.dirname(sys.executable), "celery"))
+        self.stdout.write(
+            f"""
+The SQS/S3 server ({settings.SQS_ENDPOINT_URL}) and the provider simulator ({simulator_url}) are up.
+In two more terminals, from this folder:
+
+  {python} manage.py runserver                       # the API, reloading as you edit
+  {celery} -A mailer_project worker -l info   # the worker
+
+API key in {settings.VAR_DIR / 'local-api-key'}; admin user admin, password {password or f"in {settings.VAR_DIR / 'local-admin-password'}"}.
+Ctrl-C here stops the servers.
+"""
+        )
 
     def _announce(self, key: str, password: str | None, simulator_url: str) -> None:
         base = f"http://{settings.BIND_ADDRESS}"
