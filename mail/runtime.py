@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from celery import current_app
 from django.conf import settings
 
 from providers.circuit import Breakers, DisabledBreakers, build_breakers
+from providers.http import DEFAULT_CONNECTIONS
 from providers.registry import REGISTRY
 from providers.spec import Provider
 
@@ -32,7 +34,9 @@ class Runtime:
     def provider(self, name: str) -> Provider:
         with self._lock:
             if name not in self._providers:
-                self._providers[name] = REGISTRY.build(name, settings)
+                # As many kept connections as this worker has sends in flight (mailer_project/celery.py).
+                connections = current_app.conf.worker_concurrency or DEFAULT_CONNECTIONS
+                self._providers[name] = REGISTRY.build(name, settings, connections)
             return self._providers[name]
 
     def breakers(self) -> Breakers | DisabledBreakers:

@@ -19,6 +19,29 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["mail"])
 
 
+# Sends in flight per worker when WORKER_CONCURRENCY and `-c` do not say: sends are I/O-bound, so
+# greenlets or threads share one process (64 delivered the most, docs/benchmarks.md); prefork
+# keeps Celery's own default, a process per core, where a process per send would be 64 processes.
+THREAD_LIKE_CONCURRENCY = 64
+
+
+def _pool_name(worker) -> str:
+    pool = getattr(worker, "pool_cls", None)
+    return str(getattr(pool, "__module__", pool)).rsplit(".", 1)[-1]
+
+
+@signals.worker_init.connect
+def _size_the_pool(sender=None, **_kwargs):
+    # After Celery chose the size (`-c`, or a process per core) and before it builds the pool.
+    if not getattr(sender, "options", {}).get("concurrency"):  # none given on the command line
+        if settings.WORKER_CONCURRENCY:
+            sender.concurrency = settings.WORKER_CONCURRENCY
+        elif _pool_name(sender) in ("gevent", "eventlet", "thread", "threads"):
+            sender.concurrency = THREAD_LIKE_CONCURRENCY
+    # What the worker runs with, for the providers' connection pools (mail/runtime.py).
+    sender.app.conf.worker_concurrency = sender.concurrency
+
+
 @signals.worker_init.connect
 def _refuse_unpatched_gevent(sender=None, **_kwargs):
     # The gevent pool without gevent's monkey-patching blocks on the first network call: the
@@ -26,8 +49,7 @@ def _refuse_unpatched_gevent(sender=None, **_kwargs):
     # command line (`celery worker --pool gevent`, as `manage.py serve` does); anything else that
     # selects it must not start. (Celery logs and ignores a signal handler's exceptions;
     # SystemExit is the one it lets through.)
-    pool = getattr(sender, "pool_cls", None)
-    if "gevent" in str(getattr(pool, "__module__", pool)):
+    if _pool_name(sender) == "gevent":
         monkey = sys.modules.get("gevent.monkey")
         if monkey is None or not monkey.is_module_patched("socket"):
             raise SystemExit(

@@ -351,13 +351,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # connection pools. Chosen from bench/delivery.py's measurements (docs/benchmarks.md): against a
 # provider answering in 100 ms, gevent × 64 delivered more per process than any threads or
 # prefork setting, at no more memory. `serve` names the pool on the worker's command line, the
-# one way Celery monkey-patches for gevent before anything else is imported; Celery's own
-# worker_pool setting must never select gevent (a worker started without that patching hangs),
-# so a plain `celery worker` command runs the threads pool instead (mailer_project/celery.py).
+# one way Celery monkey-patches for gevent before anything else is imported. Celery's own
+# worker_pool setting is left alone: it must never select gevent (a worker started without the
+# patching hangs), and any value would make Celery ignore `-P prefork` typed on its command line.
+# So a plain `celery worker` runs Celery's default pool, prefork (mailer_project/celery.py).
 WORKER_POOL = env("WORKER_POOL", default="gevent")
-WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=64)
-CELERY_WORKER_POOL = "threads" if WORKER_POOL == "gevent" else WORKER_POOL
-CELERY_WORKER_CONCURRENCY = WORKER_CONCURRENCY
+# Sends in flight per worker; 0: by the pool (64 greenlets or threads, a process per core).
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=0)
 # SQS has no broadcast: remote control and events would try to create SNS topics.
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False

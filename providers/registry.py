@@ -26,14 +26,13 @@ class Registry:
     def get(self, name: str) -> ProviderSpec | None:
         return self._specs.get(name)
 
-    def build(self, name: str, config: Any) -> Provider:
-        """The named provider's client, from a settings-like object (the names as attributes)."""
+    def build(self, name: str, config: Any, connections: int = DEFAULT_CONNECTIONS) -> Provider:
+        """The named provider's client, from a settings-like object (the names as attributes),
+        keeping up to `connections` connections alive: one per send in flight, or the sends beyond
+        them would each open a connection (a TLS handshake to a real provider) for one request."""
         if name not in self._specs:
             raise KeyError(f"unknown mail provider {name!r}; known: {', '.join(self.names())}")
         timeouts = Timeouts(connect=config.PROVIDER_CONNECT_TIMEOUT, read=config.PROVIDER_READ_TIMEOUT)
-        # One kept-alive connection per send in flight: with fewer, the sends beyond them would each
-        # open a connection (a TLS handshake to a real provider) and close it after one request.
-        connections = getattr(config, "WORKER_CONCURRENCY", DEFAULT_CONNECTIONS)
         return self._specs[name].build(config, timeouts, connections)
 
     def strictest_limits(self) -> Limits:

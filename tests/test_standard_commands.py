@@ -30,10 +30,18 @@ def test_the_plain_celery_worker_delivers(make_stack, pool):
     stack.wait_for_status(message_id, "sent")
     output = worker.output()
     # Celery's banner names the pool's module: ".> concurrency: 4 (thread)".
-    expected_pool = {None: "thread", "gevent": "gevent", "threads": "thread", "prefork": "prefork"}[pool]
+    expected_pool = {None: "prefork", "gevent": "gevent", "threads": "thread", "prefork": "prefork"}[pool]
     assert f"concurrency: 4 ({expected_pool})" in output
     assert "shouldn't be used to select the eventlet/gevent pools" not in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("pool,concurrency", [("threads", "64 (thread)"), ("prefork", f"{os.cpu_count()} (prefork)")])
+def test_without_worker_concurrency_the_pool_sizes_itself(make_stack, pool, concurrency):
+    # 64 sends in flight as threads (or greenlets); as processes, Celery's own one per core.
+    stack = make_stack()
+    worker = stack.start_command([*WORKER, "-P", pool], "celery", env={**stack.env, "WORKER_CONCURRENCY": "0"})
+    assert f"concurrency: {concurrency}" in worker.output()
 
 
 def test_a_gevent_worker_without_its_patching_refuses_to_start(make_stack, tmp_path):
@@ -88,8 +96,9 @@ def test_the_local_provider_settings_yield_to_the_environment(tmp_path):
     base = {k: v for k, v in base.items() if not k.startswith("SENDGRID_")}
 
     def read(**env):
-        return subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True).stdout.split()
+        done = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
 
-    assert read() == ["http://127.0.0.1:1", "simulator"]  # a local run, nothing set: the simulator
-    assert read(SENDGRID_API_KEY="SG.real") == ["https://api.sendgrid.com", "SG.real"]  # the provider is the environment's
-    assert read(SQS_ENDPOINT_URL="") == ["https://api.sendgrid.com", ""]  # not a local run: the file is not read
+    assert read() == "http://127.0.0.1:1 simulator"  # a local run, nothing set: the simulator
+    assert read(SENDGRID_API_KEY="SG.real") == "https://api.sendgrid.com SG.real"  # the provider is the environment's
+    assert read(SQS_ENDPOINT_URL="") == "https://api.sendgrid.com"  # not a local run: the file is not read

@@ -28,9 +28,10 @@ def consumer_argv() -> list[str]:
 
 
 def processor_argv(pool: str | None = None) -> list[str]:
-    # Queue and concurrency come from the worker's own settings. The pool (WORKER_POOL unless
-    # given) is named on the command line too: Celery monkey-patches for gevent only when it sees
-    # `--pool gevent` there, before anything else is imported.
+    # The queue comes from the settings, the concurrency from WORKER_CONCURRENCY or the pool
+    # (mailer_project/celery.py). The pool (WORKER_POOL unless given) is named on the command line:
+    # Celery monkey-patches for gevent only when it sees `--pool gevent` there, before anything
+    # else is imported.
     return python_argv(
         # --quiet: no start banner, so what the worker writes is the JSON lines of settings.LOGGING.
         "-m", "celery", "--app", "mailer_project", "--quiet", "worker",
