@@ -4,12 +4,15 @@ and an operator's requeue in the admin delivers the message once the providers a
 import base64
 import json
 import signal
+import sys
+from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from mail.models import DeadLetter
+from mail.models import DeadLetter, Message
 
 from .stack import Stack, accepted_per_message, mail_body
 from .support import wait_until
@@ -95,3 +98,16 @@ def test_a_drainer_killed_mid_batch_loses_and_duplicates_nothing(make_stack, sim
 
     wait_until(everything_recorded, timeout=60, interval=1, what="every poison message recorded")
     assert sorted(DeadLetter.objects.values_list("raw_body", flat=True)) == sorted(bodies)  # each once
+
+
+def test_the_jobs_process_drains_the_dlq_and_releases_scheduled_mail(make_stack):
+    """`manage.py jobs drain_dlq housekeeping`, as `serve` runs it: both jobs in one process."""
+    stack = make_stack()
+    held = stack.post(mail_body("later", send_at=(timezone.now() + timedelta(hours=2)).isoformat()))
+    Message.objects.filter(pk=held).update(send_at=timezone.now() + timedelta(minutes=1))  # now within SQS's delay
+    stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="not a task at all")
+
+    stack.start_command([sys.executable, "manage.py", "jobs", "drain_dlq", "housekeeping"], "jobs", wait_for=None)
+    wait_until(lambda: DeadLetter.objects.filter(raw_body="not a task at all").exists(), what="the drainer to record the DLQ message")
+    message = wait_until(lambda: (m := stack.message(held))["events"][-1]["type"] == "released" and m, what="the release")
+    assert message["status"] == "queued" and [e["type"] for e in message["events"]] == ["scheduled", "released"]

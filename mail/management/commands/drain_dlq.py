@@ -8,6 +8,16 @@ from mail import dead_letters
 log = logging.getLogger(__name__)
 
 
+def run_forever() -> None:
+    while True:
+        try:
+            dead_letters.drain_once(wait_seconds=10)  # a long poll: returns at once when there is work
+        except Exception:
+            # SQS or the database away for a while: keep the drainer alive and try again.
+            log.exception("draining the dead-letter queue failed; retrying in 10 s")
+            time.sleep(10)
+
+
 class Command(BaseCommand):
     help = (
         "Move messages from the dead-letter queue into DeadLetter rows (shown in the admin). Runs "
@@ -23,10 +33,4 @@ class Command(BaseCommand):
         if once:
             self.stdout.write(f"{dead_letters.drain_once(wait_seconds=1)} dead letter(s) recorded")
             return
-        while True:
-            try:
-                dead_letters.drain_once(wait_seconds=10)  # a long poll: returns at once when there is work
-            except Exception:
-                # SQS or the database away for a while: keep the drainer alive and try again.
-                log.exception("draining the dead-letter queue failed; retrying in 10 s")
-                time.sleep(10)
+        run_forever()

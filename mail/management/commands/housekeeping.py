@@ -24,25 +24,27 @@ class Command(BaseCommand):
 
     def handle(self, *args, once=False, **options):
         if once:
-            self.run_jobs(self.stdout.write)
+            for count, what in run_once():
+                self.stdout.write(f"{count} {what}")
             return
-        while True:
-            try:
-                self.run_jobs(None)
-            except Exception:
-                # The database away for a while: keep going and try again.
-                log.exception("housekeeping failed; retrying in %d s", INTERVAL_SECONDS)
-            time.sleep(INTERVAL_SECONDS)
+        run_forever()
 
-    @staticmethod
-    def run_jobs(report) -> None:
-        counts = (
-            (accepting.release_scheduled(), "scheduled message(s) released"),
-            (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
-            (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
-        )
-        for count, what in counts:
-            if report:
-                report(f"{count} {what}")
-            elif count:
-                log.info("%d %s", count, what)
+
+def run_once() -> list[tuple[int, str]]:
+    return [
+        (accepting.release_scheduled(), "scheduled message(s) released"),
+        (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
+        (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
+    ]
+
+
+def run_forever() -> None:
+    while True:
+        try:
+            for count, what in run_once():
+                if count:
+                    log.info("%d %s", count, what)
+        except Exception:
+            # The database away for a while: keep going and try again.
+            log.exception("housekeeping failed; retrying in %d s", INTERVAL_SECONDS)
+        time.sleep(INTERVAL_SECONDS)

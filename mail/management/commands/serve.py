@@ -46,8 +46,8 @@ def children_for_mode(mode: str) -> list[Child]:
     children = []
     if mode in ("processor", "all"):
         children.append(Child("processor", processor_argv()))
-        children.append(Child("dlq-drainer", python_argv("manage.py", "drain_dlq")))
-        children.append(Child("housekeeping", python_argv("manage.py", "housekeeping")))
+        # The dead-letter drainer and housekeeping, in one process: it mostly waits.
+        children.append(Child("jobs", python_argv("manage.py", "jobs", "drain_dlq", "housekeeping")))
     if mode in ("consumer", "all"):
         children.append(Child("consumer", consumer_argv()))
     return children
