@@ -52,11 +52,13 @@ test-fast: install
 ## rules and module sizes are tests (tests/test_architecture.py), so `make test` holds them too.
 check: install check-deploy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
-## Rewrite what `ruff check` can fix by itself.
+## Format the code and fix what `ruff check` can fix by itself.
 format: install
+	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 ## Issue 7's measurement: SendGrid down, accept → sent by Mailgun with and without the breaker.

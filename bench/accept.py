@@ -151,7 +151,8 @@ def plot(results: dict, path: Path) -> None:
         axes.legend(fontsize=8)
     rates.set_ylim(bottom=0)
     figure.suptitle(
-        f"Accept path, medians of {results['parameters']['runs']} runs — {results['sqs_server']}, {results['machine']}", fontsize=9
+        f"Accept path, medians of {results['parameters']['runs']} runs — {results['sqs_server']}, {results['machine']}",
+        fontsize=9,
     )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -188,9 +189,15 @@ def main() -> None:
         }
         manage(env, "provision_queues")
         key = manage(env, "create_api_key", "bench accept").strip()
-        web = manage(env, "shell", "-c", "from django.conf import settings; print(settings.WEB_WORKERS, settings.WEB_THREADS)").split()[-2:]
+        web = manage(
+            env, "shell", "-c", "from django.conf import settings; print(settings.WEB_WORKERS, settings.WEB_THREADS)"
+        ).split()[-2:]
         sqs = boto3.client(
-            "sqs", region_name="us-east-1", endpoint_url=env["SQS_ENDPOINT_URL"], aws_access_key_id="bench", aws_secret_access_key="bench"
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=env["SQS_ENDPOINT_URL"],
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
         )
         queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         results = {

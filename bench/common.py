@@ -44,7 +44,9 @@ def sqs_server_argv(kind: str, port: int) -> tuple[list[str], dict]:
     if kind == "moto":
         return python_argv("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)), {}
     if not (NODE_DIR / "node_modules" / "fauxqs").exists():
-        subprocess.run(["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", f"fauxqs@{FAUXQS_VERSION}"], check=True)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", f"fauxqs@{FAUXQS_VERSION}"], check=True
+        )
     return ["node", str(ROOT / "bench" / "fauxqs.mjs")], {"FAUXQS_PORT": str(port)}
 
 
@@ -56,7 +58,9 @@ def ensure_database(url: str) -> None:
 
 
 def manage(env: dict, *args: str) -> str:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
 
 
 @contextlib.contextmanager
@@ -96,12 +100,16 @@ def local_servers(sqs_kind: str, database_url: str, provider_tls: bool = False):
     try:
         for child in servers:
             with open(log_dir / f"{child.name}.log", "wb") as log:
-                child.process = subprocess.Popen(child.argv, cwd=ROOT, env=child.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                child.process = subprocess.Popen(
+                    child.argv, cwd=ROOT, env=child.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
         wait_for_http(sqs_url, 60, servers[0].process)
         wait_for_simulator(simulator_url, certificate if provider_tls else True, servers[1].process)
         manage(env, "migrate", "--verbosity", "0")
         label = {"moto": "moto (moto[server]) on loopback", "fauxqs": f"fauxqs {FAUXQS_VERSION} on loopback"}[sqs_kind]
-        yield Servers(env=env, simulator_url=simulator_url, sqs_server=label, log_dir=log_dir, verify=env.get("REQUESTS_CA_BUNDLE", True))
+        yield Servers(
+            env=env, simulator_url=simulator_url, sqs_server=label, log_dir=log_dir, verify=env.get("REQUESTS_CA_BUNDLE", True)
+        )
     finally:
         stop_all(servers, grace_seconds=10)
 
@@ -179,6 +187,7 @@ def summary(values: list[float]) -> dict:
 
 
 # --- processes and their memory --------------------------------------------------------------
+
 
 def process_tree(pid: int, depth: int = 0) -> list[tuple[int, int]]:
     """(pid, depth) of the process and all its descendants, from /proc's per-thread child lists."""

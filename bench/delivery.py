@@ -46,6 +46,7 @@ def message(n: int) -> dict:
 
 # --- the two stacks --------------------------------------------------------------------------
 
+
 class MailerStack:
     """Mailer's processor: `manage.py serve` in processor mode, as deployed."""
 
@@ -81,9 +82,20 @@ class MailerStack:
 
     def worker(self, pool: str, concurrency: int, log) -> subprocess.Popen:
         # Logging as in production (INFO: a JSON line per message sent).
-        env = {**self.env, "MAILER_MODE": "processor", "WORKER_POOL": pool, "WORKER_CONCURRENCY": str(concurrency), "LOG_LEVEL": "INFO"}
+        env = {
+            **self.env,
+            "MAILER_MODE": "processor",
+            "WORKER_POOL": pool,
+            "WORKER_CONCURRENCY": str(concurrency),
+            "LOG_LEVEL": "INFO",
+        }
         return subprocess.Popen(
-            [sys.executable, "manage.py", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, "manage.py", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -107,19 +119,38 @@ class AnymailStack:
             "    for m in messages: send.apply_async((m['to'], m['subject'], m['text']), producer=producer)\n"
         )
         subprocess.run(
-            [sys.executable, "-c", code], cwd=BENCH_DIR, env=self.env, check=True, text=True,
+            [sys.executable, "-c", code],
+            cwd=BENCH_DIR,
+            env=self.env,
+            check=True,
+            text=True,
             input=json.dumps([message(n) for n in range(count)]),
         )
 
     def worker(self, pool: str, concurrency: int, log) -> subprocess.Popen:
         argv = [
-            sys.executable, "-m", "celery", "--app", "anymail_stack.tasks", "--quiet", "worker", "--loglevel", "WARNING",
-            "--pool", pool, "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "anymail_stack.tasks",
+            "--quiet",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ]
         return subprocess.Popen(argv, cwd=BENCH_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 # --- one run ---------------------------------------------------------------------------------
+
 
 def simulator_stats(servers: Servers) -> dict:
     return requests.get(f"{servers.simulator_url}/_simulator/stats", timeout=10, verify=servers.verify).json()["sendgrid"]
@@ -176,7 +207,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--sqs", choices=["fauxqs", "moto"], default="fauxqs")
     parser.add_argument(
-        "--provider-protocol", choices=["https", "http"], default="https",
+        "--provider-protocol",
+        choices=["https", "http"],
+        default="https",
         help="https as the real providers (a new connection costs a TLS handshake), or plain http",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -198,7 +231,9 @@ def main() -> None:
     with local_servers(args.sqs, args.database_url, provider_tls=args.provider_protocol == "https") as servers:
         results["sqs_server"] = servers.sqs_server
         behaviour = {"latency_ms": args.latency_ms}
-        requests.put(f"{servers.simulator_url}/_simulator/behaviour/sendgrid", json=behaviour, timeout=5, verify=servers.verify).raise_for_status()
+        requests.put(
+            f"{servers.simulator_url}/_simulator/behaviour/sendgrid", json=behaviour, timeout=5, verify=servers.verify
+        ).raise_for_status()
         stacks = [cls(servers) for cls in (MailerStack, AnymailStack) if cls.name in args.stacks.split(",")]
         # Stacks side by side per configuration, so a change in the machine's load hits both.
         for pool, concurrency in configs:
@@ -208,20 +243,26 @@ def main() -> None:
                     label = f"{stack.name}-{pool}-{concurrency}-{n}"
                     print(f"{label} ...", file=sys.stderr, end=" ", flush=True)
                     runs.append(run_once(stack, pool, concurrency, args, servers, label))
-                    print(f"{runs[-1]['messages_per_second']} msg/s, reused {runs[-1]['reused_connection_share']}, "
-                          f"{runs[-1]['memory']['largest_process_mb']} MB", file=sys.stderr, flush=True)
+                    print(
+                        f"{runs[-1]['messages_per_second']} msg/s, reused {runs[-1]['reused_connection_share']}, "
+                        f"{runs[-1]['memory']['largest_process_mb']} MB",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 complete = [run for run in runs if run["complete"]]
                 memory = [run["memory"] for run in complete]
-                results["results"].append({
-                    "stack": stack.name,
-                    "pool": pool,
-                    "concurrency": concurrency,
-                    "messages_per_second": median_of(complete, "messages_per_second", 1),
-                    "reused_connection_share": median_of(complete, "reused_connection_share", 4),
-                    "largest_process_mb": median_of(memory, "largest_process_mb", 1),
-                    "tree_total_mb": median_of(memory, "tree_total_mb", 1),
-                    "runs": runs,
-                })
+                results["results"].append(
+                    {
+                        "stack": stack.name,
+                        "pool": pool,
+                        "concurrency": concurrency,
+                        "messages_per_second": median_of(complete, "messages_per_second", 1),
+                        "reused_connection_share": median_of(complete, "reused_connection_share", 4),
+                        "largest_process_mb": median_of(memory, "largest_process_mb", 1),
+                        "tree_total_mb": median_of(memory, "tree_total_mb", 1),
+                        "runs": runs,
+                    }
+                )
                 results["comparison"] = compare(results["results"])
                 write(results, args.out)
     plot(results, args.plot)
@@ -269,9 +310,20 @@ def plot(results: dict, path: Path) -> None:
             for position, config in zip(positions, configs, strict=True):
                 share = mine.get(config, {}).get("reused_connection_share")
                 if share is not None:
-                    rates.annotate(f"{share:.0%}", (position, 0), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=6, color="white")
+                    rates.annotate(
+                        f"{share:.0%}",
+                        (position, 0),
+                        xytext=(0, 3),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=6,
+                        color="white",
+                    )
     protocol = results.get("provider_protocol", "http").upper()
-    rates.set(ylabel="messages / s", title=f"Delivered by one worker process (provider over {protocol}, answers in {results['latency_ms']} ms)")
+    rates.set(
+        ylabel="messages / s",
+        title=f"Delivered by one worker process (provider over {protocol}, answers in {results['latency_ms']} ms)",
+    )
     memory.set(ylabel="MB", title="Peak RSS of the largest worker process")
     for axes in (rates, memory):
         axes.set_xticks(range(len(configs)), configs, fontsize=8)

@@ -89,7 +89,13 @@ def wait_for_outcomes(database_url: str, ids: list[str], timeout: float) -> list
             done = [row for row in rows if row[1] in ("sent", "failed")]
             if len(done) == len(ids) or time.monotonic() > deadline:
                 return [
-                    {"status": r[1], "provider": r[2], "created_at": r[3], "seconds": float(r[4]) if r[4] is not None else None, "first_skip": r[5]}
+                    {
+                        "status": r[1],
+                        "provider": r[2],
+                        "created_at": r[3],
+                        "seconds": float(r[4]) if r[4] is not None else None,
+                        "first_skip": r[5],
+                    }
                     for r in rows
                 ]
             time.sleep(0.5)

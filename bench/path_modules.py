@@ -44,7 +44,9 @@ def main(root: Path) -> None:
     sqs_port, simulator_port = free_port(), free_port()
     simulator = "devtools.simulator" if (root / "devtools").exists() else "providers.simulator"
     servers = [
-        subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(sqs_port)], cwd=root, stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(sqs_port)], cwd=root, stderr=subprocess.DEVNULL
+        ),
         subprocess.Popen([sys.executable, "-m", simulator, "--port", str(simulator_port)], cwd=root, stderr=subprocess.DEVNULL),
     ]
     try:

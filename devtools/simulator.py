@@ -382,13 +382,18 @@ def self_signed_tls(cert_path: Path) -> ssl.SSLContext:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     with tempfile.NamedTemporaryFile(suffix=".pem") as key_file:
-        key_file.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_file.write(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
         key_file.flush()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_path, key_file.name)
@@ -438,7 +443,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--outbox", type=Path, default=None, help="folder for accepted messages as JSON")
     parser.add_argument("--tls-cert", type=Path, default=None, help="speak HTTPS; write the self-signed certificate here")
-    parser.add_argument("--settings-file", type=Path, default=None, help="write the service's settings that send here to this file")
+    parser.add_argument(
+        "--settings-file", type=Path, default=None, help="write the service's settings that send here to this file"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s simulator %(message)s")
     if args.tls_cert:

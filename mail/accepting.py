@@ -137,7 +137,9 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     notes = [f"for {send_at.isoformat()}"] if send_at else []
     if claim_check.is_pointer(task.payload):
         notes.append(f"body stored in S3 ({task.payload[claim_check.POINTER]['bytes']} bytes)")
-    event = MessageEvent(message=message, type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED, detail="; ".join(notes))
+    event = MessageEvent(
+        message=message, type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED, detail="; ".join(notes)
+    )
     return _Acceptance(message, event, task, size)
 
 
@@ -150,7 +152,9 @@ def _withdraw(message_id, error: Exception) -> bool:
     proves the publish worked, so the message stands. One conditional write decides, and no claim
     can match a withdrawn row (a cascading delete would read first and delete after, with room
     for a claim in between)."""
-    withdrawn = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(status=Message.Status.WITHDRAWN)
+    withdrawn = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(
+        status=Message.Status.WITHDRAWN
+    )
     if withdrawn:
         Message.objects.filter(pk=message_id).delete()
         log.error("queue refused message", extra={"message_id": str(message_id), "error": repr(error)})
@@ -187,14 +191,18 @@ def release_scheduled() -> int:
     processes releasing at once cannot both publish it; a refused publish puts it back."""
     released = 0
     horizon = timezone.now() + timedelta(seconds=settings.SQS_MAX_DELAY_SECONDS)
-    due = Message.objects.filter(status=Message.Status.SCHEDULED, send_at__lte=horizon).values_list("pk", "send_at", "scheduled_payload")
+    due = Message.objects.filter(status=Message.Status.SCHEDULED, send_at__lte=horizon).values_list(
+        "pk", "send_at", "scheduled_payload"
+    )
     for message_id, send_at, payload in due[:500]:
         if not Message.objects.filter(pk=message_id, status=Message.Status.SCHEDULED).update(status=Message.Status.QUEUED):
             continue  # released or canceled meanwhile
         try:
             DeliveryTask(str(message_id), payload, delay_seconds=_seconds_until(send_at)).publish()
         except Exception:
-            Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(status=Message.Status.SCHEDULED)
+            Message.objects.filter(pk=message_id, status=Message.Status.QUEUED, attempts=0).update(
+                status=Message.Status.SCHEDULED
+            )
             log.exception("could not release a scheduled message; it stays scheduled", extra={"message_id": str(message_id)})
             continue
         with transaction.atomic():

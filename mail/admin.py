@@ -90,7 +90,10 @@ class MessageAdmin(ReadOnlyAdmin):
         for label, since in (("last hour", now - timezone.timedelta(hours=1)), ("last day", now - timezone.timedelta(days=1))):
             rows = Message.objects.filter(created_at__gte=since).values("status").annotate(n=Count("id"))
             counts[label] = ", ".join(f"{row['status']} {row['n']}" for row in rows.order_by("status")) or "none"
-        extra_context = {**(extra_context or {}), "title": f"Messages — last hour: {counts['last hour']} · last day: {counts['last day']}"}
+        extra_context = {
+            **(extra_context or {}),
+            "title": f"Messages — last hour: {counts['last hour']} · last day: {counts['last day']}",
+        }
         return super().changelist_view(request, extra_context)
 
 
@@ -117,7 +120,9 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Requeue the messages of the selected dead letters")
     def requeue(self, request, queryset):
-        requeue_each(self, request, queryset.select_related("message"), lambda dead_letter: dead_letter.message, "Requeued its message")
+        requeue_each(
+            self, request, queryset.select_related("message"), lambda dead_letter: dead_letter.message, "Requeued its message"
+        )
 
     @admin.action(description="Discard the selected dead letters")
     def discard(self, request, queryset):

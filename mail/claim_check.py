@@ -115,7 +115,11 @@ def discard(message_id: str) -> None:
     try:
         s3_client().delete_object(Bucket=settings.S3_BUCKET, Key=key_for(message_id))
     except Exception:
-        log.warning("could not delete a stored message body; the bucket's lifecycle rule will", extra={"message_id": message_id}, exc_info=True)
+        log.warning(
+            "could not delete a stored message body; the bucket's lifecycle rule will",
+            extra={"message_id": message_id},
+            exc_info=True,
+        )
 
 
 def provision() -> None:
@@ -126,7 +130,11 @@ def provision() -> None:
     try:
         client.head_bucket(Bucket=bucket)
     except client.exceptions.ClientError:
-        options = {} if settings.AWS_REGION == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": settings.AWS_REGION}}
+        options = (
+            {}
+            if settings.AWS_REGION == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": settings.AWS_REGION}}
+        )
         client.create_bucket(Bucket=bucket, **options)
         log.info("created bucket", extra={"bucket": bucket})
     client.put_bucket_encryption(
@@ -156,4 +164,3 @@ def provision() -> None:
             ]
         },
     )
-

@@ -65,7 +65,11 @@ def take(task: DeliveryTask) -> Claim:
             attempts=F("attempts") + 1,
             updated_at=now,
         )
-        row = Message.objects.filter(pk=task.message_id).values("status", "step", "attempts", "lease_expires_at", "last_error").first()
+        row = (
+            Message.objects.filter(pk=task.message_id)
+            .values("status", "step", "attempts", "lease_expires_at", "last_error")
+            .first()
+        )
         if row is None:
             return Claim(ClaimKind.MISSING, task.message_id)
         kind = ClaimKind.CLAIMED if claimed else _why_not(row, task)
@@ -101,7 +105,9 @@ def let_go_of_connection() -> None:
 
 def _skipped_events(claim: Claim, skips: list[Skip]) -> list[MessageEvent]:
     return [
-        MessageEvent(message_id=claim.message_id, type=MessageEvent.Type.SKIPPED, provider=s.provider, detail=s.detail, created_at=s.at)
+        MessageEvent(
+            message_id=claim.message_id, type=MessageEvent.Type.SKIPPED, provider=s.provider, detail=s.detail, created_at=s.at
+        )
         for s in skips
     ]
 
@@ -176,10 +182,14 @@ def _write_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
     }
     with transaction.atomic():
         # The usual case, our claim still held, in one statement; else whatever became of it.
-        claim_held = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(**sent)
+        claim_held = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(
+            **sent
+        )
         if not claim_held:
             Message.objects.filter(pk=claim.message_id, status__in=NOT_YET_SENT).update(**sent)
-        sent_event = MessageEvent(message_id=claim.message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code)
+        sent_event = MessageEvent(
+            message_id=claim.message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code
+        )
         MessageEvent.objects.bulk_create([*_skipped_events(claim, skips), sent_event])
         status.catch_up(claim.message_id)  # the provider's webhook may have come first
     return bool(claim_held)

@@ -72,8 +72,13 @@ def record(sqs_message: dict) -> DeadLetter:
         if created and message is not None:
             MessageEvent.objects.create(message=message, type=MessageEvent.Type.DEAD_LETTERED, detail=reason[:500])
         if not created:
-            DeadLetter.objects.filter(pk=dead_letter.pk).update(last_seen_at=timezone.now(), receive_count=max(dead_letter.receive_count, receive_count))
-    log.warning("dead letter recorded", extra={"sqs_message_id": sqs_message["MessageId"], "message_id": str(message.pk) if message else None, "new": created})
+            DeadLetter.objects.filter(pk=dead_letter.pk).update(
+                last_seen_at=timezone.now(), receive_count=max(dead_letter.receive_count, receive_count)
+            )
+    log.warning(
+        "dead letter recorded",
+        extra={"sqs_message_id": sqs_message["MessageId"], "message_id": str(message.pk) if message else None, "new": created},
+    )
     return dead_letter
 
 
@@ -95,6 +100,8 @@ def drain_once(wait_seconds: int = 10) -> int:
             return handled
         for sqs_message in received:
             record(sqs_message)
-        client.delete_message_batch(QueueUrl=dlq_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received)])
+        client.delete_message_batch(
+            QueueUrl=dlq_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received)]
+        )
         handled += len(received)
         wait_seconds = 0  # drain what is left without waiting, then return

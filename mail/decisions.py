@@ -130,7 +130,11 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
         case Hold(claim, next_task, why, outcome, level, event, skips):
             if claims.give_back(claim, skips, event):
                 next_task.publish()
-                log.log(level, why, extra={**ids, "provider": next_task.provider, "outcome": outcome, "delay_seconds": next_task.delay_seconds})
+                log.log(
+                    level,
+                    why,
+                    extra={**ids, "provider": next_task.provider, "outcome": outcome, "delay_seconds": next_task.delay_seconds},
+                )
             else:
                 _taken_over(task)
         case Retry(claim, error, next_task, note, skips) | FailOver(claim, error, next_task, note, skips):
@@ -178,4 +182,6 @@ def _attempt_failed(task: DeliveryTask, error: ProviderError, outcome: str, next
 
 
 def _taken_over(task: DeliveryTask) -> None:
-    log.error("the claim was taken over while sending; leaving the message to its new holder", extra={"message_id": task.message_id})
+    log.error(
+        "the claim was taken over while sending; leaving the message to its new holder", extra={"message_id": task.message_id}
+    )

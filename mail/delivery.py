@@ -62,7 +62,9 @@ def deliver(task: DeliveryTask) -> Decision:
         # Our storage, not a provider: nothing counts against one, and the message waits in SQS.
         delay = routing.retry_delay(0)
         event = (MessageEvent.Type.ERROR, f"{error}; trying again in {delay} s (SQS delay)")
-        return Hold(claim, task.again(delay, provider=provider), "could not read a stored message body", "error", logging.WARNING, event)
+        return Hold(
+            claim, task.again(delay, provider=provider), "could not read a stored message body", "error", logging.WARNING, event
+        )
     except BodyMissing as error:
         return Fail(claim, ProviderError(provider, str(error)), "nothing left to send")
     try:
@@ -107,7 +109,9 @@ def _every_circuit_open(task: DeliveryTask, claim: Claim, provider: str, candida
     delay = routing.until_any_admits(candidates)
     detail = f"the circuit of every provider left for it is open ({', '.join(candidates)}); trying again in {delay} s (SQS delay)"
     why = "every circuit left for the message is open; waiting in the queue"
-    return Hold(claim, task.again(delay, provider=provider), why, "waiting", event=(MessageEvent.Type.WAITING, detail), skips=skips)
+    return Hold(
+        claim, task.again(delay, provider=provider), why, "waiting", event=(MessageEvent.Type.WAITING, detail), skips=skips
+    )
 
 
 def _fail_over(task: DeliveryTask, claim: Claim, error: ProviderError, why: str, skips: list[Skip]) -> Decision:

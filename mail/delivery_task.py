@@ -49,11 +49,15 @@ class DeliveryTask:
     # --- what follows this task ------------------------------------------------------------
     def retry(self, provider: str, delay_seconds: int) -> DeliveryTask:
         """The same provider again after a transient failure."""
-        return dataclasses.replace(self, provider=provider, step=self.step + 1, retries=self.retries + 1, recheck=False, delay_seconds=delay_seconds)
+        return dataclasses.replace(
+            self, provider=provider, step=self.step + 1, retries=self.retries + 1, recheck=False, delay_seconds=delay_seconds
+        )
 
     def next_step(self, provider: str, *, only: bool = False, delay_seconds: int = 0) -> DeliveryTask:
         """Another provider, with retries of its own (a failover, or a hand-over past an open circuit)."""
-        return dataclasses.replace(self, provider=provider, step=self.step + 1, retries=0, recheck=False, only=only, delay_seconds=delay_seconds)
+        return dataclasses.replace(
+            self, provider=provider, step=self.step + 1, retries=0, recheck=False, only=only, delay_seconds=delay_seconds
+        )
 
     def again(self, delay_seconds: int, **changes) -> DeliveryTask:
         """This step once more, after a wait: a hold (a plain task), or with recheck=True a look at

@@ -36,10 +36,25 @@ LATENCY_SAMPLE_LIMIT = 20_000
 
 # Counters: (metric name, help, event types counted, labelled by provider?)
 EVENT_COUNTERS = [
-    ("mailer_messages_accepted", "Messages accepted by the API (202).", (MessageEvent.Type.QUEUED, MessageEvent.Type.SCHEDULED), False),
+    (
+        "mailer_messages_accepted",
+        "Messages accepted by the API (202).",
+        (MessageEvent.Type.QUEUED, MessageEvent.Type.SCHEDULED),
+        False,
+    ),
     ("mailer_messages_sent", "Messages a provider accepted, by provider.", (MessageEvent.Type.SENT,), True),
-    ("mailer_messages_failed", "Messages failed with every provider exhausted, by the last provider tried.", (MessageEvent.Type.FAILED,), True),
-    ("mailer_send_retries", "Transient failures retried on the same provider, by provider.", (MessageEvent.Type.RETRY_SCHEDULED,), True),
+    (
+        "mailer_messages_failed",
+        "Messages failed with every provider exhausted, by the last provider tried.",
+        (MessageEvent.Type.FAILED,),
+        True,
+    ),
+    (
+        "mailer_send_retries",
+        "Transient failures retried on the same provider, by provider.",
+        (MessageEvent.Type.RETRY_SCHEDULED,),
+        True,
+    ),
     ("mailer_failovers", "Hand-overs to the next provider, by the provider given up on.", (MessageEvent.Type.FAILOVER,), True),
     ("mailer_dead_lettered", "Messages whose task reached the dead-letter queue.", (MessageEvent.Type.DEAD_LETTERED,), False),
 ]
@@ -113,7 +128,9 @@ class DatabaseAndQueueCollector:
                 percentiles.add_metric([str(p)], latencies[0])
         yield percentiles
         yield GaugeMetricFamily(
-            "mailer_send_latency_window_messages", f"Messages sent in the last {window} (the latency percentiles' sample).", value=len(latencies)
+            "mailer_send_latency_window_messages",
+            f"Messages sent in the last {window} (the latency percentiles' sample).",
+            value=len(latencies),
         )
 
     @staticmethod

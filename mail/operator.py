@@ -65,7 +65,9 @@ def requeue(message: Message, operator: str) -> bool:
             message.dead_letters.filter(status=DeadLetter.Status.REQUEUED, handled_by=operator).update(
                 status=DeadLetter.Status.PENDING, handled_by="", handled_at=None
             )
-            MessageEvent.objects.create(message=message, type=MessageEvent.Type.REQUEUED, detail=f"by {operator}: failed, the queue refused it")
+            MessageEvent.objects.create(
+                message=message, type=MessageEvent.Type.REQUEUED, detail=f"by {operator}: failed, the queue refused it"
+            )
         log.exception("requeue failed", extra={"message_id": str(message.pk)})
         raise QueueUnavailable(str(exc)) from exc
     log.info("message requeued", extra={"message_id": str(message.pk), "operator": operator})
@@ -83,11 +85,15 @@ def discard(dead_letter: DeadLetter, operator: str) -> bool:
             Message.objects.filter(pk=dead_letter.message_id, status=Message.Status.QUEUED).update(
                 status=Message.Status.FAILED, last_error=f"discarded by {operator}", updated_at=now
             )
-            MessageEvent.objects.create(message_id=dead_letter.message_id, type=MessageEvent.Type.DISCARDED, detail=f"by {operator}")
+            MessageEvent.objects.create(
+                message_id=dead_letter.message_id, type=MessageEvent.Type.DISCARDED, detail=f"by {operator}"
+            )
     if discarded and dead_letter.message_id and claim_check.enabled():
         # Its stored body, if it had one, unless a live task of the message still needs it (a
         # discarded stale duplicate's message may be on its way to be sent).
-        live = Message.objects.filter(pk=dead_letter.message_id, status__in=(Message.Status.SENDING, Message.Status.QUEUED)).exists()
+        live = Message.objects.filter(
+            pk=dead_letter.message_id, status__in=(Message.Status.SENDING, Message.Status.QUEUED)
+        ).exists()
         if not live:
             claim_check.discard(str(dead_letter.message_id))
     return bool(discarded)

@@ -199,7 +199,7 @@ def publish_in_batches(tasks: list[TaskToPublish]) -> dict[str, Exception]:
             built = []
             for task in tasks:
                 app.send_task(task.name, args=task.args, kwargs=task.kwargs, producer=producer, **task.options)
-                (queue, message), = collected  # one task, one message
+                ((queue, message),) = collected  # one task, one message
                 collected.clear()
                 built.append((task.key, queue, message))
         finally:

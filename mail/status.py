@@ -53,7 +53,9 @@ def advance_status(message_id, event_type: str) -> bool:
 
 def catch_up(message_id) -> None:
     """A message just written `sent` takes the status its provider events already reported."""
-    for event_type in MessageEvent.objects.filter(message_id=message_id, type__in=STATUS_FOR_EVENT).values_list("type", flat=True):
+    for event_type in MessageEvent.objects.filter(message_id=message_id, type__in=STATUS_FOR_EVENT).values_list(
+        "type", flat=True
+    ):
         advance_status(message_id, event_type)
 
 
@@ -98,7 +100,9 @@ def _record(event: DeliveryEvent) -> Outcome:
             return Outcome.DUPLICATE
         advance_status(message_id, event.type.value)
         suppress_if_final(event, message_id)
-    log.info("provider event recorded", extra={"message_id": str(message_id), "provider": event.provider, "event": event.type.value})
+    log.info(
+        "provider event recorded", extra={"message_id": str(message_id), "provider": event.provider, "event": event.type.value}
+    )
     return Outcome.RECORDED
 
 

@@ -25,7 +25,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extra = [f"{key}={value}" for key, value in record.__dict__.items() if key not in STANDARD_ATTRIBUTES and value is not None]
+        extra = [
+            f"{key}={value}" for key, value in record.__dict__.items() if key not in STANDARD_ATTRIBUTES and value is not None
+        ]
         if not extra:
             return line
         head, newline, traceback = line.partition("\n")

@@ -272,9 +272,7 @@ PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=30.0)
 # How long a worker's claim on a message stands before another worker may take it over: longer
 # than the slowest provider call (or a slow send would be taken over and sent twice), shorter than
 # the visibility timeout (or a crashed worker's message would come back still claimed).
-DELIVERY_LEASE_SECONDS = env.int(
-    "DELIVERY_LEASE_SECONDS", default=int(PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT) * 2
-)
+DELIVERY_LEASE_SECONDS = env.int("DELIVERY_LEASE_SECONDS", default=int(PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT) * 2)
 if not PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT < DELIVERY_LEASE_SECONDS < SQS_VISIBILITY_TIMEOUT:
     raise environ.ImproperlyConfigured(
         "Need PROVIDER_CONNECT_TIMEOUT + PROVIDER_READ_TIMEOUT < DELIVERY_LEASE_SECONDS < SQS_VISIBILITY_TIMEOUT"

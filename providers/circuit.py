@@ -91,6 +91,7 @@ class Outcome:
 
 # --- the rules -------------------------------------------------------------------------------
 
+
 def admit(circuit: Circuit, now: float, config: BreakerConfig) -> tuple[Circuit, Admission]:
     if circuit.state is State.CLOSED:
         return circuit, Admission.PASS
@@ -147,6 +148,7 @@ def _opened(circuit: Circuit, now: float, config: BreakerConfig, reason: str, re
 
 
 # --- where circuits are kept -----------------------------------------------------------------
+
 
 class LocalCircuits:
     """This process's own view: a provider's circuit opens only on what this process saw."""
@@ -270,7 +272,8 @@ class Breakers:
             circuit, result = store.update(provider, tracked)
         if before and before[0].state is not circuit.state:
             log.warning(
-                "circuit %s", circuit.state.value,
+                "circuit %s",
+                circuit.state.value,
                 extra={
                     "provider": provider,
                     "circuit": circuit.state.value,

@@ -35,7 +35,9 @@ def start_server(argv: list[str], health_url: str, log_path: Path) -> subprocess
 def start_moto(log_dir: Path) -> tuple[str, subprocess.Popen]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_server([sys.executable, "-m", "devtools.aws", "-H", "127.0.0.1", "-p", str(port)], url, log_dir / f"moto-{port}.log")
+    process = start_server(
+        [sys.executable, "-m", "devtools.aws", "-H", "127.0.0.1", "-p", str(port)], url, log_dir / f"moto-{port}.log"
+    )
     return url, process
 
 

@@ -108,9 +108,16 @@ class SqsActionProxy:
                 action = proxy._action(self.headers, body)
                 if proxy._passes(action):
                     upstream = requests.post(
-                        proxy.target_url + self.path, data=body, headers={k: v for k, v in self.headers.items() if k.lower() != "host"}, timeout=30
+                        proxy.target_url + self.path,
+                        data=body,
+                        headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                        timeout=30,
                     )
-                    status, content, content_type = upstream.status_code, upstream.content, upstream.headers.get("Content-Type", "")
+                    status, content, content_type = (
+                        upstream.status_code,
+                        upstream.content,
+                        upstream.headers.get("Content-Type", ""),
+                    )
                 else:
                     status, content_type = 500, "application/x-amz-json-1.0"
                     content = json.dumps({"__type": "InternalError", "message": f"{action} failed (injected)"}).encode()

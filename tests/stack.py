@@ -42,7 +42,11 @@ class Stack:
         self.env = service_env(**{**FAST, **env, "SQS_QUEUE_NAME": queue, "SQS_DLQ_NAME": f"{queue}-dlq"})
         subprocess.run([sys.executable, "manage.py", "provision_queues"], env=self.env, check=True, capture_output=True)
         self.sqs = boto3.client(
-            "sqs", region_name="us-east-1", endpoint_url=self.env["SQS_ENDPOINT_URL"], aws_access_key_id="t", aws_secret_access_key="t"
+            "sqs",
+            region_name="us-east-1",
+            endpoint_url=self.env["SQS_ENDPOINT_URL"],
+            aws_access_key_id="t",
+            aws_secret_access_key="t",
         )
         self.queue_url = self.sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         self.dlq_url = self.sqs.get_queue_url(QueueName=f"{queue}-dlq")["QueueUrl"]
@@ -57,7 +61,9 @@ class Stack:
         """An API process (another one, if one runs already: api_url then points at the new one)."""
         port = free_port()
         process = self._start(
-            [sys.executable, "manage.py", "serve"], "api", **{**env, "MAILER_MODE": "consumer", "BIND_ADDRESS": f"127.0.0.1:{port}"}
+            [sys.executable, "manage.py", "serve"],
+            "api",
+            **{**env, "MAILER_MODE": "consumer", "BIND_ADDRESS": f"127.0.0.1:{port}"},
         )
         self.api_url = f"http://127.0.0.1:{port}"
         process.wait_for_http(f"{self.api_url}/healthz")
@@ -68,7 +74,9 @@ class Stack:
         process.wait_for_output("ready.")
         return process
 
-    def start_command(self, argv: list[str], kind: str, wait_for: str | None = "ready.", env: dict | None = None) -> ServiceProcess:
+    def start_command(
+        self, argv: list[str], kind: str, wait_for: str | None = "ready.", env: dict | None = None
+    ) -> ServiceProcess:
         """Any command line, in the stack's environment (or in `env` instead, when given)."""
         log = self.directory / f"{kind}-{next(self._names)}.log"
         process = ServiceProcess(argv, self.env if env is None else env, log)
@@ -153,7 +161,11 @@ class Stack:
     def admin_action(self, session: requests.Session, changelist: str, action: str, ids: list) -> str:
         response = session.post(
             f"{self.api_url}/admin/{changelist}/",
-            data={"action": action, "_selected_action": [str(i) for i in ids], "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            data={
+                "action": action,
+                "_selected_action": [str(i) for i in ids],
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
             headers={"Referer": f"{self.api_url}/admin/{changelist}/"},
             timeout=30,
         )
@@ -171,7 +183,9 @@ class Stack:
 
     def drain_dead_letters(self) -> str:
         """Run the DLQ drainer once, as the operator's command line."""
-        done = subprocess.run([sys.executable, "manage.py", "drain_dlq", "--once"], env=self.env, check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "manage.py", "drain_dlq", "--once"], env=self.env, check=True, capture_output=True, text=True
+        )
         return done.stdout
 
     def start_drainer(self, **env: str) -> ServiceProcess:

@@ -63,7 +63,11 @@ def test_an_accept_is_one_transaction_and_one_sqs_publish(api_client, provisione
 
     assert response.status_code == 202, response.content
     assert aws_calls == [("sqs", "SendMessageBatch")]  # one entry: this message's task
-    writes = [(sql.split()[0], sql.split()[2].strip('"'), in_transaction) for sql, in_transaction in statements["sql"] if not sql.startswith("SELECT")]
+    writes = [
+        (sql.split()[0], sql.split()[2].strip('"'), in_transaction)
+        for sql, in_transaction in statements["sql"]
+        if not sql.startswith("SELECT")
+    ]
     assert writes == [("INSERT", "mail_message", True), ("INSERT", "mail_messageevent", True)]
     assert statements["commits"] == 1
     reads = [sql.split(" FROM ")[1].split()[0].strip('"') for sql, _ in statements["sql"] if sql.startswith("SELECT")]

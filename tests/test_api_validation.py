@@ -86,11 +86,36 @@ INVALID = [
     ("attachment bad base64", with_(attachments=[attachment(content="%%%")]), ["attachments", "0", "content"], "base64"),
     ("attachment empty", with_(attachments=[attachment(content="")]), ["attachments", "0", "content"], "blank"),
     ("attachment no filename", with_(attachments=[{"content": "aGk="}]), ["attachments", "0", "filename"], "required"),
-    ("attachment filename CRLF", with_(attachments=[attachment(filename="a\r\n.txt")]), ["attachments", "0", "filename"], "Line breaks"),
-    ("attachment bad type", with_(attachments=[attachment(content_type="pdf")]), ["attachments", "0", "content_type"], "MIME type"),
-    ("inline without content_id", with_(attachments=[attachment(inline=True)]), ["attachments", "0", "content_id"], "needs a content_id"),
-    ("content_id without inline", with_(attachments=[attachment(content_id="x")]), ["attachments", "0", "content_id"], "Only inline"),
-    ("content_id with brackets", with_(attachments=[attachment(inline=True, content_id="<x>")]), ["attachments", "0", "content_id"], "angle brackets"),
+    (
+        "attachment filename CRLF",
+        with_(attachments=[attachment(filename="a\r\n.txt")]),
+        ["attachments", "0", "filename"],
+        "Line breaks",
+    ),
+    (
+        "attachment bad type",
+        with_(attachments=[attachment(content_type="pdf")]),
+        ["attachments", "0", "content_type"],
+        "MIME type",
+    ),
+    (
+        "inline without content_id",
+        with_(attachments=[attachment(inline=True)]),
+        ["attachments", "0", "content_id"],
+        "needs a content_id",
+    ),
+    (
+        "content_id without inline",
+        with_(attachments=[attachment(content_id="x")]),
+        ["attachments", "0", "content_id"],
+        "Only inline",
+    ),
+    (
+        "content_id with brackets",
+        with_(attachments=[attachment(inline=True, content_id="<x>")]),
+        ["attachments", "0", "content_id"],
+        "angle brackets",
+    ),
     ("too many attachments", with_(attachments=[attachment()] * 101), ["attachments"], "100"),
     ("too many tags", with_(tags=["a", "b", "c", "d"]), ["tags"], "3"),
     ("tag non-ASCII", with_(tags=["café"]), ["tags"], "printable ASCII"),
@@ -205,7 +230,10 @@ class TestAuthentication:
 HOSTILE_VALUES = [None, 0, -1, 1.5, True, [], {}, [None], {"a": None}, "", " ", "x" * 20_000, "\x00", "\r\n", "é" * 1000]
 
 
-@pytest.mark.parametrize("field", ["from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "attachments", "headers", "tags", "metadata", "send_at"])
+@pytest.mark.parametrize(
+    "field",
+    ["from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "attachments", "headers", "tags", "metadata", "send_at"],
+)
 def test_no_value_of_any_type_in_any_field_is_a_500(api_client, provisioned_queues, field):
     for value in HOSTILE_VALUES:
         response = post(api_client, with_(**{field: value}))

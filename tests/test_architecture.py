@@ -69,7 +69,9 @@ def first_party(names: set[str]) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     """Module → the first-party modules it imports (a package's import counts as its __init__'s)."""
-    return {name: {n for n in first_party(imports_of(name, path)) if n in MODULES and n != name} for name, path in MODULES.items()}
+    return {
+        name: {n for n in first_party(imports_of(name, path)) if n in MODULES and n != name} for name, path in MODULES.items()
+    }
 
 
 def test_the_reader_finds_imports_both_ways():
@@ -113,7 +115,11 @@ def test_no_import_cycles():
 
 # (importer prefix, forbidden import prefixes, why)
 RULES = [
-    ("providers", ("django", "rest_framework", "mail", "mailer_project", "devtools"), "providers take plain configuration and no framework"),
+    (
+        "providers",
+        ("django", "rest_framework", "mail", "mailer_project", "devtools"),
+        "providers take plain configuration and no framework",
+    ),
     ("mail.exceptions", ("django", "rest_framework"), "the domain's errors are Django-free"),
     ("mail", ("devtools", "tests", "bench"), "the service never imports its development doubles"),
     ("mailer_project", ("devtools", "tests", "bench"), "the service never imports its development doubles"),
@@ -128,7 +134,9 @@ def test_forbidden_import_directions():
         imported = imports_of(name, path) | imports_of(name, path, inside_functions=True)
         for importer, forbidden, why in RULES:
             if name == importer or name.startswith(importer + "."):
-                bad = sorted(i for i in imported if i.split(".")[0] in {f.split(".")[0] for f in forbidden} and i.startswith(forbidden))
+                bad = sorted(
+                    i for i in imported if i.split(".")[0] in {f.split(".")[0] for f in forbidden} and i.startswith(forbidden)
+                )
                 if bad:
                     broken.append(f"{name} imports {bad}: {why}")
         # The core (everything in mail/ but its outer layers) knows nothing of HTTP.
@@ -146,13 +154,20 @@ def test_no_function_local_imports_of_our_own_modules():
 
 @pytest.mark.parametrize("package", ["mail", "providers"])
 def test_modules_are_short_enough_to_read_in_one_sitting(package):
-    long = {name: n for name, path in MODULES.items() if name.split(".")[0] == package and (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        name: n
+        for name, path in MODULES.items()
+        if name.split(".")[0] == package and (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert long == {}
 
 
 def test_no_global_statements():
     found = [
-        f"{name}:{node.lineno}" for name, path in MODULES.items() for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Global)
+        f"{name}:{node.lineno}"
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Global)
     ]
     assert found == []
 
@@ -163,6 +178,8 @@ def test_nothing_cites_a_document_outside_the_repository():
     found = [
         path
         for path in tracked
-        if path != "tests/test_architecture.py" and (ROOT / path).is_file() and citing.search((ROOT / path).read_text(errors="ignore"))
+        if path != "tests/test_architecture.py"
+        and (ROOT / path).is_file()
+        and citing.search((ROOT / path).read_text(errors="ignore"))
     ]
     assert found == []

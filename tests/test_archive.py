@@ -29,16 +29,28 @@ def mongo(fresh_archive, settings):
 
 def test_each_kind_of_rejection_is_archived_with_its_details(api_client, client, api_key, mongo, provisioned_queues):
     api_client.post(URL, data=b'{"from": ', content_type="application/json")  # malformed JSON
-    api_client.post(URL, data=json.dumps({"from": "nope", "to": "x@example.com", "password": "hunter2"}), content_type="application/json")
+    api_client.post(
+        URL, data=json.dumps({"from": "nope", "to": "x@example.com", "password": "hunter2"}), content_type="application/json"
+    )
     api_client.post(URL, data="a=b", content_type="application/x-www-form-urlencoded")  # not JSON
     client.post(URL, data="{}", content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api_key[0].prefix}.{'x' * 32}")
     with override_settings(MAX_REQUEST_BYTES=100):
         api_client.post(URL, data=json.dumps({"text": "x" * 500}), content_type="application/json")
-    accepted = api_client.post(URL, data=json.dumps({"from": "a@example.com", "to": "b@example.com", "subject": "s", "text": "t"}), content_type="application/json")
+    accepted = api_client.post(
+        URL,
+        data=json.dumps({"from": "a@example.com", "to": "b@example.com", "subject": "s", "text": "t"}),
+        content_type="application/json",
+    )
     assert accepted.status_code == 202
 
     documents = {doc["error"]["type"]: doc for doc in mongo().find()}
-    assert set(documents) == {"parse_error", "validation_error", "unsupported_media_type", "authentication_failed", "payload_too_large"}
+    assert set(documents) == {
+        "parse_error",
+        "validation_error",
+        "unsupported_media_type",
+        "authentication_failed",
+        "payload_too_large",
+    }
     for doc in documents.values():
         assert doc["path"] == URL and doc["method"] == "POST" and doc["remote_addr"] == "127.0.0.1" and doc["at"]
     invalid = documents["validation_error"]

@@ -28,7 +28,9 @@ def queued_message_ids(sqs, queue_url) -> list[str]:
     ids = []
     while found := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
         ids += [task_arguments(m["Body"])[0] for m in found]
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(found)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(found)]
+        )
     return ids
 
 
@@ -135,6 +137,7 @@ def test_batches_are_cut_at_ten_entries_and_at_the_size_limit():
 
 
 # --- through a real API process, with SQS behind a proxy that counts and fails calls ----------
+
 
 @pytest.fixture
 def sqs_proxy():

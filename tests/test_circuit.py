@@ -10,7 +10,14 @@ import pytest
 from providers.circuit import Admission, BreakerConfig, Breakers, Outcome, RedisCircuits, State
 
 CONFIG = BreakerConfig(
-    failure_run=3, failure_rate=0.5, slow_call_seconds=2.0, slow_call_rate=0.5, min_calls=6, window_seconds=60, cooldown_seconds=30, probe_lease_seconds=10
+    failure_run=3,
+    failure_rate=0.5,
+    slow_call_seconds=2.0,
+    slow_call_rate=0.5,
+    min_calls=6,
+    window_seconds=60,
+    cooldown_seconds=30,
+    probe_lease_seconds=10,
 )
 OK = Outcome(ok=True, latency=0.1)
 FAILED = Outcome(ok=False, latency=0.1)
@@ -143,6 +150,7 @@ def test_a_probe_whose_worker_died_is_taken_over_when_its_lease_ends(breakers, c
 
 
 # --- shared through Redis ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def redis_prefix():

@@ -108,6 +108,8 @@ def test_the_jobs_process_drains_the_dlq_and_releases_scheduled_mail(make_stack)
     stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="not a task at all")
 
     stack.start_command([sys.executable, "manage.py", "jobs", "drain_dlq", "housekeeping"], "jobs", wait_for=None)
-    wait_until(lambda: DeadLetter.objects.filter(raw_body="not a task at all").exists(), what="the drainer to record the DLQ message")
+    wait_until(
+        lambda: DeadLetter.objects.filter(raw_body="not a task at all").exists(), what="the drainer to record the DLQ message"
+    )
     message = wait_until(lambda: (m := stack.message(held))["events"][-1]["type"] == "released" and m, what="the release")
     assert message["status"] == "queued" and [e["type"] for e in message["events"]] == ["scheduled", "released"]

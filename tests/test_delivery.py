@@ -99,7 +99,9 @@ def test_a_redelivered_task_of_a_sent_message_does_not_send_again(api_client, wo
     wait_until(lambda: queue_is_empty(sqs, empty_queues.queue_url), what="the first delivery to be acked")
 
     # SQS delivers at least once: the same task arrives again.
-    DeliveryTask(message_id, {"from": {"email": "a@example.com"}, "to": [{"email": "b@example.com"}], "subject": "once", "text": "x"}).publish()
+    DeliveryTask(
+        message_id, {"from": {"email": "a@example.com"}, "to": [{"email": "b@example.com"}], "subject": "once", "text": "x"}
+    ).publish()
     wait_until(lambda: queue_is_empty(sqs, empty_queues.queue_url), what="the duplicate to be acked")
 
     assert len(simulator.requests("sendgrid")) == 1
@@ -121,17 +123,26 @@ def test_tasks_queued_by_the_release_before_are_delivered(empty_queues, sqs, wor
     drain(sqs, empty_queues.queue_url)
     for captured in BEFORE_RESHAPE:
         Message.objects.create(
-            id=captured["message_id"], api_key=api_key[0], from_email="shop@example.com", recipients="ann@example.com", recipient_count=1, subject="s"
+            id=captured["message_id"],
+            api_key=api_key[0],
+            from_email="shop@example.com",
+            recipients="ann@example.com",
+            recipient_count=1,
+            subject="s",
         )
         sqs.send_message(QueueUrl=empty_queues.queue_url, MessageBody=captured["sqs_body"])
 
     for captured in BEFORE_RESHAPE:
         message = wait_until(
-            lambda c=captured: (m := Message.objects.get(pk=c["message_id"])).status == "sent" and m, timeout=60, what="the old task to be sent"
+            lambda c=captured: (m := Message.objects.get(pk=c["message_id"])).status == "sent" and m,
+            timeout=60,
+            what="the old task to be sent",
         )
         assert message.provider == (captured["provider"] or "sendgrid") and message.step == captured["step"]
     sent_ids = sorted(
-        r["json"]["personalizations"][0]["custom_args"]["mailer_message_id"] if r["provider"] == "sendgrid" else r["form"]["v:mailer_message_id"][0]
+        r["json"]["personalizations"][0]["custom_args"]["mailer_message_id"]
+        if r["provider"] == "sendgrid"
+        else r["form"]["v:mailer_message_id"][0]
         for r in simulator.requests(accepted=True)
     )
     assert sent_ids == sorted(c["message_id"] for c in BEFORE_RESHAPE)

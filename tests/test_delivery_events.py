@@ -26,7 +26,9 @@ def mailgun_webhook(stack, signer, request: dict, event: str, recipient: str, **
     # Mailgun returns the v: variables of the message as the event's user-variables.
     variables = {name[2:]: values[0] for name, values in request["form"].items() if name.startswith("v:")}
     data = {**mailgun_event("", event, recipient=recipient, **extra), "user-variables": variables}
-    return requests.post(f"{stack.api_url}/webhooks/mailgun", data=signer.body(data), headers={"Content-Type": "application/json"}, timeout=10)
+    return requests.post(
+        f"{stack.api_url}/webhooks/mailgun", data=signer.body(data), headers={"Content-Type": "application/json"}, timeout=10
+    )
 
 
 @pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])
@@ -44,11 +46,17 @@ def test_a_signed_webhook_marks_the_message_delivered_and_a_hard_bounce_suppress
 
     if provider == "sendgrid":
         delivered = sendgrid_webhook(stack, sendgrid_signer, request, "delivered", "ann@example.com", response="250 2.0.0 OK")
-        bounced = sendgrid_webhook(stack, sendgrid_signer, request, "bounce", "gone@example.com", type="bounce", reason="550 5.1.1 no such user")
+        bounced = sendgrid_webhook(
+            stack, sendgrid_signer, request, "bounce", "gone@example.com", type="bounce", reason="550 5.1.1 no such user"
+        )
         forged = sendgrid_webhook(stack, SendGridSigner(), request, "delivered", "ann@example.com")
     else:
-        delivered = mailgun_webhook(stack, mailgun_signer, request, "delivered", "ann@example.com", **{"delivery-status": {"code": 250}})
-        bounced = mailgun_webhook(stack, mailgun_signer, request, "failed", "gone@example.com", severity="permanent", reason="bounce")
+        delivered = mailgun_webhook(
+            stack, mailgun_signer, request, "delivered", "ann@example.com", **{"delivery-status": {"code": 250}}
+        )
+        bounced = mailgun_webhook(
+            stack, mailgun_signer, request, "failed", "gone@example.com", severity="permanent", reason="bounce"
+        )
         forged = mailgun_webhook(stack, MailgunSigner(), request, "delivered", "ann@example.com")
     assert delivered.status_code == 200 and delivered.json()["recorded"] == 1, delivered.text
     assert forged.status_code == (403 if provider == "sendgrid" else 406)
@@ -60,7 +68,9 @@ def test_a_signed_webhook_marks_the_message_delivered_and_a_hard_bounce_suppress
     provider_events = [(e["type"], e["provider"], e["recipient"]) for e in shown["events"] if e["recipient"]]
     assert provider_events == [("delivered", provider, "ann@example.com"), ("bounced", provider, "gone@example.com")]
 
-    refused = requests.post(f"{stack.api_url}/api/v1/messages", json=mail_body(to="Gone@example.com"), headers=stack.headers, timeout=10)
+    refused = requests.post(
+        f"{stack.api_url}/api/v1/messages", json=mail_body(to="Gone@example.com"), headers=stack.headers, timeout=10
+    )
     assert refused.status_code == 422 and refused.json()["error"]["type"] == "recipient_suppressed"
     assert stack.post(mail_body(to="gone@example.com", ignore_suppressions=True))
 
@@ -87,7 +97,10 @@ def test_a_webhook_faster_than_our_sent_write_is_caught_up_by_it(make_stack, sim
     message_id = stack.post(mail_body())  # no worker yet: the message waits in the queue
     body = json.dumps([sendgrid_event(message_id, "delivered")]).encode()
     response = requests.post(
-        f"{stack.api_url}/webhooks/sendgrid", data=body, headers={"Content-Type": "application/json", **signer.headers(body)}, timeout=10
+        f"{stack.api_url}/webhooks/sendgrid",
+        data=body,
+        headers={"Content-Type": "application/json", **signer.headers(body)},
+        timeout=10,
     )
     assert response.status_code == 200 and response.json()["recorded"] == 1
     assert stack.message(message_id)["status"] == "queued"

@@ -29,7 +29,12 @@ def test_transient_failures_are_retried_on_the_same_provider_with_waits_in_sqs(m
     wait_until(lambda: stack.counts()["MessagesDelayed"] == 1, what="a retry waiting as an SQS delay")
     message = stack.wait_for_status(message_id, "sent")
 
-    assert event_summary(message) == [("queued", ""), ("retry_scheduled", "sendgrid"), ("retry_scheduled", "sendgrid"), ("sent", "sendgrid")]
+    assert event_summary(message) == [
+        ("queued", ""),
+        ("retry_scheduled", "sendgrid"),
+        ("retry_scheduled", "sendgrid"),
+        ("sent", "sendgrid"),
+    ]
     retries = [e for e in message["events"] if e["type"] == "retry_scheduled"]
     assert [e["status_code"] for e in retries] == [503, 503]
     assert "retry 1 of 3" in retries[0]["detail"] and "retry 2 of 3" in retries[1]["detail"]
@@ -115,7 +120,9 @@ def test_both_down_fails_and_the_task_is_dead_lettered_without_calling_providers
     simulator.behave("mailgun", status=503)
     message_id = stack.post(mail_body())
     message = stack.wait_for_status(message_id, "failed", timeout=90)
-    assert [e["type"] for e in message["events"]] == ["queued"] + ["retry_scheduled"] * 3 + ["failover"] + ["retry_scheduled"] * 3 + ["failed"]
+    assert [e["type"] for e in message["events"]] == ["queued"] + ["retry_scheduled"] * 3 + ["failover"] + [
+        "retry_scheduled"
+    ] * 3 + ["failed"]
 
     # The redrive policy moves the task to the DLQ after 3 receives; redeliveries call no one.
     wait_until(lambda: stack.dead_letter_task_ids() == [message_id], timeout=60, what="the task in the dead-letter queue")
@@ -129,7 +136,11 @@ def test_a_task_that_crashes_the_worker_code_is_redelivered_then_dead_lettered(m
     stack.start_worker()
     # A message whose only task our code cannot read (a bug, a bad deploy): it must not vanish.
     poisoned = Message.objects.create(
-        api_key=APIKey.objects.get(name="stack"), from_email="a@example.com", recipients="b@example.com", recipient_count=1, subject="poison"
+        api_key=APIKey.objects.get(name="stack"),
+        from_email="a@example.com",
+        recipients="b@example.com",
+        recipient_count=1,
+        subject="poison",
     )
     stack.publish_copy_raw(str(poisoned.pk), {"not": "a payload"})
 
@@ -224,7 +235,9 @@ def test_200_messages_through_two_workers_with_30_percent_failures(make_stack, s
     ids = [stack.post(mail_body(f"load {i}")) for i in range(200)]
 
     finished = ("sent", "failed")
-    wait_until(lambda: Message.objects.filter(pk__in=ids, status__in=finished).count() == 200, timeout=240, what="all 200 finished")
+    wait_until(
+        lambda: Message.objects.filter(pk__in=ids, status__in=finished).count() == 200, timeout=240, what="all 200 finished"
+    )
 
     accepted = accepted_per_message(simulator)
     for message in Message.objects.filter(pk__in=ids):

@@ -26,7 +26,12 @@ def received(sqs, queue_url) -> str:
     [
         DeliveryTask("m-1", MAIL),
         DeliveryTask("m-2", MAIL, provider="mailgun", step=4, retries=2, only=True),
-        DeliveryTask("m-3", {"claim_check": {"bucket": "b", "key": "messages/m-3.json", "bytes": 9, "attachments": []}}, step=1, recheck=True),
+        DeliveryTask(
+            "m-3",
+            {"claim_check": {"bucket": "b", "key": "messages/m-3.json", "bytes": 9, "attachments": []}},
+            step=1,
+            recheck=True,
+        ),
     ],
     ids=["first attempt", "a retry for one provider", "a recheck of a stored body"],
 )

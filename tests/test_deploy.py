@@ -19,10 +19,26 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_READ = re.compile(r"\b(?:env|Env\(\))(?:\.\w+)?\(\s*\"([A-Z][A-Z0-9_]*)\"")
 
 DESIGN_NAMES = {  # the configuration names the service was specified with (docs/operations.md), a contract
-    "MAILER_MODE", "DATABASE_URL", "AWS_REGION", "SQS_ENDPOINT_URL", "SQS_QUEUE_NAME", "SQS_DLQ_NAME",
-    "SQS_MAX_RECEIVE_COUNT", "SQS_VISIBILITY_TIMEOUT", "MAIL_PROVIDERS", "SENDGRID_API_KEY", "SENDGRID_API_URL",
-    "MAILGUN_API_KEY", "MAILGUN_DOMAIN", "MAILGUN_API_URL", "MONGODB_URI", "S3_BUCKET", "S3_ENDPOINT_URL",
-    "LARGE_MESSAGE_BYTES", "CLOUDWATCH_LOG_GROUP", "REDIS_URL",
+    "MAILER_MODE",
+    "DATABASE_URL",
+    "AWS_REGION",
+    "SQS_ENDPOINT_URL",
+    "SQS_QUEUE_NAME",
+    "SQS_DLQ_NAME",
+    "SQS_MAX_RECEIVE_COUNT",
+    "SQS_VISIBILITY_TIMEOUT",
+    "MAIL_PROVIDERS",
+    "SENDGRID_API_KEY",
+    "SENDGRID_API_URL",
+    "MAILGUN_API_KEY",
+    "MAILGUN_DOMAIN",
+    "MAILGUN_API_URL",
+    "MONGODB_URI",
+    "S3_BUCKET",
+    "S3_ENDPOINT_URL",
+    "LARGE_MESSAGE_BYTES",
+    "CLOUDWATCH_LOG_GROUP",
+    "REDIS_URL",
 }
 # What production leaves to the settings' defaults: the providers' real URLs, the claim-check threshold.
 PRODUCTION_DEFAULTS = {"SENDGRID_API_URL", "MAILGUN_API_URL", "LARGE_MESSAGE_BYTES"}

@@ -83,7 +83,9 @@ def test_each_mode_starts_its_processes_is_healthy_and_stops_on_sigterm(entrypoi
         wait_until(lambda: run_entrypoint("healthcheck", env=env).returncode == 0, what=f"the {mode} health check to pass")
         # `exec` all the way down: the entrypoint's own process is the supervisor.
         children = children_of(process.process.pid)
-        found = sorted(kind for kind in ("gunicorn", "celery", "drain_dlq", "housekeeping") for child in children if kind in child)
+        found = sorted(
+            kind for kind in ("gunicorn", "celery", "drain_dlq", "housekeeping") for child in children if kind in child
+        )
         assert found == EXPECTED_CHILDREN[mode], children
     finally:
         # What `docker stop` does: SIGTERM to the container's main process only.
@@ -103,7 +105,14 @@ def test_each_mode_starts_its_processes_is_healthy_and_stops_on_sigterm(entrypoi
 def test_sigterm_during_a_send_lets_the_worker_finish_it(entrypoint_env, simulator, tmp_path):
     stack, env = entrypoint_env
     # A send of 4 s, well inside the provider's read timeout; the claim's lease outlasts it.
-    env = {**env, **FAST, "PROVIDER_READ_TIMEOUT": "8", "DELIVERY_LEASE_SECONDS": "12", "SQS_VISIBILITY_TIMEOUT": "30", "MAILER_MODE": "processor"}
+    env = {
+        **env,
+        **FAST,
+        "PROVIDER_READ_TIMEOUT": "8",
+        "DELIVERY_LEASE_SECONDS": "12",
+        "SQS_VISIBILITY_TIMEOUT": "30",
+        "MAILER_MODE": "processor",
+    }
     simulator.behave("sendgrid", latency_ms=4000)
     processor = ServiceProcess(["sh", ENTRYPOINT, "serve"], env, tmp_path / "processor.log")
     try:
@@ -128,9 +137,12 @@ def test_one_off_commands(entrypoint_env, tmp_path):
     env = {**env, "SQS_QUEUE_NAME": "entrypoint-oneoff", "SQS_DLQ_NAME": "entrypoint-oneoff-dlq"}
     provisioned = run_entrypoint("provision", env=env)
     assert provisioned.returncode == 0, provisioned.stderr
-    assert requests.post(
-        env["SQS_ENDPOINT_URL"], data={"Action": "GetQueueUrl", "QueueName": "entrypoint-oneoff-dlq"}, timeout=10
-    ).status_code == 200
+    assert (
+        requests.post(
+            env["SQS_ENDPOINT_URL"], data={"Action": "GetQueueUrl", "QueueName": "entrypoint-oneoff-dlq"}, timeout=10
+        ).status_code
+        == 200
+    )
     migrated = run_entrypoint("migrate", env=env)
     assert migrated.returncode == 0 and "No migrations to apply" in migrated.stdout, migrated.stdout + migrated.stderr
     drained = run_entrypoint("manage", "drain_dlq", "--once", env=env)

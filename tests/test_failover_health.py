@@ -40,7 +40,9 @@ def test_a_failing_provider_is_skipped_then_traffic_returns_when_it_recovers(mak
     # next retry skips to Mailgun.
     first = sent_by(stack, "finds out")
     assert first["provider"] == "mailgun"
-    assert event_types(first) == ["queued", "retry_scheduled", "retry_scheduled", "retry_scheduled", "skipped", "sent"], first["events"]
+    assert event_types(first) == ["queued", "retry_scheduled", "retry_scheduled", "retry_scheduled", "skipped", "sent"], first[
+        "events"
+    ]
     sendgrid_calls = len(simulator.requests("sendgrid"))
     assert sendgrid_calls == 3
 
@@ -83,7 +85,9 @@ def test_a_429_with_retry_after_opens_the_circuit_for_that_long(make_stack, simu
 
 
 def test_slow_answers_open_the_circuit(make_stack, simulator):
-    stack = make_stack(**{**BREAKER, "BREAKER_SLOW_CALL_SECONDS": "1", "BREAKER_MIN_CALLS": "3", "BREAKER_COOLDOWN_SECONDS": "60"})
+    stack = make_stack(
+        **{**BREAKER, "BREAKER_SLOW_CALL_SECONDS": "1", "BREAKER_MIN_CALLS": "3", "BREAKER_COOLDOWN_SECONDS": "60"}
+    )
     stack.start_worker()
     simulator.behave("sendgrid", latency_ms=1500)
 
@@ -124,7 +128,9 @@ def test_with_every_circuit_open_messages_wait_in_sqs_then_go(make_stack, simula
     first = stack.post(mail_body("both down"))
     # SendGrid's three failures, then Mailgun's three (its own fresh retries): both circuits open.
     waiting = wait_until(
-        lambda: (m := stack.message(first)) and "waiting" in event_types(m) and m, timeout=60, what="the message to wait for a circuit"
+        lambda: (m := stack.message(first)) and "waiting" in event_types(m) and m,
+        timeout=60,
+        what="the message to wait for a circuit",
     )
     assert waiting["status"] == "queued"
     assert "the circuit of every provider left for it is open (mailgun)" in waiting["events"][-1]["detail"]

@@ -66,7 +66,9 @@ def test_a_20_mb_message_goes_through_s3_to_sendgrid_then_to_mailgun(make_stack,
     stack = make_stack()
     stack.start_worker()
     invoice, report = os.urandom(10_000_000), os.urandom(10_000_000)
-    body = mail_body("20 MB", attachments=[attachment("invoice.pdf", invoice, "application/pdf"), attachment("report.bin", report)])
+    body = mail_body(
+        "20 MB", attachments=[attachment("invoice.pdf", invoice, "application/pdf"), attachment("report.bin", report)]
+    )
     expected = {"invoice.pdf": sha256(invoice), "report.bin": sha256(report)}
 
     by_sendgrid = stack.post(body)
@@ -119,7 +121,9 @@ def test_just_under_the_threshold_travels_in_sqs_just_over_goes_to_s3_both_deliv
     # Before any worker runs: what sits in the queue is the mail itself, or a pointer to S3.
     tasks = {}
     while len(tasks) < 2:
-        for sqs_message in stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []):
+        for sqs_message in stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        ):
             message_id, payload, _ = task_arguments(sqs_message["Body"])
             tasks[message_id] = payload
     assert "text" in tasks[inline_id] and not claim_check.is_pointer(tasks[inline_id])
@@ -128,7 +132,11 @@ def test_just_under_the_threshold_travels_in_sqs_just_over_goes_to_s3_both_deliv
     stack.start_worker()
     for message_id, text in ((inline_id, under["text"]), (stored_id, over["text"])):
         assert stack.wait_for_status(message_id, "sent", timeout=60)["provider"] == "sendgrid"
-        sent = next(r for r in simulator.requests("sendgrid") if r["json"]["personalizations"][0]["custom_args"]["mailer_message_id"] == message_id)
+        sent = next(
+            r
+            for r in simulator.requests("sendgrid")
+            if r["json"]["personalizations"][0]["custom_args"]["mailer_message_id"] == message_id
+        )
         assert sent["json"]["content"][0]["value"] == text
     assert not stored(stored_id)
 
@@ -146,7 +154,10 @@ def test_s3_down_at_accept_is_503_and_nothing_is_queued(make_stack):
     assert not Message.objects.exists()
     assert drain(stack.sqs, stack.queue_url) == 0
     # A message small enough for SQS needs no S3.
-    assert requests.post(f"{stack.api_url}/api/v1/messages", json=mail_body("small"), headers=stack.headers, timeout=30).status_code == 202
+    assert (
+        requests.post(f"{stack.api_url}/api/v1/messages", json=mail_body("small"), headers=stack.headers, timeout=30).status_code
+        == 202
+    )
 
 
 def test_s3_down_at_send_time_is_retried_until_it_is_back(make_stack, simulator):
@@ -210,9 +221,21 @@ def test_the_bucket_is_provisioned_private_encrypted_and_expiring(provisioned_qu
 
 def test_a_large_message_whose_body_expired_is_not_requeued(provisioned_queues, api_key):
     message = Message.objects.create(
-        api_key=api_key[0], status=Message.Status.FAILED, from_email="a@example.com", recipients="b@example.com", recipient_count=1, subject="old"
+        api_key=api_key[0],
+        status=Message.Status.FAILED,
+        from_email="a@example.com",
+        recipients="b@example.com",
+        recipient_count=1,
+        subject="old",
     )
-    pointer = {claim_check.POINTER: {"bucket": settings.S3_BUCKET, "key": claim_check.key_for(str(message.pk)), "bytes": 1, "attachments": []}}
+    pointer = {
+        claim_check.POINTER: {
+            "bucket": settings.S3_BUCKET,
+            "key": claim_check.key_for(str(message.pk)),
+            "bytes": 1,
+            "attachments": [],
+        }
+    }
     DeadLetter.objects.create(sqs_message_id=str(uuid.uuid4()), message=message, task_args=[str(message.pk), pointer, None])
 
     assert operator.requeue(message, "ops") is False  # nothing in S3 to send: refused, not failed again

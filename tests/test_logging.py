@@ -68,7 +68,9 @@ def test_log_lines_reach_cloudwatch_with_their_fields_and_nothing_secret(make_st
     assert sent["provider"] == "sendgrid" and sent["outcome"] == "sent"
     assert sent["pid"] != worker.process.pid, "the send ran in a forked pool process"
     streams = [s["logStreamName"] for s in client.describe_log_streams(logGroupName=group)["logStreams"]]
-    assert any(stream.endswith(f"/{sent['pid']}") for stream in streams) and any(s.endswith(f"/{accepted['pid']}") for s in streams)
+    assert any(stream.endswith(f"/{sent['pid']}") for stream in streams) and any(
+        s.endswith(f"/{accepted['pid']}") for s in streams
+    )
 
     forbidden = [api_key, secret_part, body["subject"], body["text"], body["html"], token, *secrets.values()]
     shipped = "\n".join(event["message"] for event in cloudwatch_events(client, group))

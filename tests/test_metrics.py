@@ -48,7 +48,10 @@ def test_metrics_count_what_workers_did_and_read_queue_depth(make_stack, simulat
     assert found[("mailer_messages", (("status", "sent"),))] == 2
     assert found[("mailer_messages", (("status", "failed"),))] == 1
     assert found[("mailer_send_latency_window_messages", ())] == 2
-    p50, p99 = found[("mailer_send_latency_seconds", (("percentile", "50"),))], found[("mailer_send_latency_seconds", (("percentile", "99"),))]
+    p50, p99 = (
+        found[("mailer_send_latency_seconds", (("percentile", "50"),))],
+        found[("mailer_send_latency_seconds", (("percentile", "99"),))],
+    )
     assert 0 < p50 <= p99 < 60
     queue = stack.env["SQS_QUEUE_NAME"]
     assert found[("mailer_queue_up", (("queue", queue),))] == 1

@@ -54,7 +54,9 @@ def test_a_registered_provider_sends_takes_events_and_limits(api_client, postcar
     assert accepted.status_code == 202, accepted.content
     message_id = accepted.json()["id"]
 
-    message = wait_until(lambda: (m := Message.objects.get(pk=message_id)).status == "sent" and m, timeout=60, what="the postcard to be sent")
+    message = wait_until(
+        lambda: (m := Message.objects.get(pk=message_id)).status == "sent" and m, timeout=60, what="the postcard to be sent"
+    )
     assert message.provider == NAME and message.provider_message_id == f"card-{message_id[:8]}"
     assert json.loads((postcard / f"{message_id}.json").read_text())["subject"] == "Greetings"
     assert simulator.requests() == []  # the first provider took it: SendGrid was never asked
@@ -68,7 +70,9 @@ def test_a_registered_provider_sends_takes_events_and_limits(api_client, postcar
     event = json.dumps({"id": message_id, "event_id": "e-1", "to": "ann@example.com"}).encode()
     signature = hmac.new(b"card-key", event, hashlib.sha256).hexdigest()
     url = f"/webhooks/{NAME}"
-    assert api_client.post(url, data=event, content_type="application/json", HTTP_X_POSTCARD_SIGNATURE="forged").status_code == 403
+    assert (
+        api_client.post(url, data=event, content_type="application/json", HTTP_X_POSTCARD_SIGNATURE="forged").status_code == 403
+    )
     answer = api_client.post(url, data=event, content_type="application/json", HTTP_X_POSTCARD_SIGNATURE=signature)
     assert answer.status_code == 200 and answer.json()["recorded"] == 1
     assert api_client.get(f"/api/v1/messages/{message_id}").json()["status"] == "delivered"

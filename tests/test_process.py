@@ -28,7 +28,9 @@ def provision(env):
 
 def serve(mode: str, env: dict, log_path) -> tuple[ServiceProcess, str]:
     port = free_port()
-    process = ServiceProcess([sys.executable, "manage.py", "serve"], {**env, "MAILER_MODE": mode, "BIND_ADDRESS": f"127.0.0.1:{port}"}, log_path)
+    process = ServiceProcess(
+        [sys.executable, "manage.py", "serve"], {**env, "MAILER_MODE": mode, "BIND_ADDRESS": f"127.0.0.1:{port}"}, log_path
+    )
     base = f"http://127.0.0.1:{port}"
     if mode != "processor":
         process.wait_for_http(f"{base}/healthz")
@@ -67,7 +69,9 @@ def consumer_with_own_sqs(tmp_path):
     provision(env)
     _, key = APIKey.objects.create_key(name="process test")
     process, base = serve("consumer", env, tmp_path / "serve.log")
-    yield SimpleNamespace(base=base, headers={"Authorization": f"Bearer {key}"}, proxy=proxy, sqs_process=sqs_process, sqs_url=sqs_url)
+    yield SimpleNamespace(
+        base=base, headers={"Authorization": f"Bearer {key}"}, proxy=proxy, sqs_process=sqs_process, sqs_url=sqs_url
+    )
     proxy.close()
     sqs_process.terminate()
     assert process.stop() == 0

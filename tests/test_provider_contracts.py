@@ -84,7 +84,12 @@ FIELDS = [
         {"personalizations.0.to": [{"email": "ann@example.com", "name": "Ann"}, {"email": "bob@xn--mnchen-3ya.de"}]},
         {"to": ["Ann <ann@example.com>", "bob@xn--mnchen-3ya.de"]},
     ),
-    ("to, one string", {"to": "ann@example.com"}, {"personalizations.0.to": [{"email": "ann@example.com"}]}, {"to": ["ann@example.com"]}),
+    (
+        "to, one string",
+        {"to": "ann@example.com"},
+        {"personalizations.0.to": [{"email": "ann@example.com"}]},
+        {"to": ["ann@example.com"]},
+    ),
     (
         "cc",
         {"cc": ["Cé <c@example.com>", "d@example.com"]},
@@ -110,7 +115,12 @@ FIELDS = [
         {"reply_to": {"email": "jane@example.com", "name": "Doe, Jane"}},
         {"h:Reply-To": ['"Doe, Jane" <jane@example.com>']},
     ),
-    ("subject, non-ASCII", {"subject": "Ihre Bestellung – 日本 🎉"}, {"subject": "Ihre Bestellung – 日本 🎉"}, {"subject": ["Ihre Bestellung – 日本 🎉"]}),
+    (
+        "subject, non-ASCII",
+        {"subject": "Ihre Bestellung – 日本 🎉"},
+        {"subject": "Ihre Bestellung – 日本 🎉"},
+        {"subject": ["Ihre Bestellung – 日本 🎉"]},
+    ),
     ("text only", {}, {"content": [{"type": "text/plain", "value": "plain body"}]}, {"text": ["plain body"], "html": ABSENT}),
     (
         "html only, empty text",
@@ -127,7 +137,11 @@ FIELDS = [
     (
         "attachment, non-ASCII filename",
         {"attachments": [{"filename": "Rechnung März.pdf", "content": PDF, "content_type": "application/pdf"}]},
-        {"attachments": [{"content": PDF, "type": "application/pdf", "filename": "Rechnung März.pdf", "disposition": "attachment"}]},
+        {
+            "attachments": [
+                {"content": PDF, "type": "application/pdf", "filename": "Rechnung März.pdf", "disposition": "attachment"}
+            ]
+        },
         {"files": [("attachment", "Rechnung März.pdf", "application/pdf", PDF)]},
     ),
     (
@@ -167,7 +181,12 @@ FIELDS = [
         {"personalizations.0.custom_args": {"order_id": "42", "tenant": "Ærø", "mailer_message_id": MID}, "custom_args": ABSENT},
         {"v:order_id": ["42"], "v:tenant": ["Ærø"], "v:mailer_message_id": [MID]},
     ),
-    ("no metadata: our id alone", {}, {"personalizations.0.custom_args": {"mailer_message_id": MID}}, {"v:mailer_message_id": [MID]}),
+    (
+        "no metadata: our id alone",
+        {},
+        {"personalizations.0.custom_args": {"mailer_message_id": MID}},
+        {"v:mailer_message_id": [MID]},
+    ),
     # Scheduling and suppression are ours: neither travels to a provider.
     ("send_at", {"send_at": "SOON"}, {"send_at": ABSENT}, {"o:deliverytime": ABSENT}),
     ("ignore_suppressions", {"ignore_suppressions": True}, {"ignore_suppressions": ABSENT}, {"ignore_suppressions": ABSENT}),
@@ -207,6 +226,7 @@ def test_each_v1_field_reaches_mailgun_as_its_api_documents(mailgun, simulator, 
 
 # --- 1000 recipients, both providers ----------------------------------------------------------
 
+
 def thousand_recipients() -> OutboundMessage:
     return outbound(
         {
@@ -232,6 +252,7 @@ def test_1000_recipients_reach_mailgun_as_repeated_fields(mailgun, simulator):
 
 
 # --- each provider's limits, enforced before a request ---------------------------------------
+
 
 def message(**changes) -> OutboundMessage:
     fields = dict(message_id=MID, sender=Address("s@example.com"), to=(Address("t@example.com"),), subject="S", text="T")
@@ -266,9 +287,14 @@ def test_sendgrid_refuses_what_breaks_its_limits_without_a_request(simulator, ch
 
 
 def test_sendgrid_at_its_limits_is_valid():
-    payload = SENDGRID.build_payload(message(to=many(1000), metadata=custom_args_of_size(10_000), tags=tuple(f"t{i}" for i in range(10))))
+    payload = SENDGRID.build_payload(
+        message(to=many(1000), metadata=custom_args_of_size(10_000), tags=tuple(f"t{i}" for i in range(10)))
+    )
     validate_against_sendgrid_spec(payload)
-    assert len(json.dumps(payload["personalizations"][0]["custom_args"], ensure_ascii=False).encode()) == sendgrid_module.MAX_CUSTOM_ARGS_BYTES
+    assert (
+        len(json.dumps(payload["personalizations"][0]["custom_args"], ensure_ascii=False).encode())
+        == sendgrid_module.MAX_CUSTOM_ARGS_BYTES
+    )
 
 
 def options_of_size(size: int, **changes) -> dict:
@@ -293,7 +319,13 @@ def test_mailgun_refuses_what_breaks_its_limits_without_a_request(mailgun, simul
 
 
 def test_mailgun_at_its_limits_is_sent(mailgun, simulator):
-    form = sent_to_mailgun(mailgun, simulator, message(to=many(1000), tags=("a", "b", "c"), headers=options_of_size(mailgun_module.MAX_OPTIONS_BYTES, tags=("a", "b", "c"))))["form"]
+    form = sent_to_mailgun(
+        mailgun,
+        simulator,
+        message(
+            to=many(1000), tags=("a", "b", "c"), headers=options_of_size(mailgun_module.MAX_OPTIONS_BYTES, tags=("a", "b", "c"))
+        ),
+    )["form"]
     assert len(form["to"]) == 1000 and form["o:tag"] == ["a", "b", "c"]
     options = sum(len(k.encode()) + len(v.encode()) for k, values in form.items() if k[:2] in ("o:", "h:", "v:") for v in values)
     assert options == mailgun_module.MAX_OPTIONS_BYTES
@@ -317,14 +349,23 @@ def test_the_api_refuses_options_over_mailguns_16_kb_up_front(api_client):
 
 # --- SendGrid's answers, as the simulator gives them, by SendGrid's description -------------
 
+
 def _validate_sendgrid_answer(payload: dict, response: requests.Response) -> None:
     request = MockRequest(
-        "https://api.sendgrid.com", "post", "/v3/mail/send", data=json.dumps(payload).encode(),
-        content_type="application/json", headers={"Authorization": "Bearer key"},
+        "https://api.sendgrid.com",
+        "post",
+        "/v3/mail/send",
+        data=json.dumps(payload).encode(),
+        content_type="application/json",
+        headers={"Authorization": "Bearer key"},
     )
     SPEC.validate_response(
         request,
-        MockResponse(response.content, status_code=response.status_code, content_type=response.headers.get("Content-Type", "application/json")),
+        MockResponse(
+            response.content,
+            status_code=response.status_code,
+            content_type=response.headers.get("Content-Type", "application/json"),
+        ),
     )
 
 

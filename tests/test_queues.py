@@ -79,6 +79,7 @@ def test_a_task_just_under_the_limit_is_taken_by_sqs(empty_queues, sqs):
     # Grow an attachment until the estimate is as close under 1 MiB as it gets: the real SQS
     # server must still take it, so the estimate never lets through what SQS would refuse.
     size = 300_000
+
     def wire_size(message):
         return DeliveryTask(message.message_id, message.to_payload()).wire_size()
 

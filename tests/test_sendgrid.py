@@ -110,6 +110,7 @@ def test_the_validator_does_reject_what_sendgrid_would():
 
 # --- over HTTP, against the simulator ---------------------------------------------------------
 
+
 @pytest.fixture
 def sendgrid():
     return SendGridProvider("test-key", SIMULATOR_URL, Timeouts(connect=1, read=1))

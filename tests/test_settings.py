@@ -5,7 +5,9 @@ import sys
 
 
 def run(*argv, **env):
-    return subprocess.run([sys.executable, "manage.py", *argv], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "manage.py", *argv], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True
+    )
 
 
 PRODUCTION = {

@@ -22,7 +22,9 @@ CELERY = str(Path(sys.executable).parent / "celery")  # the console script, as a
 WORKER = [CELERY, "-A", "mailer_project", "worker", "-l", "info"]
 
 
-@pytest.mark.parametrize("pool", [None, "gevent", "threads", "prefork"], ids=["no pool named", "-P gevent", "-P threads", "-P prefork"])
+@pytest.mark.parametrize(
+    "pool", [None, "gevent", "threads", "prefork"], ids=["no pool named", "-P gevent", "-P threads", "-P prefork"]
+)
 def test_the_plain_celery_worker_delivers(make_stack, pool):
     stack = make_stack()
     worker = stack.start_command([*WORKER, *(["-P", pool] if pool else [])], "celery")
@@ -48,7 +50,14 @@ def test_a_gevent_worker_without_its_patching_refuses_to_start(make_stack, tmp_p
     stack = make_stack()
     # Celery patches for gevent only when its own `__main__` sees `-P gevent`; started any other
     # way the gevent pool would block on its first network call, ready but delivering nothing.
-    unpatched = [sys.executable, "-c", "import sys; from celery.bin.celery import main; sys.argv[0] = 'celery'; main()", *WORKER[1:], "-P", "gevent"]
+    unpatched = [
+        sys.executable,
+        "-c",
+        "import sys; from celery.bin.celery import main; sys.argv[0] = 'celery'; main()",
+        *WORKER[1:],
+        "-P",
+        "gevent",
+    ]
     done = subprocess.run(unpatched, env=stack.env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "The gevent pool needs gevent's monkey-patching" in done.stdout + done.stderr
@@ -62,7 +71,15 @@ def test_runserver_and_the_plain_worker_with_the_local_provider_settings(make_st
     var_dir = tmp_path / "var"
     port = free_port()
     local_simulator = ServiceProcess(
-        [sys.executable, "-m", "devtools.simulator", "--port", str(port), "--settings-file", str(var_dir / "local-providers.env")],
+        [
+            sys.executable,
+            "-m",
+            "devtools.simulator",
+            "--port",
+            str(port),
+            "--settings-file",
+            str(var_dir / "local-providers.env"),
+        ],
         stack.env,
         tmp_path / "simulator.log",
     )
@@ -90,7 +107,9 @@ def test_runserver_and_the_plain_worker_with_the_local_provider_settings(make_st
 def test_the_local_provider_settings_yield_to_the_environment(tmp_path):
     var_dir = tmp_path / "var"
     var_dir.mkdir()
-    (var_dir / "local-providers.env").write_text("# written by the simulator\nSENDGRID_API_URL=http://127.0.0.1:1\nSENDGRID_API_KEY=simulator\n")
+    (var_dir / "local-providers.env").write_text(
+        "# written by the simulator\nSENDGRID_API_URL=http://127.0.0.1:1\nSENDGRID_API_KEY=simulator\n"
+    )
     code = "from django.conf import settings; print(settings.SENDGRID_API_URL, settings.SENDGRID_API_KEY)"
     base = {**os.environ, "MAILER_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "mailer_project.settings"}
     base = {k: v for k, v in base.items() if not k.startswith("SENDGRID_")}

@@ -34,7 +34,11 @@ def test_a_suppressed_recipient_is_refused_by_name_and_nothing_is_queued(api_cli
     assert response.status_code == 422, response.content
     error = response.json()["error"]
     assert error["type"] == "recipient_suppressed"
-    assert "GONE@example.com" in error["message"] and "angry@example.com" in error["message"] and "ignore_suppressions" in error["message"]
+    assert (
+        "GONE@example.com" in error["message"]
+        and "angry@example.com" in error["message"]
+        and "ignore_suppressions" in error["message"]
+    )
     assert list(error["fields"]) == ["to", "bcc"]
     assert "hard bounce" in error["fields"]["to"][0] and "complaint" in error["fields"]["bcc"][0]
     assert Message.objects.count() == 0

@@ -38,8 +38,14 @@ def mailgun_signer(settings):
 def message(api_key):
     """A message a provider has accepted."""
     return Message.objects.create(
-        api_key=api_key[0], status=Message.Status.SENT, from_email="shop@example.com", recipients="ann@example.com",
-        recipient_count=1, subject="Receipt", provider="sendgrid", sent_at=timezone.now(),
+        api_key=api_key[0],
+        status=Message.Status.SENT,
+        from_email="shop@example.com",
+        recipients="ann@example.com",
+        recipient_count=1,
+        subject="Receipt",
+        provider="sendgrid",
+        sent_at=timezone.now(),
     )
 
 
@@ -66,6 +72,7 @@ def assert_error(response, status: int, error_type: str):
 
 
 # --- SendGrid: signature -----------------------------------------------------------------------
+
 
 def test_a_signed_delivered_event_is_recorded_and_shown_by_the_api(client, api_client, signer, message):
     body = sendgrid_body(sendgrid_event(str(message.id), "delivered", email="Ann@Example.com", response="250 OK"))
@@ -121,7 +128,14 @@ def test_sendgrid_without_a_configured_key_refuses_everything(client, settings, 
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b'{"event": "delivered"}', b'["delivered"]', b'[{"email": "a@example.com"}]', b"\xff\xfe", b'[{"event": "delivered", "timestamp": "yesterday"}]'],
+    [
+        b"{not json",
+        b'{"event": "delivered"}',
+        b'["delivered"]',
+        b'[{"email": "a@example.com"}]',
+        b"\xff\xfe",
+        b'[{"event": "delivered", "timestamp": "yesterday"}]',
+    ],
     ids=["not JSON", "an object, not an array", "not objects", "no event name", "not UTF-8", "bad timestamp"],
 )
 def test_sendgrid_malformed_but_signed_body_is_400_and_nothing_is_stored(client, signer, message, body):
@@ -137,10 +151,16 @@ def test_only_post_is_allowed(client, db, signer):
 
 # --- SendGrid: events --------------------------------------------------------------------------
 
+
 def test_a_resent_sendgrid_event_is_stored_once(client, signer, message):
     event = sendgrid_event(str(message.id), "delivered")
     body = sendgrid_body(event, event)  # twice in one batch ...
-    assert post_sendgrid(client, body, signer.headers(body)).json() == {"received": 2, "recorded": 1, "duplicate": 1, "unknown_message": 0}
+    assert post_sendgrid(client, body, signer.headers(body)).json() == {
+        "received": 2,
+        "recorded": 1,
+        "duplicate": 1,
+        "unknown_message": 0,
+    }
     body = sendgrid_body(event)  # ... and again later, as SendGrid retries
     assert post_sendgrid(client, body, signer.headers(body)).json()["duplicate"] == 1
     assert provider_events(message) == [("delivered", "sendgrid")]
@@ -148,7 +168,13 @@ def test_a_resent_sendgrid_event_is_stored_once(client, signer, message):
 
 def test_out_of_order_events_never_move_the_status_backwards(client, signer, message):
     mid = str(message.id)
-    for name, expected in [("bounce", "bounced"), ("delivered", "bounced"), ("processed", "bounced"), ("spamreport", "complained"), ("bounce", "complained")]:
+    for name, expected in [
+        ("bounce", "bounced"),
+        ("delivered", "bounced"),
+        ("processed", "bounced"),
+        ("spamreport", "complained"),
+        ("bounce", "complained"),
+    ]:
         body = sendgrid_body(sendgrid_event(mid, name))
         assert post_sendgrid(client, body, signer.headers(body)).status_code == 200
         assert status_of(message) == expected, name
@@ -157,7 +183,9 @@ def test_out_of_order_events_never_move_the_status_backwards(client, signer, mes
 
 def test_delivered_then_bounced_moves_forward(client, signer, message):
     mid = str(message.id)
-    body = sendgrid_body(sendgrid_event(mid, "processed"), sendgrid_event(mid, "delivered"), sendgrid_event(mid, "bounce", type="bounce"))
+    body = sendgrid_body(
+        sendgrid_event(mid, "processed"), sendgrid_event(mid, "delivered"), sendgrid_event(mid, "bounce", type="bounce")
+    )
     post_sendgrid(client, body, signer.headers(body))
     assert status_of(message) == "bounced"
 
@@ -169,7 +197,9 @@ def test_events_for_a_message_not_yet_marked_sent_keep_its_status(client, signer
     assert status_of(message) == "sending"
 
 
-@pytest.mark.parametrize("message_id", ["7b0a5d8e-0000-4000-8000-000000000000", "not-a-uuid", ""], ids=["unknown id", "not ours", "none"])
+@pytest.mark.parametrize(
+    "message_id", ["7b0a5d8e-0000-4000-8000-000000000000", "not-a-uuid", ""], ids=["unknown id", "not ours", "none"]
+)
 def test_an_event_for_an_unknown_message_is_200_and_logged(client, signer, message, caplog, message_id):
     body = sendgrid_body(sendgrid_event(message_id, "delivered"))
     with caplog.at_level(logging.WARNING, logger="mail.events"):
@@ -180,9 +210,18 @@ def test_an_event_for_an_unknown_message_is_200_and_logged(client, signer, messa
 
 
 def test_a_batch_for_several_messages_records_each(client, signer, message, api_key):
-    other = Message.objects.create(api_key=api_key[0], status="sent", from_email="a@example.com", recipients="b@example.com", recipient_count=1, subject="x")
-    body = sendgrid_body(sendgrid_event(str(message.id), "delivered"), sendgrid_event(str(other.id), "deferred"), sendgrid_event("", "open"))
-    assert post_sendgrid(client, body, signer.headers(body)).json() == {"received": 3, "recorded": 2, "duplicate": 0, "unknown_message": 1}
+    other = Message.objects.create(
+        api_key=api_key[0], status="sent", from_email="a@example.com", recipients="b@example.com", recipient_count=1, subject="x"
+    )
+    body = sendgrid_body(
+        sendgrid_event(str(message.id), "delivered"), sendgrid_event(str(other.id), "deferred"), sendgrid_event("", "open")
+    )
+    assert post_sendgrid(client, body, signer.headers(body)).json() == {
+        "received": 3,
+        "recorded": 2,
+        "duplicate": 0,
+        "unknown_message": 1,
+    }
     assert status_of(message) == "delivered" and status_of(other) == "sent"
 
 
@@ -201,7 +240,9 @@ SENDGRID_KINDS = [
 ]
 
 
-@pytest.mark.parametrize("name,extra,expected", SENDGRID_KINDS, ids=[f"{n} {e.get('type', '')}".strip() for n, e, _ in SENDGRID_KINDS])
+@pytest.mark.parametrize(
+    "name,extra,expected", SENDGRID_KINDS, ids=[f"{n} {e.get('type', '')}".strip() for n, e, _ in SENDGRID_KINDS]
+)
 def test_every_sendgrid_event_kind_is_normalised(client, signer, message, name, extra, expected):
     body = sendgrid_body(sendgrid_event(str(message.id), name, **extra))
     assert post_sendgrid(client, body, signer.headers(body)).json()["recorded"] == 1
@@ -233,6 +274,7 @@ def test_hard_bounces_and_complaints_suppress_the_recipient_soft_ones_do_not(cli
 
 
 # --- Mailgun -----------------------------------------------------------------------------------
+
 
 def test_a_signed_mailgun_event_is_recorded(client, mailgun_signer, message):
     body = mailgun_signer.body(mailgun_event(str(message.id), "delivered", **{"delivery-status": {"code": 250, "message": "OK"}}))
@@ -282,7 +324,9 @@ def test_a_replayed_mailgun_token_is_refused(client, mailgun_signer, message):
     assert_error(post_mailgun(client, body), 406, "replayed_webhook")
     # The same token with another (validly signed) event is a replay too.
     token = json.loads(body)["signature"]["token"]
-    assert_error(post_mailgun(client, mailgun_signer.body(mailgun_event(str(message.id), "opened"), token=token)), 406, "replayed_webhook")
+    assert_error(
+        post_mailgun(client, mailgun_signer.body(mailgun_event(str(message.id), "opened"), token=token)), 406, "replayed_webhook"
+    )
     assert provider_events(message) == [("delivered", "mailgun")]
 
 
@@ -327,7 +371,16 @@ MAILGUN_KINDS = [
     ({"event": "accepted"}, "processed", None),
     ({"event": "delivered"}, "delivered", None),
     ({"event": "failed", "severity": "temporary", "reason": "generic"}, "deferred", None),
-    ({"event": "failed", "severity": "permanent", "reason": "bounce", "delivery-status": {"code": 550, "description": "No such user"}}, "bounced", "hard_bounce"),
+    (
+        {
+            "event": "failed",
+            "severity": "permanent",
+            "reason": "bounce",
+            "delivery-status": {"code": 550, "description": "No such user"},
+        },
+        "bounced",
+        "hard_bounce",
+    ),
     ({"event": "failed", "severity": "permanent", "reason": "espblock"}, "bounced", None),
     ({"event": "failed", "severity": "permanent", "reason": "old"}, "bounced", None),
     ({"event": "failed", "severity": "permanent", "reason": "suppress-bounce"}, "dropped", None),
@@ -339,12 +392,16 @@ MAILGUN_KINDS = [
 ]
 
 
-@pytest.mark.parametrize("data,expected,suppression", MAILGUN_KINDS, ids=[f"{d['event']} {d.get('reason', '')}".strip() for d, _, _ in MAILGUN_KINDS])
+@pytest.mark.parametrize(
+    "data,expected,suppression", MAILGUN_KINDS, ids=[f"{d['event']} {d.get('reason', '')}".strip() for d, _, _ in MAILGUN_KINDS]
+)
 def test_every_mailgun_event_kind_is_normalised(client, mailgun_signer, message, data, expected, suppression):
     event = {**mailgun_event(str(message.id), recipient="Ann@Example.com"), **data}
     assert post_mailgun(client, mailgun_signer.body(event)).json()["recorded"] == 1
     assert provider_events(message) == [(expected, "mailgun")]
-    assert list(Suppression.objects.values_list("address", "reason")) == ([("ann@example.com", suppression)] if suppression else [])
+    assert list(Suppression.objects.values_list("address", "reason")) == (
+        [("ann@example.com", suppression)] if suppression else []
+    )
 
 
 def test_a_mailgun_kind_outside_the_vocabulary_is_left_out(client, mailgun_signer, message):
@@ -384,7 +441,11 @@ HOSTILE_SENDGRID = [
 ]
 
 
-@pytest.mark.parametrize("body", HOSTILE_SENDGRID, ids=["NUL and surrogates", "wrong types", "huge time", "negative time", "boolean time", "deep nesting", "empty"])
+@pytest.mark.parametrize(
+    "body",
+    HOSTILE_SENDGRID,
+    ids=["NUL and surrogates", "wrong types", "huge time", "negative time", "boolean time", "deep nesting", "empty"],
+)
 def test_hostile_but_signed_sendgrid_bodies_never_give_a_500(client, signer, message, body):
     response = post_sendgrid(client, body, signer.headers(body))
     assert response.status_code in (200, 400), response.content
@@ -403,7 +464,12 @@ def test_odd_sendgrid_timestamps_are_refused_not_a_500(client, signer, message, 
 
 @pytest.mark.parametrize(
     "signature",
-    [{"timestamp": "1" * 5000, "token": "t", "signature": "s"}, {"timestamp": "1", "token": "\ud800", "signature": "s"}, {"timestamp": 1, "token": "t", "signature": "s"}, "x"],
+    [
+        {"timestamp": "1" * 5000, "token": "t", "signature": "s"},
+        {"timestamp": "1", "token": "\ud800", "signature": "s"},
+        {"timestamp": 1, "token": "t", "signature": "s"},
+        "x",
+    ],
     ids=["5000 digits", "surrogate token", "numeric timestamp", "not an object"],
 )
 def test_odd_mailgun_signatures_are_refused_not_a_500(client, mailgun_signer, signature):

@@ -43,7 +43,10 @@ class RejectedRequestArchive:
         with self._lock:
             if self._collection is None:
                 client = self.client_class(
-                    settings.MONGODB_URI, serverSelectionTimeoutMS=TIMEOUT_MS, connectTimeoutMS=TIMEOUT_MS, socketTimeoutMS=TIMEOUT_MS
+                    settings.MONGODB_URI,
+                    serverSelectionTimeoutMS=TIMEOUT_MS,
+                    connectTimeoutMS=TIMEOUT_MS,
+                    socketTimeoutMS=TIMEOUT_MS,
                 )
                 collection = client.get_default_database(default="mailer")[COLLECTION]
                 collection.create_index("at", expireAfterSeconds=settings.MONGODB_ARCHIVE_TTL_DAYS * 24 * 3600)
@@ -57,7 +60,9 @@ class RejectedRequestArchive:
             self.collection().insert_one(_document(request, response))
         except Exception:
             self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_SECONDS
-            log.warning("the rejected-request archive is unavailable; skipping it for %d s", SKIP_AFTER_FAILURE_SECONDS, exc_info=True)
+            log.warning(
+                "the rejected-request archive is unavailable; skipping it for %d s", SKIP_AFTER_FAILURE_SECONDS, exc_info=True
+            )
 
 
 ARCHIVE = RejectedRequestArchive()

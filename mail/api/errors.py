@@ -67,7 +67,10 @@ def _as_http(exc):
         return PayloadTooLarge(naming_message(exc.position, sentence))
     if isinstance(exc, RecipientsSuppressed):
         fields = {
-            name: [f"{address} is suppressed: {exc.why[address.lower()].reason} on {exc.why[address.lower()].since:%Y-%m-%d}." for address in addresses]
+            name: [
+                f"{address} is suppressed: {exc.why[address.lower()].reason} on {exc.why[address.lower()].since:%Y-%m-%d}."
+                for address in addresses
+            ]
             for name, addresses in exc.by_field.items()
         }
         sentence = (
@@ -76,7 +79,12 @@ def _as_http(exc):
             + '. Remove them, or send "ignore_suppressions": true to send anyway.'
         )
         # In a batch, keyed by the message's index, as a validation error would be.
-        return HttpError(422, "recipient_suppressed", naming_message(exc.position, sentence), {str(exc.position): fields} if exc.position is not None else fields)
+        return HttpError(
+            422,
+            "recipient_suppressed",
+            naming_message(exc.position, sentence),
+            {str(exc.position): fields} if exc.position is not None else fields,
+        )
     return None
 
 

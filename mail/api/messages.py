@@ -34,7 +34,9 @@ class MessageCollectionView(APIView):
             **schema.COMMON_ERRORS,
             409: schema.error("Idempotency-Key reused with another body, or its first request is still in progress."),
             411: schema.error("A chunked body: send a Content-Length."),
-            413: schema.error("Too large: over 25 MB, over the body cap, or (without large-message storage) too big for the queue."),
+            413: schema.error(
+                "Too large: over 25 MB, over the body cap, or (without large-message storage) too big for the queue."
+            ),
             415: schema.error("Not JSON."),
             422: schema.error(
                 "A recipient hard-bounced or complained before (type recipient_suppressed, `fields` names them); "
@@ -70,7 +72,9 @@ class MessageCollectionView(APIView):
     def accept(request, serializer) -> Response:
         message = accepting.accept_one(request.auth, serializer.validated_data)
         location = reverse("message-detail", kwargs={"message_id": message.id})
-        return Response({"id": str(message.id), "status": message.status}, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+        return Response(
+            {"id": str(message.id), "status": message.status}, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+        )
 
 
 class MessageBatchView(APIView):
@@ -106,7 +110,12 @@ class MessageBatchView(APIView):
                 # drf-spectacular wraps a list request's example in the list itself.
                 "One receipt in a batch",
                 request_only=True,
-                value={"from": "Shop <shop@example.com>", "to": "ann@example.com", "subject": "Your receipt", "text": "Thanks, Ann."},
+                value={
+                    "from": "Shop <shop@example.com>",
+                    "to": "ann@example.com",
+                    "subject": "Your receipt",
+                    "text": "Thanks, Ann.",
+                },
             )
         ],
     )

@@ -25,7 +25,9 @@ class RequestBodyLimits:
             )
         if length.isdigit() and int(length) > settings.MAX_REQUEST_BYTES:
             return JsonResponse(
-                error_body("payload_too_large", f"The request body is {int(length)} bytes; the limit is {settings.MAX_REQUEST_BYTES}."),
+                error_body(
+                    "payload_too_large", f"The request body is {int(length)} bytes; the limit is {settings.MAX_REQUEST_BYTES}."
+                ),
                 status=413,
             )
         return self.get_response(request)

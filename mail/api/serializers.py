@@ -37,8 +37,19 @@ HEADER_NAME = re.compile(r"^[!-9;-~]{1,100}$")
 RESERVED_HEADERS = frozenset(
     name.lower()
     for name in (
-        "From", "To", "Cc", "Bcc", "Subject", "Reply-To", "Sender", "Date", "Message-ID",
-        "MIME-Version", "Return-Path", "Received", "DKIM-Signature",
+        "From",
+        "To",
+        "Cc",
+        "Bcc",
+        "Subject",
+        "Reply-To",
+        "Sender",
+        "Date",
+        "Message-ID",
+        "MIME-Version",
+        "Return-Path",
+        "Received",
+        "DKIM-Signature",
     )
 )
 # ... and every provider's own (X-SG-*, X-Mailgun-*: instructions to the provider itself).
@@ -106,7 +117,10 @@ class AddressField(serializers.Field):
 
 
 @extend_schema_field(
-    {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": LIMITS.recipients}], "example": ["ann@example.com"]}
+    {
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": LIMITS.recipients}],
+        "example": ["ann@example.com"],
+    }
 )
 class AddressListField(serializers.Field):
     """One address string or a list of them."""
@@ -237,7 +251,9 @@ class MessageCreateSerializer(serializers.Serializer):
             if not HEADER_NAME.match(name):
                 raise serializers.ValidationError(f"{shortened(name)} is not a valid header name.")
             lowered = name.lower()
-            if lowered in RESERVED_HEADERS or lowered.startswith((*OWN_RESERVED_HEADER_PREFIXES, *limits.reserved_header_prefixes)):
+            if lowered in RESERVED_HEADERS or lowered.startswith(
+                (*OWN_RESERVED_HEADER_PREFIXES, *limits.reserved_header_prefixes)
+            ):
                 raise serializers.ValidationError(f"{shortened(name)} is set by the service; use the matching field instead.")
         return value
 
@@ -269,7 +285,9 @@ class MessageCreateSerializer(serializers.Serializer):
         if value < now - SEND_AT_GRACE:
             raise serializers.ValidationError("send_at is in the past; omit it to send now.")
         if value > now + settings.MAX_SCHEDULE_AHEAD:
-            raise serializers.ValidationError(f"send_at is at most {settings.MAX_SCHEDULE_AHEAD.total_seconds() / 3600:.0f} hours ahead.")
+            raise serializers.ValidationError(
+                f"send_at is at most {settings.MAX_SCHEDULE_AHEAD.total_seconds() / 3600:.0f} hours ahead."
+            )
         return value
 
     def validate(self, attrs):
@@ -298,7 +316,9 @@ class MessageCreateSerializer(serializers.Serializer):
         try:
             REGISTRY.check_limits(OutboundMessage(message_id=str(PLACEHOLDER_ID), **fields))
         except MessageRejected as exc:
-            raise serializers.ValidationError({exc.field or "non_field_errors": f"{exc.reason[0].upper()}{exc.reason[1:]}."}) from exc
+            raise serializers.ValidationError(
+                {exc.field or "non_field_errors": f"{exc.reason[0].upper()}{exc.reason[1:]}."}
+            ) from exc
         fields["send_at"] = attrs.get("send_at")
         fields["ignore_suppressions"] = attrs["ignore_suppressions"]
         return fields
@@ -362,6 +382,18 @@ class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = [
-            "id", "status", "from_email", "recipient_count", "subject", "provider", "provider_message_id",
-            "attempts", "last_error", "created_at", "updated_at", "send_at", "sent_at", "events",
+            "id",
+            "status",
+            "from_email",
+            "recipient_count",
+            "subject",
+            "provider",
+            "provider_message_id",
+            "attempts",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "send_at",
+            "sent_at",
+            "events",
         ]

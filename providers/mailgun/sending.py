@@ -65,7 +65,9 @@ class MailgunProvider:
             raise ProviderLevelError(self.name, "MAILGUN_API_KEY and MAILGUN_DOMAIN must both be set")
         check_limits(message)
         fields, files = self.build_form(message)
-        response = post(self.name, self.session, self.url, self.timeouts, data=fields, files=files or None, auth=("api", self.api_key))
+        response = post(
+            self.name, self.session, self.url, self.timeouts, data=fields, files=files or None, auth=("api", self.api_key)
+        )
         # Mailgun has the mail now: nothing here may raise, or a redelivery would send it again.
         try:
             body = response.json()

@@ -25,10 +25,14 @@ def check_limits(message: OutboundMessage) -> None:
     """Refuse, without a request, what SendGrid would refuse: the next provider may take it."""
     recipients = len(message.to) + len(message.cc) + len(message.bcc)
     if recipients > LIMITS.recipients:
-        raise MessageRejected(NAME, f"{recipients} recipients; SendGrid takes at most {LIMITS.recipients} per request", field="to")
+        raise MessageRejected(
+            NAME, f"{recipients} recipients; SendGrid takes at most {LIMITS.recipients} per request", field="to"
+        )
     size = len(json.dumps(message.tracking_args, ensure_ascii=False).encode())
     if size > MAX_CUSTOM_ARGS_BYTES:
-        raise MessageRejected(NAME, f"custom_args take {size} bytes; SendGrid's limit is {MAX_CUSTOM_ARGS_BYTES}", field="metadata")
+        raise MessageRejected(
+            NAME, f"custom_args take {size} bytes; SendGrid's limit is {MAX_CUSTOM_ARGS_BYTES}", field="metadata"
+        )
     if len(message.tags) > LIMITS.tags:
         raise MessageRejected(NAME, f"{len(message.tags)} categories; SendGrid takes at most {LIMITS.tags}", field="tags")
 

@@ -114,7 +114,9 @@ class Deployment:
         self.containers: list[Container] = []
 
     def aws(self, service: str):
-        return boto3.client(service, region_name="us-east-1", endpoint_url=self.moto_url, aws_access_key_id="t", aws_secret_access_key="t")
+        return boto3.client(
+            service, region_name="us-east-1", endpoint_url=self.moto_url, aws_access_key_id="t", aws_secret_access_key="t"
+        )
 
     def env(self, task: str, queue: str, **overrides: str) -> dict[str, str]:
         references = {
@@ -146,7 +148,9 @@ class Deployment:
 
     def run_once(self, task: str, queue: str, *command: str, **overrides: str) -> subprocess.CompletedProcess:
         """A one-off task (`--rm`), as `aws ecs run-task` with a command override would run it."""
-        return podman("run", "--rm", "--label", LABEL, *self.options(task, queue, **overrides), IMAGE, *command, check=False, timeout=300)
+        return podman(
+            "run", "--rm", "--label", LABEL, *self.options(task, queue, **overrides), IMAGE, *command, check=False, timeout=300
+        )
 
     def new_queue(self) -> str:
         """Queues of their own, provisioned by the image's `provision` (CloudFormation makes them on AWS)."""

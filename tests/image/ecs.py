@@ -45,7 +45,7 @@ def task_container(name: str) -> dict:
 def resolve(value, references: dict[str, str]) -> str:
     if isinstance(value, str):
         return value
-    (function, argument), = value.items()
+    ((function, argument),) = value.items()
     key = ".".join(argument) if function == "Fn::GetAtt" else argument
     assert function in ("Ref", "Fn::GetAtt") and key in references, f"the tests do not know {value}: add it to REFERENCES"
     return references[key]

@@ -35,7 +35,9 @@ def image_config(image: str) -> dict:
 def remove_leftovers() -> None:
     """Containers (and their anonymous volumes) of this run or of runs that are gone (one killed
     half-way included)."""
-    listed = podman("ps", "--all", "--filter", f"label={LABEL_KEY}", "--format", f'{{{{.ID}}}} {{{{index .Labels "{LABEL_KEY}"}}}}')
+    listed = podman(
+        "ps", "--all", "--filter", f"label={LABEL_KEY}", "--format", f'{{{{.ID}}}} {{{{index .Labels "{LABEL_KEY}"}}}}'
+    )
     names = []
     for line in listed.stdout.splitlines():
         container, _, run = line.partition(" ")

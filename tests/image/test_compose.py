@@ -54,11 +54,19 @@ class Compose:
         # and this test run's point at its own simulator on loopback.
         self.env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "CONTAINERS_CONF") if name in os.environ}
         self.env.update(MAILER_PORT=str(self.api_port), SIMULATOR_PORT=str(self.simulator_port))
-        self.command = [os.environ.get("PODMAN_COMPOSE", "podman-compose"), "--project-name", self.project, "--file", str(COMPOSE_FILE)]
+        self.command = [
+            os.environ.get("PODMAN_COMPOSE", "podman-compose"),
+            "--project-name",
+            self.project,
+            "--file",
+            str(COMPOSE_FILE),
+        ]
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         done = subprocess.run([*self.command, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
-        assert done.returncode == 0, f"podman-compose {' '.join(args)}: {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert done.returncode == 0, (
+            f"podman-compose {' '.join(args)}: {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
         return done
 
     def container(self, service: str) -> str:
@@ -116,7 +124,9 @@ def test_the_compose_stack_serves_a_message_and_comes_down_with_nothing_left(ima
         key = compose("run", "--rm", "--no-deps", "-T", "consumer", "manage", "create_api_key", "local").stdout.strip()
         api = f"http://127.0.0.1:{compose.api_port}"
         headers = {"Authorization": f"Bearer {key}"}
-        response = requests.post(f"{api}/api/v1/messages", json=mail_body("through the compose stack"), headers=headers, timeout=30)
+        response = requests.post(
+            f"{api}/api/v1/messages", json=mail_body("through the compose stack"), headers=headers, timeout=30
+        )
         assert response.status_code == 202, response.text
         message_id = response.json()["id"]
         simulator = f"http://127.0.0.1:{compose.simulator_port}/_simulator/requests"
@@ -128,7 +138,10 @@ def test_the_compose_stack_serves_a_message_and_comes_down_with_nothing_left(ima
         try:
             wait_until(delivered, timeout=60, what="the compose stack's processor to send it to the simulator")
         except AssertionError as failed:
-            logs = {service: podman("logs", compose.container(service), check=False).stderr[-2000:] for service in ("consumer", "processor", "simulator")}
+            logs = {
+                service: podman("logs", compose.container(service), check=False).stderr[-2000:]
+                for service in ("consumer", "processor", "simulator")
+            }
             raise AssertionError(f"{failed}; logs: {logs}") from None
         wait_until(
             lambda: requests.get(f"{api}/api/v1/messages/{message_id}", headers=headers, timeout=10).json()["status"] == "sent",

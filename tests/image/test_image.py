@@ -43,7 +43,19 @@ print(json.dumps(found))
 
 @pytest.fixture(scope="module")
 def file_system(image) -> dict:
-    done = podman("run", "--rm", "--label", LABEL, "--read-only", "--network=none", "--entrypoint", "python", IMAGE, "-c", FILE_SYSTEM_REPORT)
+    done = podman(
+        "run",
+        "--rm",
+        "--label",
+        LABEL,
+        "--read-only",
+        "--network=none",
+        "--entrypoint",
+        "python",
+        IMAGE,
+        "-c",
+        FILE_SYSTEM_REPORT,
+    )
     found = json.loads(done.stdout)
     MEASUREMENTS["python_in_image"] = found["python"]
     return found

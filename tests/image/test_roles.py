@@ -101,7 +101,9 @@ def test_each_role_turns_healthy_within_the_start_period(roles):
         assert container.health_status() == "healthy"
         processes = " | ".join(cmdline for _, cmdline in container.processes())
         assert ("gunicorn" in processes) == (role != "processor"), processes
-        assert ("celery" in processes and "drain_dlq" in processes and "housekeeping" in processes) == (role != "consumer"), processes
+        assert ("celery" in processes and "drain_dlq" in processes and "housekeeping" in processes) == (role != "consumer"), (
+            processes
+        )
         # Every process of the container runs as the image's user, none as root but the init.
         users = {line.split()[1] for line in _status_uids(container)}
         assert users == {"10001"}, users
@@ -125,7 +127,9 @@ def test_the_load_balancers_health_check_finds_the_consumer_ready(roles):
         response = requests.get(f"{api.url}/readyz", headers={"Host": "10.0.1.23:8000"}, timeout=10, allow_redirects=False)
         assert response.status_code == 200, response.text
     # Anything else over plain HTTP is sent to HTTPS, as production wants.
-    response = requests.get(f"{roles.consumer_api.url}/api/v1/messages", headers={"Host": API_HOST}, timeout=10, allow_redirects=False)
+    response = requests.get(
+        f"{roles.consumer_api.url}/api/v1/messages", headers={"Host": API_HOST}, timeout=10, allow_redirects=False
+    )
     assert response.status_code == 301 and response.headers["Location"].startswith("https://")
 
 
@@ -168,7 +172,11 @@ def test_logs_reach_the_log_group_from_every_role(roles, deployment):
     # The deployment's CLOUDWATCH_LOG_GROUP (moto's CloudWatch Logs here): watchtower ships batches
     # from each process, gunicorn's workers and the gevent worker alike.
     message_id = roles.consumer_api.post(mail_body("logged"))
-    wait_until(lambda: logged(deployment, message_id, "accepted") and logged(deployment, message_id, "sent"), timeout=60, what="its log lines in CloudWatch")
+    wait_until(
+        lambda: logged(deployment, message_id, "accepted") and logged(deployment, message_id, "sent"),
+        timeout=60,
+        what="its log lines in CloudWatch",
+    )
 
 
 def test_a_stuck_process_turns_its_role_unhealthy_and_healthy_again_when_it_goes_on(roles):

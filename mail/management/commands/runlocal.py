@@ -29,7 +29,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--services", action="store_true", help="start only the SQS/S3 server and the provider simulator (and set up): run the API and the worker yourself"
+            "--services",
+            action="store_true",
+            help="start only the SQS/S3 server and the provider simulator (and set up): run the API and the worker yourself",
         )
 
     def handle(self, *args, services=False, **options):
@@ -37,6 +39,7 @@ class Command(BaseCommand):
         if endpoint.hostname not in ("127.0.0.1", "localhost"):
             raise CommandError("runlocal starts its own SQS-compatible server; SQS_ENDPOINT_URL must be on 127.0.0.1")
         simulator_url = f"http://127.0.0.1:{SIMULATOR_PORT}"
+        # fmt: off
         servers = [
             Child("sqs", python_argv("-m", "devtools.aws", "-H", "127.0.0.1", "-p", str(endpoint.port or 80))),
             Child(
@@ -47,6 +50,7 @@ class Command(BaseCommand):
                 ),
             ),
         ]
+        # fmt: on
         try:
             for child in servers:
                 start(child, self.stderr.write)
@@ -104,7 +108,7 @@ In two more terminals, from this folder:
   {python} manage.py runserver                       # the API, reloading as you edit
   {celery} -A mailer_project worker -l info   # the worker
 
-API key in {settings.VAR_DIR / 'local-api-key'}; admin user admin, password {password or f"in {settings.VAR_DIR / 'local-admin-password'}"}.
+API key in {settings.VAR_DIR / "local-api-key"}; admin user admin, password {password or f"in {settings.VAR_DIR / 'local-admin-password'}"}.
 Ctrl-C here stops the servers.
 """
         )
@@ -114,13 +118,13 @@ Ctrl-C here stops the servers.
         password_note = password or f"(unchanged; see {settings.VAR_DIR / 'local-admin-password'})"
         self.stdout.write(
             f"""
-Mailer is starting on {base}  (API key in {settings.VAR_DIR / 'local-api-key'})
+Mailer is starting on {base}  (API key in {settings.VAR_DIR / "local-api-key"})
 
   Send a message:
     curl -i {base}/api/v1/messages -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
       -d '{{"from": "Me <me@example.com>", "to": "you@example.com", "subject": "Hello", "text": "It works."}}'
   Follow it:      curl {base}/api/v1/messages/<id> -H "Authorization: Bearer {key}"
-  What providers received: {simulator_url}/_simulator/requests   (and {settings.VAR_DIR / 'outbox'}/)
+  What providers received: {simulator_url}/_simulator/requests   (and {settings.VAR_DIR / "outbox"}/)
   Admin:          {base}/admin/   user admin, password {password_note}
 """
         )

@@ -8,6 +8,8 @@ from mail.supervisor import Child, python_argv, supervise
 log = logging.getLogger("mail.serve")
 
 
+# Command lines as option-value pairs, one pair a line (the formatter would put one word a line).
+# fmt: off
 def consumer_argv() -> list[str]:
     return python_argv(
         "-m", "gunicorn", "mailer_project.wsgi:application",
@@ -40,6 +42,9 @@ def processor_argv(pool: str | None = None) -> list[str]:
         # SQS has no broadcast; these would only poll for nothing.
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     )
+
+
+# fmt: on
 
 
 def children_for_mode(mode: str) -> list[Child]:
