@@ -1,6 +1,6 @@
 """The shape of the code, held by a test (docs/architecture.md has the map): which package may
-import which, no import cycles, no imports hidden inside functions to dodge one, no module too
-long to read in one sitting, no `global` state, and nothing citing a document outside the
+import which, no import cycles, no import of our own modules hidden inside a function, no module
+too long to read in one sitting, no `global` statement, and nothing citing a document outside the
 repository. Read from the source with `ast`, without importing anything."""
 
 import ast
