@@ -103,31 +103,31 @@ def let_go_of_connection() -> None:
         connection.close()
 
 
-def _skipped_events(claim: Claim, skips: list[Skip]) -> list[MessageEvent]:
-    return [
+def record_skips(claim: Claim, skips: list[Skip]) -> None:
+    """The providers passed over for their open circuits, written as they are passed over: a
+    message may fail only once each has had its turn (mail/routing.py), whatever becomes of
+    this attempt."""
+    MessageEvent.objects.bulk_create(
         MessageEvent(
             message_id=claim.message_id, type=MessageEvent.Type.SKIPPED, provider=s.provider, detail=s.detail, created_at=s.at
         )
         for s in skips
-    ]
+    )
 
 
-def give_back(claim: Claim, skips: list[Skip], event: tuple[str, str] | None = None) -> bool:
+def give_back(claim: Claim, event: tuple[str, str] | None = None) -> bool:
     """Leave the message queued for its next task, the claim untouched by any error; record
     `event` (type, detail) with it. False when the claim is no longer ours."""
     with transaction.atomic():
         held = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(
             status=Message.Status.QUEUED, lease_expires_at=None, updated_at=timezone.now()
         )
-        if held:
-            events = _skipped_events(claim, skips)
-            if event:
-                events.append(MessageEvent(message_id=claim.message_id, type=event[0], detail=event[1]))
-            MessageEvent.objects.bulk_create(events)
+        if held and event:
+            MessageEvent.objects.create(message_id=claim.message_id, type=event[0], detail=event[1])
     return bool(held)
 
 
-def end(claim: Claim, new_status: str, error: ProviderError, event_type: str, note: str, skips: list[Skip]) -> bool:
+def end(claim: Claim, new_status: str, error: ProviderError, event_type: str, note: str) -> bool:
     """Leave the claim with the message in `new_status` (queued for its next task, or failed),
     the provider's words as its last error. False when the claim is no longer ours."""
     with transaction.atomic():
@@ -135,14 +135,13 @@ def end(claim: Claim, new_status: str, error: ProviderError, event_type: str, no
             status=new_status, lease_expires_at=None, last_error=str(error), updated_at=timezone.now()
         )
         if ours:
-            event = MessageEvent(
+            MessageEvent.objects.create(
                 message_id=claim.message_id,
                 type=event_type,
                 provider=error.provider,
                 status_code=error.status_code,
                 detail=f"{error.kind}: {error.reason} — {note}",
             )
-            MessageEvent.objects.bulk_create([*_skipped_events(claim, skips), event])
     return bool(ours)
 
 
@@ -151,7 +150,7 @@ def end(claim: Claim, new_status: str, error: ProviderError, event_type: str, no
 NOT_YET_SENT = (Message.Status.QUEUED, Message.Status.SENDING, Message.Status.FAILED)
 
 
-def record_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
+def record_sent(claim: Claim, result: SendResult) -> bool:
     """Record the send; False when the claim had been taken over meanwhile (another worker may send
     it too). A provider accepted the mail: that is a fact whatever became of the claim, so this
     write does not depend on it. A database outage is waited out while the claim still keeps
@@ -159,7 +158,7 @@ def record_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
     delay = 0.5
     while True:
         try:
-            return _write_sent(claim, result, skips)
+            return _write_sent(claim, result)
         except (OperationalError, InterfaceError):
             if timezone.now() + timedelta(seconds=delay) >= claim.lease_expires_at:
                 raise
@@ -169,7 +168,7 @@ def record_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
             delay = min(delay * 2, 5)
 
 
-def _write_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
+def _write_sent(claim: Claim, result: SendResult) -> bool:
     now = timezone.now()
     sent = {
         "status": Message.Status.SENT,
@@ -187,9 +186,8 @@ def _write_sent(claim: Claim, result: SendResult, skips: list[Skip]) -> bool:
         )
         if not claim_held:
             Message.objects.filter(pk=claim.message_id, status__in=NOT_YET_SENT).update(**sent)
-        sent_event = MessageEvent(
+        MessageEvent.objects.create(
             message_id=claim.message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code
         )
-        MessageEvent.objects.bulk_create([*_skipped_events(claim, skips), sent_event])
         status.catch_up(claim.message_id)  # the provider's webhook may have come first
     return bool(claim_held)

@@ -19,7 +19,6 @@ from .claims import Claim
 from .delivery_task import DeliveryTask
 from .exceptions import DeliveryFailed
 from .models import Message, MessageEvent
-from .routing import Skip
 
 log = logging.getLogger("mail.delivery")
 
@@ -50,7 +49,8 @@ class Recheck:
 
 @dataclass(frozen=True)
 class Hold:
-    """Give the claim back untouched; the next task looks again after a wait kept by SQS."""
+    """Give the claim back untouched; the next task looks again after a wait kept by SQS (or, when
+    a retry's provider opened its circuit, goes to the next provider at once)."""
 
     claim: Claim
     next: DeliveryTask
@@ -58,7 +58,8 @@ class Hold:
     outcome: str
     level: int = logging.INFO
     event: tuple[str, str] | None = None  # (type, detail) for the message's history
-    skips: list[Skip] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)  # the log line's, beyond the message id
+    error: Exception | None = None  # what made it hold, for the log's traceback
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,6 @@ class Retry:
     error: TransientError
     next: DeliveryTask
     note: str
-    skips: list[Skip] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,6 @@ class FailOver:
     error: ProviderError
     next: DeliveryTask
     note: str
-    skips: list[Skip] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,6 @@ class Fail:
     claim: Claim
     error: ProviderError
     why: str
-    skips: list[Skip] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,6 @@ class Sent:
     claim: Claim
     result: SendResult
     body_stored: bool  # its body was kept in S3 for the queue's sake, and can go now
-    skips: list[Skip] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,6 @@ class Crash:
     claim: Claim
     provider: str
     error: Exception
-    skips: list[Skip] = field(default_factory=list)
 
 
 Decision = Drop | Refuse | Recheck | Hold | Retry | FailOver | Fail | Sent | Crash
@@ -127,31 +123,34 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
         case Recheck(next_task):
             next_task.publish()
             log.info("message is being sent by another worker; checking again later", extra=ids)
-        case Hold(claim, next_task, why, outcome, level, event, skips):
-            if claims.give_back(claim, skips, event):
+        case Hold(claim, next_task, why, outcome, level, event, fields, error):
+            if claims.give_back(claim, event):
                 next_task.publish()
-                log.log(
-                    level,
-                    why,
-                    extra={**ids, "provider": next_task.provider, "outcome": outcome, "delay_seconds": next_task.delay_seconds},
-                )
+                extra = {
+                    **ids,
+                    "provider": next_task.provider,
+                    "outcome": outcome,
+                    "delay_seconds": next_task.delay_seconds,
+                    **fields,
+                }
+                log.log(level, why, extra=extra, exc_info=error)
             else:
                 _taken_over(task)
-        case Retry(claim, error, next_task, note, skips) | FailOver(claim, error, next_task, note, skips):
+        case Retry(claim, error, next_task, note) | FailOver(claim, error, next_task, note):
             event = MessageEvent.Type.RETRY_SCHEDULED if isinstance(decision, Retry) else MessageEvent.Type.FAILOVER
-            if claims.end(claim, Message.Status.QUEUED, error, event, note, skips):
+            if claims.end(claim, Message.Status.QUEUED, error, event, note):
                 next_task.publish()
                 _attempt_failed(task, error, event, next_task)
             else:
                 _taken_over(task)
-        case Fail(claim, error, why, skips):
-            if not claims.end(claim, Message.Status.FAILED, error, MessageEvent.Type.FAILED, f"{why}; no provider left", skips):
+        case Fail(claim, error, why):
+            if not claims.end(claim, Message.Status.FAILED, error, MessageEvent.Type.FAILED, f"{why}; no provider left"):
                 _taken_over(task)
                 return
             log.error("message failed: every provider exhausted", extra={**ids, "provider": error.provider, "outcome": "failed"})
-            raise DeliveryFailed(f"{task.message_id}: {why}; last: {error}")
-        case Sent(claim, result, body_stored, skips):
-            if not claims.record_sent(claim, result, skips):
+            raise DeliveryFailed(f"{task.message_id}: every provider is exhausted ({why}); last: {error}")
+        case Sent(claim, result, body_stored):
+            if not claims.record_sent(claim, result):
                 log.error("sent after the claim was taken over: another worker may send it too", extra=ids)
             log.info(
                 "message sent",
@@ -159,11 +158,13 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
             )
             if body_stored:
                 claim_check.discard(task.message_id)
-        case Crash(claim, provider, error, skips):
+        case Crash(claim, provider, error):
             log.error("delivery crashed", extra={**ids, "provider": provider}, exc_info=error)
             internal = ProviderError(provider, f"internal error: {error!r}")
-            if claims.end(claim, Message.Status.QUEUED, internal, MessageEvent.Type.ERROR, "the task will be redelivered", skips):
+            if claims.end(claim, Message.Status.QUEUED, internal, MessageEvent.Type.ERROR, "the task will be redelivered"):
                 _attempt_failed(task, internal, MessageEvent.Type.ERROR, None)
+            else:
+                _taken_over(task)
             raise error
 
 

@@ -1,5 +1,7 @@
 """One delivery attempt: claim the message, read its body, pick a provider whose circuit admits
-it, send, and decide what follows. `deliver` decides; `mail.decisions.carry_out` acts.
+it, send, and decide what follows. `deliver` decides; `mail.decisions.carry_out` acts. Two
+writes happen on the way, as facts: the claim itself, and the providers skipped for their open
+circuits.
 
 Each task is one attempt through one provider, the first enabled one unless the task names
 another. A transient failure (timeout, connection error, 429, 5xx) is retried on the same
@@ -23,7 +25,6 @@ from .decisions import Crash, Decision, Drop, Fail, FailOver, Hold, Recheck, Ref
 from .delivery_task import DeliveryTask
 from .exceptions import BodyMissing, StorageUnavailable
 from .models import MessageEvent
-from .routing import Skip
 
 
 def run(task: DeliveryTask) -> None:
@@ -62,9 +63,8 @@ def deliver(task: DeliveryTask) -> Decision:
         # Our storage, not a provider: nothing counts against one, and the message waits in SQS.
         delay = routing.retry_delay(0)
         event = (MessageEvent.Type.ERROR, f"{error}; trying again in {delay} s (SQS delay)")
-        return Hold(
-            claim, task.again(delay, provider=provider), "could not read a stored message body", "error", logging.WARNING, event
-        )
+        why = "could not read a stored message body"
+        return Hold(claim, task.again(delay, provider=provider), why, "error", logging.WARNING, event, error=error)
     except BodyMissing as error:
         return Fail(claim, ProviderError(provider, str(error)), "nothing left to send")
     try:
@@ -82,8 +82,11 @@ def _send(task: DeliveryTask, claim: Claim, provider: str, order: list[str], out
         # A task for one provider only waits for it.
         candidates = candidates[:1]
     admitted, skips = routing.admit_first(candidates)
+    # Written now, not with the decision: should this attempt end in a crash or lose its claim,
+    # a skipped provider must still get its turn before the message may fail.
+    claims.record_skips(claim, skips)
     if admitted is None:
-        return _every_circuit_open(task, claim, provider, candidates, skips)
+        return _every_circuit_open(task, claim, provider, candidates)
     provider, admission = admitted
     try:
         result = routing.send(provider, admission, outbound)
@@ -91,38 +94,38 @@ def _send(task: DeliveryTask, claim: Claim, provider: str, order: list[str], out
         if task.retries < settings.DELIVERY_MAX_RETRIES:
             delay = routing.retry_delay(task.retries, error.retry_after)
             note = f"retry {task.retries + 1} of {settings.DELIVERY_MAX_RETRIES} in {delay} s (SQS delay)"
-            return Retry(claim, error, task.retry(error.provider, delay), note, skips)
-        return _fail_over(task, claim, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted", skips)
+            return Retry(claim, error, task.retry(error.provider, delay), note)
+        return _fail_over(task, claim, error, f"{settings.DELIVERY_MAX_RETRIES} retries exhausted")
     except (ProviderLevelError, MessageRejected) as error:
-        return _fail_over(task, claim, error, "not retried: the next provider may accept it", skips)
+        return _fail_over(task, claim, error, "not retried: the next provider may accept it")
     except Exception as error:
-        return Crash(claim, provider, error, skips)
-    return Sent(claim, result, claim_check.is_pointer(task.payload), skips)
+        return Crash(claim, provider, error)
+    return Sent(claim, result, claim_check.is_pointer(task.payload))
 
 
-def _every_circuit_open(task: DeliveryTask, claim: Claim, provider: str, candidates: list[str], skips: list[Skip]) -> Decision:
+def _every_circuit_open(task: DeliveryTask, claim: Claim, provider: str, candidates: list[str]) -> Decision:
     next_provider = routing.provider_after(provider) if task.retries and not task.only else None
     if next_provider is not None:
-        return Hold(claim, task.next_step(next_provider), "circuit open; handing the message on", "skipped", skips=skips)
+        next_task = task.next_step(next_provider)
+        why = "circuit open; handing the message on"
+        return Hold(claim, next_task, why, "skipped", fields={"provider": provider, "next": next_provider})
     # Rather than spend retries on providers known to be down, or fail the message: wait in SQS
     # until the first of them may take a probe.
     delay = routing.until_any_admits(candidates)
     detail = f"the circuit of every provider left for it is open ({', '.join(candidates)}); trying again in {delay} s (SQS delay)"
     why = "every circuit left for the message is open; waiting in the queue"
-    return Hold(
-        claim, task.again(delay, provider=provider), why, "waiting", event=(MessageEvent.Type.WAITING, detail), skips=skips
-    )
+    return Hold(claim, task.again(delay, provider=provider), why, "waiting", event=(MessageEvent.Type.WAITING, detail))
 
 
-def _fail_over(task: DeliveryTask, claim: Claim, error: ProviderError, why: str, skips: list[Skip]) -> Decision:
+def _fail_over(task: DeliveryTask, claim: Claim, error: ProviderError, why: str) -> Decision:
     """Hand the message to the next provider, or fail it when there is none."""
     next_provider = routing.provider_after(error.provider)
     if next_provider is not None:
-        return FailOver(claim, error, task.next_step(next_provider), f"{why}; now {next_provider}", skips)
-    passed_over = routing.skipped_and_never_tried(task.message_id, error.provider, skips)
+        return FailOver(claim, error, task.next_step(next_provider), f"{why}; now {next_provider}")
+    passed_over = routing.skipped_and_never_tried(task.message_id, error.provider)
     if passed_over is None:
-        return Fail(claim, error, why, skips)
+        return Fail(claim, error, why)
     # Skipped while its circuit was open, so not exhausted: it gets its turn (waiting for its
     # circuit if need be) before the message may fail.
     next_task = task.next_step(passed_over, only=True, delay_seconds=routing.until_admits(passed_over))
-    return FailOver(claim, error, next_task, f"{why}; now {passed_over}, skipped earlier while its circuit was open", skips)
+    return FailOver(claim, error, next_task, f"{why}; now {passed_over}, skipped earlier while its circuit was open")

@@ -107,8 +107,10 @@ class DeliveryTask:
 
     @classmethod
     def from_record(cls, record: list) -> DeliveryTask:
-        # Three arguments, then the keyword arguments when there are any.
-        args, kwargs = (record[:3], record[3]) if len(record) > 3 and isinstance(record[3], dict) else (record, {})
+        # The arguments, then the keyword arguments when there are any (the provider is a name or
+        # null, never an object, so a trailing object after the payload is the keyword arguments).
+        has_kwargs = len(record) >= 3 and isinstance(record[-1], dict)
+        args, kwargs = (record[:-1], record[-1]) if has_kwargs else (record, {})
         return cls.received(args, kwargs, retries=0)
 
     def wire_size(self) -> int:

@@ -120,10 +120,10 @@ def until_admits(provider: str) -> int:
     return min(wait, settings.SQS_MAX_DELAY_SECONDS)
 
 
-def skipped_and_never_tried(message_id: str, failing_provider: str, skips: list[Skip]) -> str | None:
-    """The first provider this message skipped for an open circuit (before, or in this attempt)
-    and never sent to since: it gets its turn before the message may fail."""
-    skipped, tried = {skip.provider for skip in skips}, {failing_provider}
+def skipped_and_never_tried(message_id: str, failing_provider: str) -> str | None:
+    """The first provider this message skipped for an open circuit and never sent to since: it
+    gets its turn before the message may fail."""
+    skipped, tried = set(), {failing_provider}
     for event_type, provider in MessageEvent.objects.filter(message_id=message_id).values_list("type", "provider"):
         if event_type == MessageEvent.Type.SKIPPED:
             skipped.add(provider)

@@ -35,7 +35,8 @@ class Runtime:
         with self._lock:
             if name not in self._providers:
                 # As many kept connections as this worker has sends in flight (mailer_project/celery.py).
-                connections = current_app.conf.worker_concurrency or DEFAULT_CONNECTIONS
+                concurrency = current_app.conf.worker_concurrency
+                connections = concurrency if isinstance(concurrency, int) and concurrency > 0 else DEFAULT_CONNECTIONS
                 self._providers[name] = REGISTRY.build(name, settings, connections)
             return self._providers[name]
 

@@ -38,8 +38,10 @@ def _size_the_pool(sender=None, **_kwargs):
             sender.concurrency = settings.WORKER_CONCURRENCY
         elif _pool_name(sender) in ("gevent", "eventlet", "thread", "threads"):
             sender.concurrency = THREAD_LIKE_CONCURRENCY
-    # What the worker runs with, for the providers' connection pools (mail/runtime.py).
-    sender.app.conf.worker_concurrency = sender.concurrency
+    # What the worker runs with, for the providers' connection pools (mail/runtime.py); `-c auto`
+    # is still a word here (Celery resolves it later), and the pools keep their default then.
+    if isinstance(sender.concurrency, int):
+        sender.app.conf.worker_concurrency = sender.concurrency
 
 
 @signals.worker_init.connect

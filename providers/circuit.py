@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
+import redis
+
 log = logging.getLogger(__name__)
 
 # The window is kept as this many buckets of counts: memory and Redis traffic stay constant
@@ -177,8 +179,6 @@ class RedisCircuits:
     shared = True
 
     def __init__(self, url: str, prefix: str):
-        import redis
-
         # Short timeouts: a send must not wait on its breaker; the caller falls back instead.
         self._redis = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         self._prefix = prefix

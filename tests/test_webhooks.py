@@ -202,7 +202,7 @@ def test_events_for_a_message_not_yet_marked_sent_keep_its_status(client, signer
 )
 def test_an_event_for_an_unknown_message_is_200_and_logged(client, signer, message, caplog, message_id):
     body = sendgrid_body(sendgrid_event(message_id, "delivered"))
-    with caplog.at_level(logging.WARNING, logger="mail.events"):
+    with caplog.at_level(logging.WARNING, logger="mail.status"):
         response = post_sendgrid(client, body, signer.headers(body))
     assert response.status_code == 200 and response.json()["unknown_message"] == 1
     assert "unknown message" in caplog.text
@@ -361,7 +361,7 @@ def test_a_signed_mailgun_body_without_a_usable_event_is_400_and_does_not_use_up
 
 def test_a_mailgun_event_for_an_unknown_message_is_200_and_its_token_is_used(client, db, mailgun_signer, caplog):
     body = mailgun_signer.body(mailgun_event("", "delivered"))
-    with caplog.at_level(logging.WARNING, logger="mail.events"):
+    with caplog.at_level(logging.WARNING, logger="mail.status"):
         assert post_mailgun(client, body).json()["unknown_message"] == 1
     assert "unknown message" in caplog.text
     assert post_mailgun(client, body).status_code == 406

@@ -1,5 +1,5 @@
 """JSON request parsing that refuses what would otherwise reach the code as a 500. (Body size
-is checked earlier, from the headers: mail.middleware.RequestBodyLimits.)"""
+is checked earlier, from the headers: mail/api/middleware.py.)"""
 
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser

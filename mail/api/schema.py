@@ -1,5 +1,6 @@
 """The OpenAPI description's parts that drf-spectacular cannot infer from the code."""
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -77,8 +78,6 @@ BATCH_PARTLY_ACCEPTED = OpenApiResponse(
 
 def batch_size_limits(result, generator, request, public):
     """drf-spectacular leaves a list serializer's min/max length out; the batch's are documented."""
-    from django.conf import settings
-
     for path in result["paths"].values():
         operation = path.get("post", {})
         if operation.get("operationId") == "send_message_batch":

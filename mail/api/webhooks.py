@@ -2,7 +2,6 @@
 authenticated by the provider's signature, checked by the provider's own reader (its folder in
 providers/) before anything in it is believed."""
 
-import functools
 import logging
 import time
 
@@ -32,26 +31,15 @@ def _not_configured(setting: str) -> JsonResponse:
     return response
 
 
-def post_only(view):
-    """A provider's POST: no CSRF token (not a browser), any other method 405 in our error shape."""
-
-    @csrf_exempt
-    @functools.wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if request.method != "POST":
-            response = _refused(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
-            response["Allow"] = "POST"
-            return response
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-@post_only
+@csrf_exempt  # a provider's POST, not a browser's
 def provider_webhook(request, provider: str):
     spec = REGISTRY.get(provider)
     if spec is None or spec.webhook is None:
         return _refused(404, "not_found", "No such resource.")
+    if request.method != "POST":
+        response = _refused(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
+        response["Allow"] = "POST"
+        return response
     key = getattr(settings, spec.webhook.key_setting)
     if not key:
         return _not_configured(spec.webhook.key_setting)

@@ -2,6 +2,7 @@ import logging
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from mail import dead_letters
 
@@ -10,6 +11,8 @@ log = logging.getLogger(__name__)
 
 def run_forever() -> None:
     while True:
+        # Outside a request or a task nothing else drops a connection the database has closed.
+        close_old_connections()
         try:
             dead_letters.drain_once(wait_seconds=10)  # a long poll: returns at once when there is work
         except Exception:

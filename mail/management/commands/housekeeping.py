@@ -2,6 +2,7 @@ import logging
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 from mail import accepting, status
 from mail.api import idempotency
@@ -40,6 +41,8 @@ def run_once() -> list[tuple[int, str]]:
 
 def run_forever() -> None:
     while True:
+        # Outside a request or a task nothing else drops a connection the database has closed.
+        close_old_connections()
         try:
             for count, what in run_once():
                 if count:
