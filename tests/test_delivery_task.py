@@ -64,5 +64,9 @@ def test_what_is_not_a_delivery_task_is_unreadable():
         DeliveryTask.from_sqs_body("not base64 at all")
     with pytest.raises(UnreadableTask):
         DeliveryTask.received(["only an id"], {}, 0)
-    # A dead letter's record, without keyword arguments as older rows hold them.
+    # A dead letter's record, as the drainer keeps it, and without keyword arguments or provider.
+    assert DeliveryTask.from_record(["m-6", MAIL, "mailgun", {"step": 2, "recheck": False}]) == DeliveryTask(
+        "m-6", MAIL, "mailgun", step=2
+    )
     assert DeliveryTask.from_record(["m-6", MAIL, None]) == DeliveryTask("m-6", MAIL)
+    assert DeliveryTask.from_record(["m-6", MAIL, {"step": 1}]) == DeliveryTask("m-6", MAIL, step=1)

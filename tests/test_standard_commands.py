@@ -38,6 +38,13 @@ def test_the_plain_celery_worker_delivers(make_stack, pool):
     assert "Traceback" not in output
 
 
+def test_a_worker_sized_auto_delivers(make_stack):
+    # `-c auto` is Celery's word for "as many as the machine takes"; it is a number only later.
+    stack = make_stack()
+    stack.start_command([*WORKER, "-P", "threads", "-c", "auto"], "celery", env={**stack.env, "WORKER_CONCURRENCY": "0"})
+    stack.wait_for_status(stack.post(mail_body("auto")), "sent")
+
+
 @pytest.mark.parametrize("pool,concurrency", [("threads", "64 (thread)"), ("prefork", f"{os.cpu_count()} (prefork)")])
 def test_without_worker_concurrency_the_pool_sizes_itself(make_stack, pool, concurrency):
     # 64 sends in flight as threads (or greenlets); as processes, Celery's own one per core.

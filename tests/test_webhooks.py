@@ -149,6 +149,11 @@ def test_only_post_is_allowed(client, db, signer):
     assert response["Allow"] == "POST"
 
 
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_provider_that_does_not_exist_has_no_webhook(client, db, method):
+    assert_error(getattr(client, method)("/webhooks/nobody"), 404, "not_found")
+
+
 # --- SendGrid: events --------------------------------------------------------------------------
 
 
