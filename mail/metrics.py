@@ -138,7 +138,7 @@ class DatabaseAndQueueCollector:
         depth = GaugeMetricFamily("mailer_queue_messages", "Messages in the SQS queues by state.", labels=["queue", "state"])
         up = GaugeMetricFamily("mailer_queue_up", "1 when SQS answered this scrape's GetQueueAttributes.", labels=["queue"])
         # One short attempt per queue: a scrape must answer well within Prometheus' timeout.
-        client = queues.sqs_client(connect_timeout=2, read_timeout=2, retries={"total_max_attempts": 1})
+        client = queues.probe_client()
         for name in (settings.SQS_QUEUE_NAME, settings.SQS_DLQ_NAME):
             try:
                 url = client.get_queue_url(QueueName=name)["QueueUrl"]
