@@ -86,10 +86,7 @@ class Stack:
         return process
 
     def _start(self, argv: list[str], kind: str, **env: str) -> ServiceProcess:
-        log = self.directory / f"{kind}-{next(self._names)}.log"
-        process = ServiceProcess(argv, {**self.env, **env}, log)
-        self.processes.append(process)
-        return process
+        return self.start_command(argv, kind, wait_for=None, env={**self.env, **env})
 
     def stop(self) -> None:
         for process in reversed(self.processes):
