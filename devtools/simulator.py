@@ -50,9 +50,9 @@ from urllib.parse import parse_qs, urlsplit
 
 log = logging.getLogger("devtools.simulator")
 
-SENDGRID_PATH = re.compile(r"^/v3/mail/send$")
-MAILGUN_PATH = re.compile(r"^/v3/(?P<domain>[^/]+)/messages$")
-BEHAVIOUR_PATH = re.compile(r"^/_simulator/behaviour/(?P<provider>sendgrid|mailgun)$")
+SENDGRID_PATH = re.compile(r"/v3/mail/send")
+MAILGUN_PATH = re.compile(r"/v3/(?P<domain>[^/]+)/messages")
+BEHAVIOUR_PATH = re.compile(r"/_simulator/behaviour/(?P<provider>sendgrid|mailgun)")
 
 
 @dataclass
@@ -214,7 +214,7 @@ class Handler(BaseHTTPRequestHandler):
             with simulator.lock:
                 simulator.requests.clear()
             return self._answer(204)
-        if match := BEHAVIOUR_PATH.match(path):
+        if match := BEHAVIOUR_PATH.fullmatch(path):
             with simulator.lock:
                 simulator.behaviours[match["provider"]] = Behaviour()
             return self._answer(204)
@@ -222,7 +222,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self):  # noqa: N802
         body = self._body()
-        match = BEHAVIOUR_PATH.match(urlsplit(self.path).path)
+        match = BEHAVIOUR_PATH.fullmatch(urlsplit(self.path).path)
         if not match:
             return self._answer(404, {"message": "not found"})
         try:
@@ -236,9 +236,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         body = self._body()
         path = urlsplit(self.path).path
-        if SENDGRID_PATH.match(path):
+        if SENDGRID_PATH.fullmatch(path):
             return self._provider_request("sendgrid", body, self._sendgrid)
-        if match := MAILGUN_PATH.match(path):
+        if match := MAILGUN_PATH.fullmatch(path):
             return self._provider_request("mailgun", body, lambda b: self._mailgun(match["domain"], b))
         return self._answer(404, {"message": "not found"})
 

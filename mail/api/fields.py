@@ -14,8 +14,10 @@ from rest_framework import serializers
 from providers.base import Address
 from providers.registry import REGISTRY
 
-# C0 controls (CR and LF above all: header injection) and DEL; a tab is allowed.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# C0 controls (CR and LF above all: header injection), DEL, the C1 controls (NEL, U+0085, among
+# them) and Unicode's line and paragraph separators: each ends a line for some parser on the way
+# (Python's str.splitlines, say). A tab is allowed.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 # A 254-character address and a 256-character name, with room for quotes and brackets.
 MAX_ADDRESS_CHARS = 520

@@ -9,10 +9,11 @@ from . import messages, probes, webhooks
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 urlpatterns = [
-    # With or without a trailing slash: a redirect would turn a client's POST into a GET.
-    re_path(r"^api/v1/messages/?$", messages.MessageCollectionView.as_view(), name="message-list"),
-    re_path(r"^api/v1/messages/batch/?$", messages.MessageBatchView.as_view(), name="message-batch"),
-    re_path(rf"^api/v1/messages/(?P<message_id>{UUID})/?$", messages.MessageDetailView.as_view(), name="message-detail"),
+    # With or without a trailing slash: a redirect would turn a client's POST into a GET. \Z, not $:
+    # $ also matches before a final newline.
+    re_path(r"^api/v1/messages/?\Z", messages.MessageCollectionView.as_view(), name="message-list"),
+    re_path(r"^api/v1/messages/batch/?\Z", messages.MessageBatchView.as_view(), name="message-batch"),
+    re_path(rf"^api/v1/messages/(?P<message_id>{UUID})/?\Z", messages.MessageDetailView.as_view(), name="message-detail"),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]), name="schema"),
     path(
         "api/docs/",
