@@ -3,6 +3,7 @@ that make a local run work with no credentials. Production sets DATABASE_URL, SE
 ALLOWED_HOSTS, SQS_ENDPOINT_URL="" (real AWS) and the provider keys."""
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -29,7 +30,7 @@ if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     # The load balancer's health checks come over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz\Z", r"^readyz\Z"]
     SECURE_HSTS_SECONDS = 365 * 24 * 3600
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -171,6 +172,8 @@ REST_FRAMEWORK = {
 }
 # Per API key, e.g. "20/s", "1200/min".
 API_RATE_LIMIT = env("API_RATE_LIMIT", default="1200/min")
+if not re.fullmatch(r"[1-9][0-9]*/[smhd][a-z]*", API_RATE_LIMIT):
+    raise environ.ImproperlyConfigured(f"API_RATE_LIMIT must look like '1200/min' or '20/s', not {API_RATE_LIMIT!r}")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Mailer API",
     "DESCRIPTION": "Send transactional mail; follow each message's delivery. Errors share one shape: see Error.",
@@ -202,6 +205,9 @@ LARGE_MESSAGE_BYTES = env.int("LARGE_MESSAGE_BYTES", default=768 * 1024)
 
 # --- Limits (per recipient, tag and header: the strictest provider's, mail/api/serializers.py) ---
 MAX_BATCH_MESSAGES = 100
+# Recipients (to, cc and bcc) of one batch request in all: bounds the CPU one request takes to
+# validate (about 0.7 s at this limit, docs/security.md).
+MAX_BATCH_RECIPIENTS = 10_000
 MAX_MESSAGE_BYTES = 25 * 1000 * 1000
 # A 25 MB message arrives base64-encoded inside JSON (4/3 larger) plus the JSON around it. Without
 # large-message storage (S3_BUCKET) no task over 1 MiB can be queued, and a body much over that

@@ -3,20 +3,15 @@
 import json
 
 import pytest
-from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
+from mail.api.rate_limit import limiter_for, parse_rate
+from mail.models import Message
+
 URL = "/api/v1/messages"
 BODY = {"from": "a@example.com", "to": "b@example.com", "subject": "s", "text": "t"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_counts():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @override_settings(API_RATE_LIMIT="3/min")
@@ -35,17 +30,50 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_others_do_not(api_cl
     assert other_client.post(URL, data=json.dumps(BODY), content_type="application/json").status_code == 202
 
 
-@override_settings(
-    API_RATE_LIMIT="2/min",
-    CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:6379/15"}},
-)
-def test_with_redis_the_count_is_shared(api_client, provisioned_queues):
-    # Two API processes share Redis; here the count survives a fresh local cache, as it would a
-    # second process.
-    from django.core.cache import caches
-
-    caches["default"].clear()
+@override_settings(API_RATE_LIMIT="2/min", REDIS_URL="redis://127.0.0.1:6379/15")
+def test_with_redis_the_count_is_kept_in_redis(api_client, provisioned_queues):
+    # The count survives a fresh limiter in this process, as it would a second process.
     assert api_client.post(URL, data=json.dumps(BODY), content_type="application/json").status_code == 202
+    limiter_for.cache_clear()
     assert api_client.post(URL, data=json.dumps(BODY), content_type="application/json").status_code == 202
+    limiter_for.cache_clear()
     assert api_client.post(URL, data=json.dumps(BODY), content_type="application/json").status_code == 429
-    caches["default"].clear()
+
+
+@override_settings(API_RATE_LIMIT="12/min")
+def test_a_message_costs_a_unit_per_hundred_recipients_and_a_refused_charge_takes_nothing(api_client, provisioned_queues):
+    big = {**BODY, "to": [f"r{i}@example.com" for i in range(1000)]}  # ten units
+    assert api_client.post(URL, data=json.dumps(big), content_type="application/json").status_code == 202
+    refused = api_client.post(URL, data=json.dumps(big), content_type="application/json")
+    assert refused.status_code == 429, refused.content
+    assert "costs 10 units" in refused.json()["error"]["message"]
+    assert Message.objects.count() == 1
+    # The refused ten were not taken: one more unit for this request and one for the message fit.
+    assert api_client.post(URL, data=json.dumps(BODY), content_type="application/json").status_code == 202
+
+
+@override_settings(API_RATE_LIMIT="50/min")
+def test_a_batch_costs_the_sum_of_its_messages_all_or_nothing(api_client, provisioned_queues):
+    batch = [BODY] * 30
+    assert api_client.post(URL + "/batch", data=json.dumps(batch), content_type="application/json").status_code == 202
+    refused = api_client.post(URL + "/batch", data=json.dumps(batch), content_type="application/json")
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
+    assert Message.objects.count() == 30
+    whole = api_client.post(URL + "/batch", data=json.dumps([BODY] * 60), content_type="application/json")
+    assert whole.status_code == 429 and "whole limit of 50" in whole.json()["error"]["message"]
+
+
+def test_a_batch_over_the_recipient_cap_is_refused_before_its_addresses_are_parsed(api_client, provisioned_queues):
+    message = {**BODY, "to": [f"r{i}@example.com" for i in range(1000)]}
+    response = api_client.post(URL + "/batch", data=json.dumps([message] * 11), content_type="application/json")
+    assert response.status_code == 400
+    assert "at most 10000 recipients" in json.dumps(response.json())
+    assert Message.objects.count() == 0
+
+
+def test_the_rate_notation_is_checked():
+    assert parse_rate("1200/min").amount == 1200
+    for bad in ("", "x/min", "10/fortnight", "0/s"):
+        with pytest.raises(ValueError):
+            parse_rate(bad)

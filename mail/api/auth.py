@@ -1,5 +1,5 @@
 """Who is calling, and how often: API keys (djangorestframework-api-key: stored hashed, shown
-once) sent as a Bearer token, and the per-key rate limit.
+once) sent as a Bearer token, and the per-key rate limit (mail/api/rate_limit.py).
 
 Loaded while DRF's views module initialises (the settings name these classes), so nothing here
 may import rest_framework.views or a module that does."""
@@ -8,12 +8,14 @@ import re
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework_api_key.models import APIKey
+
+from .rate_limit import Verdict, limiter_for, message_cost
 
 # The library's keys: an 8-character prefix, a dot, a 32-character secret. Checking the shape
 # first keeps junk (and NUL bytes, which PostgreSQL refuses) away from the database.
-KEY_SHAPE = re.compile(r"^[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}$")
+KEY_SHAPE = re.compile(r"[A-Za-z0-9]{8}\.[A-Za-z0-9]{32}")
 
 
 class ApiClient:
@@ -37,7 +39,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         keyword, _, key = header.partition(" ")
         key = key.strip()
-        if keyword.lower() != self.keyword.lower() or not KEY_SHAPE.match(key):
+        if keyword.lower() != self.keyword.lower() or not KEY_SHAPE.fullmatch(key):
             raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
         try:
             api_key = APIKey.objects.get_from_key(key)
@@ -52,16 +54,41 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return f'{self.keyword} realm="mailer"'
 
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
-    """API_RATE_LIMIT requests per API key (429 with Retry-After beyond it). Counted in Django's
-    cache: Redis when REDIS_URL is set, so every API process shares one count."""
+class ApiKeyRateThrottle(BaseThrottle):
+    """API_RATE_LIMIT per API key (429 with Retry-After beyond it), counted by mail/api/rate_limit.py.
 
-    scope = "api_key"
+    Every request costs one unit here, before its body is parsed; a send costs the rest of what it
+    weighs (charge_for_messages) once its recipients are known."""
 
-    def get_rate(self):
-        return settings.API_RATE_LIMIT  # read per request, so it can change without a deploy of code
-
-    def get_cache_key(self, request, view):
+    def allow_request(self, request, view):
         if request.auth is None:
-            return None  # unauthenticated requests are refused before they cost anything
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+            return True  # unauthenticated requests are refused before they cost anything
+        self.verdict = charge(request, 1)
+        return self.verdict.allowed
+
+    def wait(self):
+        return self.verdict.reset_after
+
+
+def charge(request, cost: int) -> Verdict:
+    # The setting is read per request, so it can change without a deploy of code.
+    return limiter_for(settings.REDIS_URL).charge(settings.API_RATE_LIMIT, request.auth.prefix, cost)
+
+
+def charge_for_messages(request, recipient_counts: list[int]) -> None:
+    """Charge what these messages weigh beyond the unit the request paid on arrival; raise
+    Throttled, taking nothing, when the key has not that much left."""
+    cost = sum(message_cost(count) for count in recipient_counts) - 1
+    if cost < 1:
+        return
+    verdict = charge(request, cost)
+    if verdict.allowed:
+        return
+    if cost + 1 > verdict.limit:
+        raise exceptions.Throttled(
+            detail=f"This request costs {cost + 1} units, more than the key's whole limit of {verdict.limit}; split it."
+        )
+    raise exceptions.Throttled(
+        wait=verdict.reset_after,
+        detail=f"This request costs {cost + 1} units and the key has {verdict.remaining} left.",
+    )

@@ -1,6 +1,7 @@
 """/api/v1/messages: send one, send a batch, follow one, cancel one. A key sees only its own
 messages."""
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -13,9 +14,10 @@ from .. import accepting
 from ..exceptions import QueueUnavailable
 from ..models import Message
 from . import schema
+from .auth import charge_for_messages
 from .errors import QUEUE_UNAVAILABLE, error_body
 from .idempotency import answer_once
-from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer
+from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer, recipient_count
 
 
 def message_for_key(api_key, message_id) -> Message:
@@ -70,6 +72,7 @@ class MessageCollectionView(APIView):
 
     @staticmethod
     def accept(request, serializer) -> Response:
+        charge_for_messages(request, [recipient_count(serializer.validated_data)])
         message = accepting.accept_one(request.auth, serializer.validated_data)
         location = reverse("message-detail", kwargs={"message_id": message.id})
         return Response(
@@ -87,7 +90,9 @@ class MessageBatchView(APIView):
             "Each valid message becomes a message of its own, in the order given. 202: SQS has every "
             "one of them. 207: SQS took only some; each item of `data` is either the accepted "
             "message or an `error` — resend just those (with a new Idempotency-Key). 503: none was "
-            "accepted. A batch counts as one request against the rate limit."
+            "accepted. Against the rate limit, a message costs one unit per started 100 recipients and a "
+            f"batch the sum of its messages, all or nothing (429 takes nothing); at most {settings.MAX_BATCH_RECIPIENTS} "
+            "recipients in one batch."
         ),
         request=MessageBatchSerializer(child=MessageCreateSerializer()),
         parameters=[schema.IDEMPOTENCY_KEY],
@@ -126,6 +131,7 @@ class MessageBatchView(APIView):
 
     @staticmethod
     def accept(request, serializer) -> Response:
+        charge_for_messages(request, [recipient_count(fields) for fields in serializer.validated_data])
         outcomes = accepting.accept_batch(request.auth, serializer.validated_data)
         refused = [outcome for outcome in outcomes if isinstance(outcome, QueueUnavailable)]
         if len(refused) == len(outcomes):

@@ -25,8 +25,10 @@ from .fields import AddressField, AddressListField, Base64ContentField, shortene
 # provider registered later (a test's throwaway one) is held to as well.
 LIMITS = REGISTRY.strictest_limits()
 
+# Every pattern here is matched against the whole value (fullmatch), never anchored with `$`:
+# `$` also matches before a final "\n", and a header name "Bcc\n" would pass as "Bcc".
 # RFC 5322 field names: printable ASCII except the colon.
-HEADER_NAME = re.compile(r"^[!-9;-~]{1,100}$")
+HEADER_NAME = re.compile(r"[!-9;-~]{1,100}")
 # Set by us or the provider; a client's value would conflict or forge them. Content-* headers
 # describe the MIME structure, which the provider builds.
 RESERVED_HEADERS = frozenset(
@@ -49,10 +51,11 @@ RESERVED_HEADERS = frozenset(
 )
 # ... and every provider's own (X-SG-*, X-Mailgun-*: instructions to the provider itself).
 OWN_RESERVED_HEADER_PREFIXES = ("content-",)
-CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*$")
-CONTENT_ID = re.compile(r"^[^\s<>\"]{1,255}$")
-METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]+$")
+CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*", re.ASCII)
+# Printable ASCII without quotes or angle brackets (RFC 2392: it goes into a Content-ID header).
+CONTENT_ID = re.compile(r"[!#-;=?-~]{1,255}")
+METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 
 MAX_METADATA_KEYS = 50
 MAX_METADATA_BYTES = 8000  # SendGrid: custom_args ≤ 10,000 bytes, our message id included
@@ -69,13 +72,13 @@ class AttachmentSerializer(serializers.Serializer):
     content_id = serializers.CharField(required=False, max_length=255)
 
     def validate_content_type(self, value: str) -> str:
-        if not CONTENT_TYPE.match(value):
+        if not CONTENT_TYPE.fullmatch(value):
             raise serializers.ValidationError("Expected a MIME type such as 'application/pdf'.")
         return value
 
     def validate_content_id(self, value: str) -> str:
-        if not CONTENT_ID.match(value):
-            raise serializers.ValidationError("No spaces, quotes or angle brackets in a content id.")
+        if not CONTENT_ID.fullmatch(value):
+            raise serializers.ValidationError("A content id is printable ASCII without spaces, quotes or angle brackets.")
         return value
 
     def validate(self, attrs):
@@ -125,7 +128,7 @@ class MessageCreateSerializer(serializers.Serializer):
     def validate_headers(self, value: dict) -> dict:
         limits = REGISTRY.strictest_limits()
         for name in value:
-            if not HEADER_NAME.match(name):
+            if not HEADER_NAME.fullmatch(name):
                 raise serializers.ValidationError(f"{shortened(name)} is not a valid header name.")
             lowered = name.lower()
             if lowered in RESERVED_HEADERS or lowered.startswith(
@@ -139,7 +142,7 @@ class MessageCreateSerializer(serializers.Serializer):
         if len(value) > limits.tags:
             raise serializers.ValidationError(f"Ensure this field has no more than {limits.tags} elements.")
         for tag in value:
-            if not PRINTABLE_ASCII.match(tag) or len(tag) > limits.tag_chars:
+            if not PRINTABLE_ASCII.fullmatch(tag) or len(tag) > limits.tag_chars:
                 raise serializers.ValidationError(f"Tags are 1-{limits.tag_chars} printable ASCII characters.")
         if len(set(value)) != len(value):
             raise serializers.ValidationError("Tags must be unique.")
@@ -149,7 +152,7 @@ class MessageCreateSerializer(serializers.Serializer):
         if len(value) > MAX_METADATA_KEYS:
             raise serializers.ValidationError(f"At most {MAX_METADATA_KEYS} keys.")
         for key in value:
-            if not METADATA_KEY.match(key):
+            if not METADATA_KEY.fullmatch(key):
                 raise serializers.ValidationError(f"{shortened(key)}: keys are 1-64 of A-Z a-z 0-9 _ . -")
             if key == MESSAGE_ID_KEY:
                 raise serializers.ValidationError(f"{key!r} is reserved for the service.")
@@ -226,6 +229,14 @@ class MessageBatchSerializer(serializers.ListSerializer):
 
     def to_internal_value(self, data):
         self._next_index = 0
+        # Counted before any address is parsed: validating 100,000 recipients takes seconds of CPU
+        # (docs/security.md), and a request's work is bounded by refusing it, not by a timeout.
+        if isinstance(data, list) and (recipients := sum(raw_recipient_count(item) for item in data)) > (
+            limit := settings.MAX_BATCH_RECIPIENTS
+        ):
+            raise serializers.ValidationError(
+                {"non_field_errors": [f"A batch carries at most {limit} recipients in all, not {recipients}; split it."]}
+            )
         return super().to_internal_value(data)
 
     def run_child_validation(self, data):
@@ -235,6 +246,18 @@ class MessageBatchSerializer(serializers.ListSerializer):
             return super().run_child_validation(data)
         except PayloadTooLarge as exc:
             raise PayloadTooLarge(naming_message(index, str(exc.detail))) from exc
+
+
+def raw_recipient_count(item) -> int:
+    """Recipients of a message body as sent, before validation (a string is one address)."""
+    if not isinstance(item, dict):
+        return 0
+    return sum(len(value) if isinstance(value, list) else 1 for field in ("to", "cc", "bcc") if (value := item.get(field)))
+
+
+def recipient_count(fields: dict) -> int:
+    """Recipients of a validated message (its to, cc and bcc)."""
+    return len(fields["to"]) + len(fields["cc"]) + len(fields["bcc"])
 
 
 def message_size(fields: dict) -> int:
