@@ -68,6 +68,11 @@ class WebhookSpec:
     key_setting: str  # the setting that holds the verification key; unset, every request is refused
     refusal_status: int  # the answer to a bad, stale or replayed signature
     read: WebhookReader
+    # Anyone can post to a webhook, so its body is capped (413 by Content-Length, before it is read)
+    # near the largest request the provider documents, far below the API's own cap.
+    max_body_bytes: int = 256 * 1024
+    # Headers without which no request can be verified: one missing is refused before the body is read.
+    signature_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

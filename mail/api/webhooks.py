@@ -40,6 +40,13 @@ def provider_webhook(request, provider: str):
         response = _refused(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
         response["Allow"] = "POST"
         return response
+    # Checked from the headers alone: nothing unauthenticated is read, let alone parsed, past these.
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if length.isdigit() and int(length) > spec.webhook.max_body_bytes:
+        return _refused(413, "payload_too_large", f"A {provider} webhook body is at most {spec.webhook.max_body_bytes} bytes.")
+    if missing := [name for name in spec.webhook.signature_headers if not request.headers.get(name)]:
+        log.warning("%s webhook refused: no %s", provider, ", ".join(missing))
+        return _refused(spec.webhook.refusal_status, "invalid_signature", f"Refused: {' and '.join(missing)} required.")
     key = getattr(settings, spec.webhook.key_setting)
     if not key:
         return _not_configured(spec.webhook.key_setting)

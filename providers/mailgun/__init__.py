@@ -29,5 +29,12 @@ SPEC = ProviderSpec(
     check_limits=sending.check_limits,
     # 406 for a bad, stale or replayed signature: Mailgun retries other refusals, and a forged
     # request must not be retried.
-    webhook=WebhookSpec(key_setting="MAILGUN_WEBHOOK_SIGNING_KEY", refusal_status=406, read=webhooks.read),
+    webhook=WebhookSpec(
+        key_setting="MAILGUN_WEBHOOK_SIGNING_KEY",
+        refusal_status=406,
+        read=webhooks.read,
+        # One event per request: its event-data, our metadata (at most 8 kB) and some message headers.
+        # The signature is inside the JSON, so this cap is also what an unsigned request can make us parse.
+        max_body_bytes=256 * 1024,
+    ),
 )

@@ -24,5 +24,12 @@ SPEC = ProviderSpec(
     limits=sending.LIMITS,
     check_limits=sending.check_limits,
     # 403 for anything not signed with the configured key.
-    webhook=WebhookSpec(key_setting="SENDGRID_WEBHOOK_PUBLIC_KEY", refusal_status=403, read=webhooks.read),
+    webhook=WebhookSpec(
+        key_setting="SENDGRID_WEBHOOK_PUBLIC_KEY",
+        refusal_status=403,
+        read=webhooks.read,
+        # SendGrid posts events in batches it closes at 768 kB; room to spare, nothing like the API's cap.
+        max_body_bytes=2 * 1024 * 1024,
+        signature_headers=(webhooks.SIGNATURE_HEADER, webhooks.TIMESTAMP_HEADER),
+    ),
 )
