@@ -98,6 +98,9 @@ class MessageEvent(models.Model):
     provider = models.CharField(max_length=32, blank=True)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     detail = models.TextField(blank=True)
+    # A provider's bounce that is a hard one (providers.events.DeliveryEvent.permanent): kept so an
+    # event that came before our `sent` write can still suppress its recipient once it is made.
+    permanent = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     # Provider events only: the provider's id of the event (providers resend events, and a
     # resent one must not be recorded twice), the recipient it concerns and when it happened.

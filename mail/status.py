@@ -2,20 +2,25 @@
 
 The webhook view verifies and reads a provider's request (providers/<name>/webhooks.py); this
 module matches each event to its message, stores it once however often the provider resends it,
-moves the status forward only, and suppresses hard-bounced and complaining recipients."""
+moves the status forward only, and suppresses hard-bounced and complaining recipients.
+
+A signature proves who sent the request, not that its content is about this message: Mailgun's
+signs only a timestamp and a token. So an event acts (status, suppression) only within its
+scope (`scope_of`); outside it, it is recorded for the operator and changes nothing."""
 
 from __future__ import annotations
 
 import enum
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from providers.events import DeliveryEvent, WebhookBatch
+from providers.events import DeliveryEvent, EventType, WebhookBatch
 
 from .exceptions import Replayed
 from .models import MAX_ADDRESS_LENGTH, Message, MessageEvent, WebhookToken
@@ -36,10 +41,36 @@ STATUS_FOR_EVENT = {
 }
 
 
+PROVIDER_EVENT_TYPES = [event_type.value for event_type in EventType]
+
+
 class Outcome(enum.Enum):
     RECORDED = "recorded"
     DUPLICATE = "duplicate"  # the provider sent this event before
     UNKNOWN_MESSAGE = "unknown_message"  # not one of ours (or long deleted): logged, not retried
+
+
+@dataclass(frozen=True)
+class Scope:
+    advance: bool  # may move the message's status
+    suppress: bool  # may suppress the event's recipient
+    why_not: str = ""
+
+
+def scope_of(event: DeliveryEvent, status: str, provider: str, recipients: str) -> Scope:
+    """What a verified event may change about a message with this status, sending provider and
+    comma-separated recipients (as Message stores them).
+
+    Only a message that was sent, only by the provider that sent it, only for an address it was
+    sent to. An event that comes before our own `sent` write is applied by catch_up once that
+    write is made."""
+    if status not in STATUS_ORDER:
+        return Scope(False, False, "the message has not been sent")
+    if event.provider != provider:
+        return Scope(False, False, f"the message was sent by {provider or 'no provider'}")
+    if event.recipient and event.recipient.lower() not in {r.strip().lower() for r in recipients.split(",")}:
+        return Scope(False, False, "the address is not one of the message's recipients")
+    return Scope(True, True)
 
 
 def advance_status(message_id, event_type: str) -> bool:
@@ -52,11 +83,23 @@ def advance_status(message_id, event_type: str) -> bool:
 
 
 def catch_up(message_id) -> None:
-    """A message just written `sent` takes the status its provider events already reported."""
-    for event_type in MessageEvent.objects.filter(message_id=message_id, type__in=STATUS_FOR_EVENT).values_list(
-        "type", flat=True
-    ):
-        advance_status(message_id, event_type)
+    """A message just written `sent` takes what its provider's events already reported: the status
+    and the suppressions they would have made had they come after the write."""
+    message = Message.objects.only("status", "provider", "recipients").get(pk=message_id)
+    for row in MessageEvent.objects.filter(message_id=message_id, provider=message.provider, type__in=PROVIDER_EVENT_TYPES):
+        delivery_event = DeliveryEvent(
+            provider=row.provider,
+            type=EventType(row.type),
+            message_id=str(message_id),
+            event_id=row.provider_event_id,
+            recipient=row.recipient,
+            occurred_at=row.occurred_at,
+            permanent=row.permanent,
+            detail=row.detail,
+        )
+        if scope_of(delivery_event, message.status, message.provider, message.recipients).advance:
+            advance_status(message_id, row.type)
+            suppress_if_final(delivery_event, message_id)
 
 
 def record_events(batch: WebhookBatch) -> list[Outcome]:
@@ -79,7 +122,8 @@ def record_events(batch: WebhookBatch) -> list[Outcome]:
 def _record(event: DeliveryEvent) -> Outcome:
     message_id = _our_id(event.message_id)
     with transaction.atomic():
-        if message_id is None or not Message.objects.filter(pk=message_id).exists():
+        message = Message.objects.filter(pk=message_id).only("status", "provider", "recipients").first() if message_id else None
+        if message is None:
             log.warning(
                 "provider event for an unknown message; ignored",
                 extra={"provider": event.provider, "event": event.type.value, "message_id": event.message_id[:64]},
@@ -94,15 +138,22 @@ def _record(event: DeliveryEvent) -> Outcome:
                     provider_event_id=event.event_id[:255],
                     recipient=event.recipient[:MAX_ADDRESS_LENGTH],
                     occurred_at=event.occurred_at,
+                    permanent=event.permanent,
                     detail=event.detail,
                 )
         except IntegrityError:
             return Outcome.DUPLICATE
-        advance_status(message_id, event.type.value)
-        suppress_if_final(event, message_id)
-    log.info(
-        "provider event recorded", extra={"message_id": str(message_id), "provider": event.provider, "event": event.type.value}
-    )
+        scope = scope_of(event, message.status, message.provider, message.recipients)
+        if scope.advance:
+            advance_status(message_id, event.type.value)
+        if scope.suppress:
+            suppress_if_final(event, message_id)
+    extra = {"message_id": str(message_id), "provider": event.provider, "event": event.type.value}
+    if scope.why_not and message.status in STATUS_ORDER:
+        # Before the sent write this is the usual race, caught up later; after it, worth a look.
+        log.warning("provider event recorded without effect: %s", scope.why_not, extra=extra)
+    else:
+        log.info("provider event recorded", extra=extra)
     return Outcome.RECORDED
 
 

@@ -49,6 +49,14 @@ def message(api_key):
     )
 
 
+@pytest.fixture
+def mailgun_message(message):
+    """A message Mailgun accepted: only its sender's events act on a message."""
+    Message.objects.filter(pk=message.pk).update(provider="mailgun")
+    message.refresh_from_db()
+    return message
+
+
 def post_sendgrid(client, body: bytes, headers: dict):
     return client.post(SENDGRID_URL, data=body, content_type="application/json", headers=headers)
 
@@ -263,6 +271,9 @@ def test_kinds_outside_the_vocabulary_are_left_out(client, signer, message):
 
 def test_hard_bounces_and_complaints_suppress_the_recipient_soft_ones_do_not(client, signer, message):
     mid = str(message.id)
+    Message.objects.filter(pk=message.pk).update(
+        recipients="gone@example.com, blocked@example.com, full@example.com, angry@example.com"
+    )
     body = sendgrid_body(
         sendgrid_event(mid, "bounce", email="Gone@Example.com", type="bounce", reason="550 5.1.1 no such user"),
         sendgrid_event(mid, "bounce", email="blocked@example.com", type="blocked", reason="550 5.7.1 blocked"),
@@ -281,7 +292,8 @@ def test_hard_bounces_and_complaints_suppress_the_recipient_soft_ones_do_not(cli
 # --- Mailgun -----------------------------------------------------------------------------------
 
 
-def test_a_signed_mailgun_event_is_recorded(client, mailgun_signer, message):
+def test_a_signed_mailgun_event_is_recorded(client, mailgun_signer, mailgun_message):
+    message = mailgun_message
     body = mailgun_signer.body(mailgun_event(str(message.id), "delivered", **{"delivery-status": {"code": 250, "message": "OK"}}))
     response = post_mailgun(client, body)
     assert response.status_code == 200 and response.json()["recorded"] == 1
@@ -400,7 +412,8 @@ MAILGUN_KINDS = [
 @pytest.mark.parametrize(
     "data,expected,suppression", MAILGUN_KINDS, ids=[f"{d['event']} {d.get('reason', '')}".strip() for d, _, _ in MAILGUN_KINDS]
 )
-def test_every_mailgun_event_kind_is_normalised(client, mailgun_signer, message, data, expected, suppression):
+def test_every_mailgun_event_kind_is_normalised(client, mailgun_signer, mailgun_message, data, expected, suppression):
+    message = mailgun_message
     event = {**mailgun_event(str(message.id), recipient="Ann@Example.com"), **data}
     assert post_mailgun(client, mailgun_signer.body(event)).json()["recorded"] == 1
     assert provider_events(message) == [(expected, "mailgun")]
@@ -414,13 +427,44 @@ def test_a_mailgun_kind_outside_the_vocabulary_is_left_out(client, mailgun_signe
     assert provider_events(message) == []
 
 
-def test_events_from_both_providers_share_one_history(client, signer, mailgun_signer, message):
-    # A send we took for a timeout at SendGrid went out after all, and Mailgun sent it too.
+def test_events_from_both_providers_share_one_history_and_only_the_senders_act(client, signer, mailgun_signer, message):
+    # SendGrid sent it; a signed Mailgun event about it is recorded for the operator and changes
+    # nothing (Mailgun's signature does not cover the event, so its content proves nothing).
     body = sendgrid_body(sendgrid_event(str(message.id), "delivered"))
     post_sendgrid(client, body, signer.headers(body))
     post_mailgun(client, mailgun_signer.body(mailgun_event(str(message.id), "failed", severity="permanent", reason="bounce")))
     assert provider_events(message) == [("delivered", "sendgrid"), ("bounced", "mailgun")]
+    assert status_of(message) == "delivered"
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "change,why",
+    [
+        ({"status": "scheduled", "sent_at": None, "provider": ""}, "not sent yet"),
+        ({"recipients": "someone-else@example.com"}, "the address was never its recipient"),
+        ({"provider": "mailgun"}, "another provider sent it"),
+    ],
+)
+def test_a_signed_complaint_outside_its_scope_suppresses_nothing(client, signer, message, change, why):
+    Message.objects.filter(pk=message.pk).update(**change)
+    body = sendgrid_body(sendgrid_event(str(message.id), "spamreport", email="ann@example.com"))
+    assert post_sendgrid(client, body, signer.headers(body)).json()["recorded"] == 1, why
+    assert provider_events(message) == [("complained", "sendgrid")]
+    assert not Suppression.objects.exists(), why
+    assert status_of(message) == Message.objects.get(pk=message.pk).status != "complained"
+
+
+def test_an_event_before_the_sent_write_acts_once_it_is_made(client, signer, message):
+    # The provider's webhook can beat our own `sent` write; the write then catches up with it.
+    Message.objects.filter(pk=message.pk).update(status="sending", sent_at=None)
+    body = sendgrid_body(sendgrid_event(str(message.id), "bounce", email="ann@example.com", type="bounce", reason="550 no user"))
+    post_sendgrid(client, body, signer.headers(body))
+    assert not Suppression.objects.exists()
+    Message.objects.filter(pk=message.pk).update(status="sent", sent_at=timezone.now())
+    status.catch_up(message.id)
     assert status_of(message) == "bounced"
+    assert list(Suppression.objects.values_list("address", "reason")) == [("ann@example.com", "hard_bounce")]
 
 
 def test_old_mailgun_tokens_are_forgotten_and_fresh_ones_kept(db, settings):
