@@ -7,7 +7,7 @@ docs/benchmarks/accept.json and plotted in docs/benchmarks/accept.png.
     .venv/bin/python bench/accept.py --runs 1 --duration 3 --concurrency 1 8 32   # a quick look
 
 Needs wrk (`apt-get install wrk`). One API (`manage.py serve`, MAILER_MODE=consumer, gunicorn as
-WEB_WORKERS/WEB_THREADS set it, production defaults otherwise, logs at INFO as in production) on
+WEB_WORKERS/WEB_CONNECTIONS set it, production defaults otherwise, logs at INFO as in production) on
 PostgreSQL, fauxqs as SQS, no worker. For each run and concurrency N: wrk with N connections
 POSTs a 1 KB message (bench/accept.lua), after a warm-up; then bench/sqs_publish_loop.py publishes
 bodies the size of that message's task from N threads for as long. The median of the runs is
@@ -190,7 +190,7 @@ def main() -> None:
         manage(env, "provision_queues")
         key = manage(env, "create_api_key", "bench accept").strip()
         web = manage(
-            env, "shell", "-c", "from django.conf import settings; print(settings.WEB_WORKERS, settings.WEB_THREADS)"
+            env, "shell", "-c", "from django.conf import settings; print(settings.WEB_WORKERS, settings.WEB_CONNECTIONS)"
         ).split()[-2:]
         sqs = boto3.client(
             "sqs",
@@ -216,7 +216,7 @@ def main() -> None:
                 "warmup_s": args.warmup,
                 "runs": args.runs,
                 "web_workers": int(web[0]),
-                "web_threads": int(web[1]),
+                "web_connections": int(web[1]),
                 "log_level": env["LOG_LEVEL"],
                 "database": "PostgreSQL on loopback",
                 "request_body_bytes": len(body),

@@ -42,13 +42,14 @@ MAILER_MODE = env("MAILER_MODE", default="all")
 if MAILER_MODE not in ("all", "consumer", "processor"):
     raise environ.ImproperlyConfigured(f"MAILER_MODE must be all, consumer or processor, not {MAILER_MODE!r}")
 BIND_ADDRESS = env("BIND_ADDRESS", default="127.0.0.1:8000")
-# gunicorn gthread workers: 3 processes of 2 threads, chosen on 2 cores by bench/accept.py
-# (docs/benchmarks.md): as fast as 2 x 4 within the noise, lower median latency under load (fewer
-# threads queueing for one process's GIL), and each process stays near 133 MB where one of 4
-# threads peaks near 155 MB (each busy thread holds its own database connection and a pooled SQS
-# connection with its own boto3 client).
+# gunicorn gevent workers: WEB_WORKERS processes (one per core and one more), each serving up to
+# WEB_CONNECTIONS connections as greenlets. Not threads: a client sending its body a byte at a
+# time held one of 3 x 2 gthread threads, and eight such clients took the API down
+# (docs/security.md). The request body must arrive within the deadline of mailer_project/serving.py.
 WEB_WORKERS = env.int("WEB_WORKERS", default=3)
-WEB_THREADS = env.int("WEB_THREADS", default=2)
+WEB_CONNECTIONS = env.int("WEB_CONNECTIONS", default=200)
+REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=10)
+REQUEST_BODY_MIN_BYTES_PER_SECOND = env.int("REQUEST_BODY_MIN_BYTES_PER_SECOND", default=50_000)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -12,12 +12,16 @@ log = logging.getLogger("mail.serve")
 # fmt: off
 def consumer_argv() -> list[str]:
     return python_argv(
-        "-m", "gunicorn", "mailer_project.wsgi:application",
+        # gevent's own runner patches the standard library before gunicorn imports anything (its
+        # logging configuration loads boto3, whose ssl must be the patched one in every worker).
+        "-m", "gevent.monkey", "--module", "gunicorn", "mailer_project.serving:application",
         "--bind", settings.BIND_ADDRESS,
-        "--worker-class", "gthread",
+        # Greenlets, not threads: a slow client holds one of WEB_CONNECTIONS, and its body has a
+        # deadline (mailer_project/serving.py).
+        "--worker-class", "gevent",
         "--workers", str(settings.WEB_WORKERS),
-        "--threads", str(settings.WEB_THREADS),
-        # A 25 MB upload on a slow link takes a while; a stuck request does not hold a worker forever.
+        "--worker-connections", str(settings.WEB_CONNECTIONS),
+        # A worker whose loop is stuck (CPU-bound past this) is restarted.
         "--timeout", "60",
         "--graceful-timeout", "30",
         "--keep-alive", "5",

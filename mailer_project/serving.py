@@ -1,0 +1,68 @@
+"""The WSGI application gunicorn serves (mail/management/commands/serve.py): Django's, with a
+deadline for reading the request body.
+
+The API runs gunicorn's gevent workers, so a client that sends its body a byte at a time holds a
+greenlet, not one of a few threads, and cannot starve the others. The deadline bounds what it
+holds even so: the body must arrive within REQUEST_BODY_TIMEOUT_SECONDS plus a second per
+REQUEST_BODY_MIN_BYTES_PER_SECOND of it (mod_reqtimeout's rule), or the answer is 408 and the
+connection is closed. The body is still read only when the app reads it, so a request refused
+by its headers (a webhook without its signature, a body over a cap) is answered unread. Slow
+headers are the load balancer's to absorb: the ALB forwards a request only once its headers are
+complete (docs/security.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import gevent
+from django.conf import settings
+from django.core import signals
+from django.core.wsgi import get_wsgi_application
+
+
+class BodyTimeout(gevent.Timeout):
+    """Not an Exception: Django's handler must not turn it into a 500 on the way out."""
+
+
+class DeadlineInput:
+    """wsgi.input whose reads all end by one deadline, set when the request arrived."""
+
+    def __init__(self, stream, deadline: float):
+        self.stream, self.deadline = stream, deadline
+
+    def _within_deadline(self, read, *args):
+        with BodyTimeout(max(0.0, self.deadline - time.monotonic())):
+            return read(*args)
+
+    def read(self, *args):
+        return self._within_deadline(self.stream.read, *args)
+
+    def readline(self, *args):
+        return self._within_deadline(self.stream.readline, *args)
+
+
+class BodyReadDeadline:
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        length = environ.get("CONTENT_LENGTH") or ""
+        if not length.isdigit() or int(length) == 0:
+            return self.app(environ, start_response)
+        seconds = settings.REQUEST_BODY_TIMEOUT_SECONDS + int(length) / settings.REQUEST_BODY_MIN_BYTES_PER_SECOND
+        environ["wsgi.input"] = DeadlineInput(environ["wsgi.input"], time.monotonic() + seconds)
+        try:
+            return self.app(environ, start_response)
+        except BodyTimeout:
+            # What Django would have done at the end of the request: the database connection goes
+            # back to its pool.
+            signals.request_finished.send(sender=self.__class__)
+            from mail.api.errors import error_body  # here: importing the app's modules needs Django set up
+
+            message = f"The request body did not arrive within {seconds:.0f} seconds."
+            start_response("408 Request Timeout", [("Content-Type", "application/json"), ("Connection", "close")])
+            return [json.dumps(error_body("request_timeout", message)).encode()]
+
+
+application = BodyReadDeadline(get_wsgi_application())
