@@ -56,13 +56,15 @@ AWS_METRICS = {
 
 
 # --- CloudWatch Logs filter patterns, the JSON form the template uses ------------------------
-TOKEN = re.compile(r'\s*(\|\||&&|\(|\)|!=|=|\$\.[A-Za-z_][\w.]*|"[^"]*"|IS\s+(?:TRUE|FALSE|NULL))')
+TOKEN = re.compile(r'\s*(\|\||&&|\(|\)|=|\$\.[A-Za-z_][\w.]*|"[^"]*"|IS\s+(?:TRUE|FALSE|NULL))')
 
 
 def matches(pattern: str, line: str) -> bool:
-    """Whether CloudWatch Logs' JSON filter pattern `{ ... }` selects this log line. The subset the
-    template uses: $.field = "text" | $.field != "text" | $.field IS TRUE, with && and || and
-    parentheses (docs.aws.amazon.com, "Filter pattern syntax": && binds before ||)."""
+    """Whether CloudWatch Logs' JSON filter pattern `{ ... }` selects this log line. Only the
+    subset the template uses, each documented by AWS ("Using filter patterns to match terms in
+    JSON log events"): `$.field = "text"` (the field exists and is that string), `$.field IS TRUE`
+    (exists and is JSON true), && and || with parentheses; mixing && and || without parentheses
+    is refused rather than guessed at."""
     body = pattern.strip()
     assert body.startswith("{") and body.endswith("}"), pattern
     tokens, position, text = [], 0, body[1:-1].rstrip()
@@ -81,46 +83,47 @@ def matches(pattern: str, line: str) -> bool:
             value = value[key]
         return value
 
-    def alternatives(i):
-        value, i = conjunction(i)
-        while i < len(tokens) and tokens[i] == "||":
-            right, i = conjunction(i + 1)
-            value = value or right
-        return value, i
-
-    def conjunction(i):
+    def expression(i):
+        values, operators = [], set()
         value, i = term(i)
-        while i < len(tokens) and tokens[i] == "&&":
-            right, i = term(i + 1)
-            value = value and right
-        return value, i
+        values.append(value)
+        while i < len(tokens) and tokens[i] in ("&&", "||"):
+            operators.add(tokens[i])
+            value, i = term(i + 1)
+            values.append(value)
+        assert len(operators) <= 1, f"parenthesize && and || in {pattern!r}"
+        return (any(values) if operators == {"||"} else all(values)), i
 
     def term(i):
         if tokens[i] == "(":
-            value, i = alternatives(i + 1)
+            value, i = expression(i + 1)
             assert tokens[i] == ")", pattern
             return value, i + 1
         selector, operator = tokens[i], tokens[i + 1]
+        assert selector.startswith("$."), pattern
         value = field(selector)
         if operator.startswith("IS"):
             expected = {"TRUE": True, "FALSE": False, "NULL": None}[operator.split()[-1]]
             return value is expected, i + 2
-        literal = tokens[i + 2][1:-1]
-        return (value == literal) if operator == "=" else (value is not None and value != literal), i + 3
+        assert operator == "=" and tokens[i + 2].startswith('"'), pattern
+        return value == tokens[i + 2][1:-1], i + 3
 
-    result, end = alternatives(0)
+    result, end = expression(0)
     assert end == len(tokens), pattern
     return result
 
 
-def test_the_pattern_reader_reads_the_syntax_as_cloudwatch_does():
-    line = json.dumps({"outcome": "sent", "logger": "mail.delivery", "new": True})
+def test_the_pattern_reader_reads_the_syntax_the_template_uses():
+    line = json.dumps({"outcome": "sent", "logger": "mail.delivery", "new": True, "count": 1})
     assert matches('{ $.outcome = "sent" }', line)
     assert not matches('{ $.outcome = "failed" }', line)
     assert not matches('{ $.missing = "sent" }', line)
-    assert matches('{ $.logger = "x" || $.outcome = "sent" && $.new IS TRUE }', line)
+    assert matches('{ $.logger = "x" || $.outcome = "sent" }', line)
+    assert matches('{ $.outcome = "sent" && ($.logger = "x" || $.new IS TRUE) }', line)
     assert not matches('{ ($.logger = "x" || $.outcome = "sent") && $.new IS FALSE }', line)
-    assert matches('{ $.outcome != "failed" }', line)
+    assert not matches("{ $.count IS TRUE }", line)
+    with pytest.raises(AssertionError, match="parenthesize"):
+        matches('{ $.logger = "x" || $.outcome = "sent" && $.new IS TRUE }', line)
 
 
 # --- the log lines, written by the code that writes them -------------------------------------
@@ -136,8 +139,11 @@ class Lines(logging.Handler):
         self.lines.append(self.format(record))
 
 
-def next_task(sqs, queue_url) -> tuple[DeliveryTask, dict]:
-    received = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5, MaxNumberOfMessages=1, AttributeNames=["All"])
+def next_task(sqs, queue_url, wait_seconds: int = 5) -> tuple[DeliveryTask, dict]:
+    """The next task in the queue, taken off it."""
+    received = sqs.receive_message(
+        QueueUrl=queue_url, WaitTimeSeconds=wait_seconds, MaxNumberOfMessages=1, AttributeNames=["All"]
+    )
     (sqs_message,) = received["Messages"]
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=sqs_message["ReceiptHandle"])
     return DeliveryTask.from_sqs_body(sqs_message["Body"]), sqs_message
@@ -171,10 +177,13 @@ def service_lines(api_client, simulator, empty_queues, sqs, settings):
         assert dead_letters.drain_once(wait_seconds=1) == 1
         dead_letters.record(sqs_message | {"MessageId": dead_letters.DeadLetter.objects.get().sqs_message_id})
 
+        # Open for 3 s (a 429's Retry-After): the message waits that long in SQS, and is taken
+        # off the queue again so that no later test meets it.
         for provider in ("sendgrid", "mailgun"):
-            RUNTIME.breakers().record(provider, Admission.PASS, Outcome(ok=False, latency=0.1, retry_after=60))
+            RUNTIME.breakers().record(provider, Admission.PASS, Outcome(ok=False, latency=0.1, retry_after=3))
         api_client.post("/api/v1/messages", data=json.dumps(mail_body("waits")), content_type="application/json")
         delivery.run(next_task(sqs, empty_queues.queue_url)[0])
+        next_task(sqs, empty_queues.queue_url, wait_seconds=10)
 
         now = [1000.0]
         breakers = Breakers(BreakerConfig(failure_run=1, cooldown_seconds=30), clock=lambda: now[0])
