@@ -79,11 +79,14 @@ bench-delivery: install-bench
 bench: bench-accept bench-delivery
 
 ## The deployment files, without Docker or AWS: the Dockerfile's lint, the compose file against
-## the Compose specification's schema, the CloudFormation template's lint.
+## the Compose specification's schema, the CloudFormation template's lint, the Prometheus alerts
+## checked and unit-tested (promtool: Debian's prometheus package, installed by .ci/run).
 check-deploy: install
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(VENV)/bin/cfn-lint deploy/cloudformation.yml
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 ## The production image from the Dockerfile (podman; the base image pulled, or where no registry
 ## is reachable a stand-in built from Debian's packages: podman/ensure-image.sh).

@@ -24,7 +24,9 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from . import queues
+from providers.circuit import State
+
+from . import queues, routing
 from .models import Message, MessageEvent
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class DatabaseAndQueueCollector:
         yield self.messages_by_status()
         yield from self.send_latency()
         yield from self.queue_depth()
+        yield from self.providers()
 
     @staticmethod
     def event_counters():
@@ -152,6 +155,26 @@ class DatabaseAndQueueCollector:
                 depth.add_metric([name, state], int(attributes.get(attribute, 0)))
         yield depth
         yield up
+
+    @staticmethod
+    def providers():
+        """Each configured provider's circuit (as the workers share it through Redis; without
+        REDIS_URL, only this process's own view, which sends nothing) and whether the admin's
+        switches let mail go to it. Alerts need both: a provider switched off keeps the circuit it
+        had, since no send probes it (deploy/prometheus/alerts.yml)."""
+        states = GaugeMetricFamily(
+            "mailer_circuit_state", "1 for the state each provider's circuit is in.", labels=["provider", "state"]
+        )
+        enabled = GaugeMetricFamily(
+            "mailer_provider_enabled", "1 when the admin's switches let mail go to the provider.", labels=["provider"]
+        )
+        order = routing.provider_order()
+        for row in routing.provider_health()["providers"]:
+            for state in State:
+                states.add_metric([row["name"], state.value], int(row["circuit"] == state.value))
+            enabled.add_metric([row["name"]], int(row["name"] in order))
+        yield states
+        yield enabled
 
 
 def render() -> bytes:

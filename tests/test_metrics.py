@@ -6,6 +6,10 @@ import requests
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from mail.models import ProviderSetting
+from mail.runtime import RUNTIME
+from providers.circuit import Admission, Outcome
+
 from .stack import mail_body
 
 
@@ -103,3 +107,22 @@ def test_probes_answer_a_load_balancer_that_addresses_the_task_by_ip(provisioned
     # Everything else still checks the Host header.
     assert client.get("/api/v1/messages/00000000-0000-0000-0000-000000000000", HTTP_HOST=task_ip).status_code == 400
     assert client.get("/healthz", HTTP_HOST="mail.example.com").status_code == 200
+
+
+@pytest.mark.django_db
+def test_each_circuit_state_and_each_providers_switch_is_a_gauge(provisioned_queues):
+    RUNTIME.reset()
+    try:
+        RUNTIME.breakers().record("sendgrid", Admission.PASS, Outcome(ok=False, latency=0.1, retry_after=60))
+        ProviderSetting.objects.create(name="mailgun", enabled=False)
+        found = samples(Client().get("/metrics").content.decode())
+    finally:
+        RUNTIME.reset()
+    circuits = {labels: value for (name, labels), value in found.items() if name == "mailer_circuit_state"}
+    assert circuits == {
+        (("provider", provider), ("state", state)): float(state == expected)
+        for provider, expected in (("sendgrid", "open"), ("mailgun", "closed"))
+        for state in ("closed", "open", "half_open")
+    }
+    assert found[("mailer_provider_enabled", (("provider", "sendgrid"),))] == 1
+    assert found[("mailer_provider_enabled", (("provider", "mailgun"),))] == 0
