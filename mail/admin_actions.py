@@ -105,16 +105,16 @@ class MessageActions:
         """Which buttons the page shows, and why one that is missing is."""
         if not self.has_operate_permission(request):
             return {"allowed": False}
-        failed_without_content = message.status == Message.Status.FAILED and not operator.requeueable(message)
+        requeueable, cancelable = operator.requeueable(message), accepting.cancelable(message)
         return {
             "allowed": True,
-            "requeue": operator.requeueable(message),
-            "requeue_note": "No dead letter holds its content yet: the dead-letter drainer records it shortly after "
-            "SQS moves the task."
-            if failed_without_content
+            "requeue": requeueable,
+            "requeue_note": "Cannot be requeued yet: no dead letter holds its content (the dead-letter drainer records "
+            "it shortly after SQS moves the task)."
+            if message.status == Message.Status.FAILED and not requeueable
             else "",
-            "cancel": accepting.cancelable(message),
-            "cancel_note": "" if accepting.cancelable(message) else f"Cannot be canceled: {why_not_cancelable(message)}.",
+            "cancel": cancelable,
+            "cancel_note": "" if cancelable else f"Cannot be canceled: {why_not_cancelable(message)}.",
         }
 
     def requeue_view(self, request, object_id):

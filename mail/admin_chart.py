@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 SLOT = 18  # pixels per hour
-LEFT, TOP, PLOT_HEIGHT, BOTTOM = 40, 10, 90, 20
+LEFT, TOP, PLOT_HEIGHT, BOTTOM = 48, 12, 90, 20
 LABEL_EVERY_HOURS = 6
 
 
@@ -47,6 +47,7 @@ class Panel:
     width: int
     height: int
     baseline: int
+    plot_top: int
     plot_left: int
     plot_right: int
 
@@ -85,6 +86,7 @@ def panel(title: str, key: str, hours: list[datetime], series: dict[str, list[in
         width=LEFT + len(hours) * SLOT + 8,
         height=TOP + PLOT_HEIGHT + BOTTOM,
         baseline=TOP + PLOT_HEIGHT,
+        plot_top=TOP,
         plot_left=LEFT,
         plot_right=LEFT + len(hours) * SLOT,
     )
