@@ -167,16 +167,27 @@ def _seconds_until(moment) -> int:
     return max(0, math.ceil((moment - timezone.now()).total_seconds())) if moment else 0
 
 
-def cancel(message: Message) -> None:
+# Pending: held for its send_at or waiting in SQS, and not yet tried by any worker (attempts 0).
+CANCELABLE = (Message.Status.SCHEDULED, Message.Status.QUEUED)
+
+
+def cancelable(message: Message) -> bool:
+    """Whether cancel would take this message as it was read (cancel itself decides again, in
+    one conditional write, so a worker claiming it meanwhile wins)."""
+    return message.status in CANCELABLE and message.attempts == 0
+
+
+def cancel(message: Message, by: str = "") -> None:
     """Cancel a message no worker has claimed yet. Its task, if queued, finds it canceled and
-    does nothing. Raises NotCancelable otherwise."""
+    does nothing. Raises NotCancelable otherwise. `by` names an operator (the admin); the
+    client's own cancel through the API leaves it empty."""
     now = timezone.now()
     with transaction.atomic():
-        canceled = Message.objects.filter(
-            pk=message.pk, status__in=(Message.Status.SCHEDULED, Message.Status.QUEUED), attempts=0
-        ).update(status=Message.Status.CANCELED, scheduled_payload=None, updated_at=now)
+        canceled = Message.objects.filter(pk=message.pk, status__in=CANCELABLE, attempts=0).update(
+            status=Message.Status.CANCELED, scheduled_payload=None, updated_at=now
+        )
         if canceled:
-            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED)
+            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED, detail=f"by {by}" if by else "")
     if not canceled:
         message.refresh_from_db()
         raise NotCancelable(message.status)

@@ -1,16 +1,17 @@
 """The operator's view. Records that would lie if edited are read-only; what an operator does
-(requeue, discard) is written to Django's admin log with who and when."""
+(requeue, cancel, discard) is written to Django's admin log with who and when. The message
+buttons and actions are in mail/admin_actions.py, the overview page in mail/admin_overview.py."""
 
 import json
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import operator, routing
-from .exceptions import QueueUnavailable
+from . import admin_overview, operator, routing
+from .admin_actions import MessageActions, may_operate, requeue_each
 from .models import DeadLetter, Message, MessageEvent, ProviderSetting, Suppression
 
 
@@ -19,31 +20,6 @@ def message_link(message_id) -> str:
     if message_id is None:
         return "—"
     return format_html('<a href="{}">{}</a>', reverse("admin:mail_message_change", args=[message_id]), message_id)
-
-
-def requeue_each(model_admin, request, items, message_of, log_text) -> None:
-    """Requeue the message of each item, telling the operator what happened to each kind."""
-    done = skipped = 0
-    for item in items:
-        message = message_of(item)
-        try:
-            requeued = message is not None and operator.requeue(message, request.user.get_username())
-        except QueueUnavailable:
-            model_admin.message_user(request, "The queue is unavailable; nothing more was requeued. Try again.", messages.ERROR)
-            break
-        if requeued:
-            model_admin.log_change(request, item, log_text)
-            done += 1
-        else:
-            skipped += 1
-    model_admin.message_user(request, f"Requeued {done} message(s).", messages.SUCCESS)
-    if skipped:
-        model_admin.message_user(
-            request,
-            f"{skipped} skipped: already queued again or sent, or no dead letter holds the content yet, or its "
-            "large body has expired from S3 (after 15 days).",
-            messages.WARNING,
-        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -59,6 +35,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_operate_permission(self, request):
+        """Requeue, cancel, discard: the model's change permission (mail/admin_actions.py)."""
+        return may_operate(self, request)
+
 
 class MessageEventInline(admin.TabularInline):
     model = MessageEvent
@@ -72,14 +52,14 @@ class MessageEventInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(MessageActions, ReadOnlyAdmin):
     list_display = ["id", "status", "subject", "from_email", "recipient_count", "provider", "attempts", "created_at"]
     list_filter = ["status", "provider", "created_at"]
     search_fields = ["id", "recipients", "subject"]
     inlines = [MessageEventInline]
-    actions = ["requeue"]
+    actions = ["requeue", "cancel"]
 
-    @admin.action(description="Requeue selected failed messages with fresh retries")
+    @admin.action(description="Requeue selected failed messages with fresh retries", permissions=["operate"])
     def requeue(self, request, queryset):
         requeue_each(self, request, queryset, lambda message: message, "Requeued")
 
@@ -105,6 +85,9 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     readonly_fields = ["payload_view"]
     actions = ["requeue", "discard"]
 
+    class Media:
+        css = {"all": ["mail/admin.css"]}  # a stylesheet, not inline styles: the admin's CSP allows it
+
     @admin.display(description="message")
     def message_link(self, obj):
         return message_link(obj.message_id)
@@ -116,15 +99,15 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     @admin.display(description="payload")
     def payload_view(self, obj):
         content = json.dumps(obj.task_args, indent=2, ensure_ascii=False) if obj.task_args is not None else obj.raw_body
-        return format_html("<pre style='white-space: pre-wrap; max-height: 40em; overflow: auto'>{}</pre>", content[:200_000])
+        return format_html('<pre class="payload">{}</pre>', content[:200_000])
 
-    @admin.action(description="Requeue the messages of the selected dead letters")
+    @admin.action(description="Requeue the messages of the selected dead letters", permissions=["operate"])
     def requeue(self, request, queryset):
         requeue_each(
             self, request, queryset.select_related("message"), lambda dead_letter: dead_letter.message, "Requeued its message"
         )
 
-    @admin.action(description="Discard the selected dead letters")
+    @admin.action(description="Discard the selected dead letters", permissions=["operate"])
     def discard(self, request, queryset):
         done = 0
         for dead_letter in queryset:
@@ -144,13 +127,7 @@ class ProviderSettingAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         # Beside the switches, what the workers' circuit breakers think of each provider now.
-        health = routing.provider_health()
-        extra_context = {
-            **(extra_context or {}),
-            "provider_health": health["providers"],
-            "health_shared": health["shared"],
-            "health_enabled": health["enabled"],
-        }
+        extra_context = {**(extra_context or {}), "health": routing.provider_health()}
         return super().changelist_view(request, extra_context)
 
 
@@ -174,3 +151,6 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+admin_overview.add_to(admin.site)

@@ -13,11 +13,9 @@ which Prometheus reads as a counter reset (rate() and increase() stay right)."""
 
 from __future__ import annotations
 
-import logging
 import statistics
 from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import Count, F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -28,8 +26,6 @@ from providers.circuit import State
 
 from . import queues, routing
 from .models import Message, MessageEvent
-
-log = logging.getLogger(__name__)
 
 LATENCY_WINDOW = timedelta(minutes=5)
 LATENCY_PERCENTILES = (50, 90, 99)
@@ -60,12 +56,6 @@ EVENT_COUNTERS = [
     ("mailer_failovers", "Hand-overs to the next provider, by the provider given up on.", (MessageEvent.Type.FAILOVER,), True),
     ("mailer_dead_lettered", "Messages whose task reached the dead-letter queue.", (MessageEvent.Type.DEAD_LETTERED,), False),
 ]
-
-QUEUE_ATTRIBUTES = {
-    "ApproximateNumberOfMessages": "visible",
-    "ApproximateNumberOfMessagesNotVisible": "in_flight",
-    "ApproximateNumberOfMessagesDelayed": "delayed",
-}
 
 
 class DatabaseAndQueueCollector:
@@ -140,19 +130,12 @@ class DatabaseAndQueueCollector:
     def queue_depth():
         depth = GaugeMetricFamily("mailer_queue_messages", "Messages in the SQS queues by state.", labels=["queue", "state"])
         up = GaugeMetricFamily("mailer_queue_up", "1 when SQS answered this scrape's GetQueueAttributes.", labels=["queue"])
-        # One short attempt per queue: a scrape must answer well within Prometheus' timeout.
-        client = queues.probe_client()
-        for name in (settings.SQS_QUEUE_NAME, settings.SQS_DLQ_NAME):
-            try:
-                url = client.get_queue_url(QueueName=name)["QueueUrl"]
-                attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=list(QUEUE_ATTRIBUTES))["Attributes"]
-            except Exception as exc:  # an outage is a reading (up 0), not a failed scrape
-                log.warning("queue depth unavailable", extra={"queue": name, "error": exc.__class__.__name__})
-                up.add_metric([name], 0)
-                continue
-            up.add_metric([name], 1)
-            for attribute, state in QUEUE_ATTRIBUTES.items():
-                depth.add_metric([name, state], int(attributes.get(attribute, 0)))
+        # One short attempt per queue: a scrape must answer well within Prometheus' timeout, and
+        # an outage is a reading (up 0), not a failed scrape.
+        for name, states in queues.depths().items():
+            up.add_metric([name], 0 if states is None else 1)
+            for state, n in (states or {}).items():
+                depth.add_metric([name, state], n)
         yield depth
         yield up
 

@@ -28,7 +28,7 @@ class Message(models.Model):
         BOUNCED = "bounced"
         COMPLAINED = "complained"
         FAILED = "failed"  # every provider exhausted
-        CANCELED = "canceled"  # by the client, before any worker took it
+        CANCELED = "canceled"  # by the client or an operator, before any worker took it
         # Only between a refused publish and the row's deletion: no worker may claim it.
         WITHDRAWN = "withdrawn"
 
@@ -79,7 +79,7 @@ class MessageEvent(models.Model):
         DISCARDED = "discarded"  # an operator gave up on it
         SCHEDULED = "scheduled"  # held until its send_at is near
         RELEASED = "released"  # its send_at is near: queued with an SQS delay
-        CANCELED = "canceled"  # by the client
+        CANCELED = "canceled"  # by the client, or an operator in the admin
         SENT = "sent"
         # Reported by a provider's webhook after it accepted the mail: the vocabulary of
         # providers.events.EventType, whatever the provider called them.
@@ -111,7 +111,11 @@ class MessageEvent(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         # mail.metrics counts events by type and provider at every scrape: an index-only scan.
-        indexes = [models.Index(fields=["type", "provider"], name="event_type_provider")]
+        indexes = [
+            models.Index(fields=["type", "provider"], name="event_type_provider"),
+            # mail.overview counts the last day's events of a type by hour: a range of this index.
+            models.Index(fields=["type", "created_at"], name="event_type_created"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["message", "provider", "provider_event_id"],

@@ -32,6 +32,16 @@ def _last_task(message: Message) -> DeliveryTask | None:
         return None
 
 
+def requeueable(message: Message) -> bool:
+    """Whether to offer the operator a requeue of this message as it was read: failed, or queued
+    with its task dead-lettered and not yet handled (a poison task's), and its content kept by a
+    dead letter. requeue itself decides again."""
+    dead_lettered = (
+        message.status == Message.Status.QUEUED and message.dead_letters.filter(status=DeadLetter.Status.PENDING).exists()
+    )
+    return (message.status == Message.Status.FAILED or dead_lettered) and _last_task(message) is not None
+
+
 def requeue(message: Message, operator: str) -> bool:
     """Send a failed (or stuck) message again with fresh retries, from the first provider.
 

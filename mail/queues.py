@@ -49,6 +49,32 @@ def probe_client():
     return sqs_client(connect_timeout=2, read_timeout=2, retries={"total_max_attempts": 1})
 
 
+# A queue's messages by state: SQS's attribute → the state's name in /metrics and the admin.
+DEPTH_ATTRIBUTES = {
+    "ApproximateNumberOfMessages": "visible",
+    "ApproximateNumberOfMessagesNotVisible": "in_flight",
+    "ApproximateNumberOfMessagesDelayed": "delayed",
+}
+
+
+def depths() -> dict[str, dict[str, int] | None]:
+    """The delivery queue's and the dead-letter queue's messages by state, by queue name; None
+    for a queue SQS did not answer about. One short attempt each (probe_client): the metrics
+    scrape and the admin's overview read an outage as a fact, they do not wait it out."""
+    client = probe_client()
+    found: dict[str, dict[str, int] | None] = {}
+    for name in (settings.SQS_QUEUE_NAME, settings.SQS_DLQ_NAME):
+        try:
+            url = client.get_queue_url(QueueName=name)["QueueUrl"]
+            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=list(DEPTH_ATTRIBUTES))["Attributes"]
+        except Exception as exc:  # whatever it was, the reading is "unavailable"
+            log.warning("queue depth unavailable", extra={"queue": name, "error": exc.__class__.__name__})
+            found[name] = None
+            continue
+        found[name] = {state: int(attributes.get(attribute, 0)) for attribute, state in DEPTH_ATTRIBUTES.items()}
+    return found
+
+
 @dataclass(frozen=True)
 class ProvisionedQueues:
     queue_url: str

@@ -1,19 +1,22 @@
 """An operator at 3 a.m., in a real browser (Debian's headless Chromium driven by Selenium):
-log into the admin, find a failed message, read its history, requeue it, see it delivered.
+log into the admin, find a failed message, read its history, requeue it from its page, see it
+delivered and counted on the overview; cancel a scheduled message from its page.
 Screenshots are kept in var/test-artifacts/."""
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db.models import Count
+from django.utils import timezone
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
 
-from mail.models import Message
+from mail.models import Message, MessageEvent
 
 from .stack import mail_body
 from .support import wait_until
@@ -54,7 +57,26 @@ def browser(tmp_path):
     driver.quit()
 
 
-def test_an_operator_requeues_a_failed_message_in_the_admin(make_stack, simulator, browser):
+def log_in(browser, stack, username="ops", password="a-long-password"):
+    get_user_model().objects.create_superuser(username, f"{username}@example.com", password)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{stack.api_url}/admin/")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+
+def notices(browser) -> str:
+    return browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+
+
+def counted_since(since, types) -> dict[str, int]:
+    """The database's own count of these events since then, by provider (the page's truth)."""
+    rows = MessageEvent.objects.filter(type__in=types, created_at__gte=since).values_list("provider").annotate(n=Count("id"))
+    return {provider or "all": n for provider, n in rows}
+
+
+def test_an_operator_requeues_a_failed_message_from_its_page_and_reads_the_overview(make_stack, simulator, browser):
     stack = make_stack(SQS_VISIBILITY_TIMEOUT="5", PROVIDER_READ_TIMEOUT="2", DELIVERY_LEASE_SECONDS="4")
     stack.start_worker()
     simulator.behave("sendgrid", status=400)
@@ -63,31 +85,69 @@ def test_an_operator_requeues_a_failed_message_in_the_admin(make_stack, simulato
     stack.wait_for_status(message_id, "failed")
     wait_until(lambda: stack.dead_letter_task_ids() == [message_id], timeout=60, what="the task in the DLQ")
     stack.drain_dead_letters()
-    get_user_model().objects.create_superuser("ops", "ops@example.com", "a-long-password")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-
-    browser.get(f"{stack.api_url}/admin/")
-    browser.find_element(By.NAME, "username").send_keys("ops")
-    browser.find_element(By.NAME, "password").send_keys("a-long-password")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    log_in(browser, stack)
 
     # Find it among the failed messages and read its history.
     browser.get(f"{stack.api_url}/admin/mail/message/?status__exact=failed")
     browser.find_element(By.LINK_TEXT, message_id).click()
     history = browser.find_element(By.ID, "events-group").text
     assert "failover" in history and "failed" in history and "HTTP 400" in history
+    assert "Cannot be canceled: it has failed" in browser.find_element(By.ID, "operator-actions").text
     browser.save_screenshot(str(ARTIFACTS / "admin-failed-message.png"))
 
-    # The providers are back; requeue it from the list.
+    # The providers are back; requeue it from its own page.
     simulator.reset()
-    browser.get(f"{stack.api_url}/admin/mail/message/?status__exact=failed")
-    browser.find_element(By.CSS_SELECTOR, f"input[name=_selected_action][value='{message_id}']").click()
-    Select(browser.find_element(By.NAME, "action")).select_by_value("requeue")
-    browser.find_element(By.NAME, "index").click()
-    assert "Requeued 1 message(s)." in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
+    browser.find_element(By.ID, "requeue-button").click()
+    assert "Requeued: it goes to the first provider again" in notices(browser)
+    assert not browser.find_elements(By.ID, "requeue-button")  # nothing left to requeue
 
     wait_until(lambda: Message.objects.get(pk=message_id).status == "sent", what="the requeued message to be sent")
     browser.get(f"{stack.api_url}/admin/mail/message/{message_id}/change/")
     history = browser.find_element(By.ID, "events-group").text
     assert "requeued" in history and "by ops" in history and "sent" in history
+    assert "Cannot be canceled: already sent (sent)." in browser.find_element(By.ID, "operator-actions").text
     browser.save_screenshot(str(ARTIFACTS / "admin-requeued-and-sent.png"))
+
+    # The overview, from the index: the run's accepted, failed and sent, as the database has them.
+    browser.get(f"{stack.api_url}/admin/")
+    browser.save_screenshot(str(ARTIFACTS / "admin-index.png"))
+    browser.find_element(By.LINK_TEXT, "Overview").click()
+    since = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    expected = {
+        ("accepted", "accepted"): counted_since(since, ["queued", "scheduled"]).get("all", 0),
+        **{(provider, "sent"): n for provider, n in counted_since(since, ["sent"]).items()},
+        **{(provider, "failed"): n for provider, n in counted_since(since, ["failed"]).items()},
+    }
+    assert expected == {("accepted", "accepted"): 1, ("mailgun", "failed"): 1, ("sendgrid", "sent"): 1}
+    for (chart, series), n in expected.items():
+        figure = browser.find_element(By.ID, f"chart-{chart}")
+        legend = figure.find_element(By.CSS_SELECTOR, f".legend[data-series={series}]")
+        assert legend.get_attribute("data-total") == str(n) and legend.text == f"{series} {n}"
+        bars = figure.find_elements(By.CSS_SELECTOR, f"rect[data-series={series}]")
+        assert sum(int(bar.get_attribute("data-count")) for bar in bars) == n
+        assert all(int(bar.get_attribute("height")) > 0 for bar in bars)
+    assert browser.find_element(By.CSS_SELECTOR, "#chart-sendgrid .legend[data-series=failed]").get_attribute("data-total") == "0"
+    queues = browser.find_element(By.ID, "queues").text
+    assert "unavailable" not in queues and stack.env["SQS_DLQ_NAME"] in queues
+    circuits = browser.find_element(By.ID, "provider-health").text
+    assert "sendgrid" in circuits and "mailgun" in circuits
+    browser.save_screenshot(str(ARTIFACTS / "admin-overview.png"))
+
+
+def test_an_operator_cancels_a_scheduled_message_from_its_page(make_stack, browser):
+    stack = make_stack()
+    send_at = (timezone.now() + timedelta(hours=2)).isoformat()
+    message_id = stack.post(mail_body("Tomorrow's newsletter", send_at=send_at))
+    log_in(browser, stack)
+
+    browser.get(f"{stack.api_url}/admin/mail/message/{message_id}/change/")
+    assert not browser.find_elements(By.ID, "requeue-button")
+    browser.save_screenshot(str(ARTIFACTS / "admin-scheduled-message.png"))
+    browser.find_element(By.ID, "cancel-button").click()
+
+    assert "Canceled: it will not be sent." in notices(browser)
+    assert stack.message(message_id)["status"] == "canceled"  # as the client sees it
+    history = browser.find_element(By.ID, "events-group").text
+    assert "canceled" in history and "by ops" in history
+    assert "Cannot be canceled: already canceled." in browser.find_element(By.ID, "operator-actions").text
+    browser.save_screenshot(str(ARTIFACTS / "admin-canceled-message.png"))
