@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mail', '0005_providersetting_choices_from_registry'),
+        ('mail', '0006_event_type_created_index'),
     ]
 
     operations = [
