@@ -40,7 +40,7 @@ def provider_webhook(request, provider: str):
         response = _refused(405, "method_not_allowed", f'Method "{request.method}" not allowed.')
         response["Allow"] = "POST"
         return response
-    key = getattr(settings, spec.webhook.key_setting)
+    key = spec.webhook.key(settings)
     if not key:
         return _not_configured(spec.webhook.key_setting)
     try:
