@@ -444,6 +444,9 @@ def client_settings(url: str) -> dict[str, str]:
         "MAILGUN_API_URL": url,
         "MAILGUN_API_KEY": "simulator",
         "MAILGUN_DOMAIN": "sandbox.local",
+        # SES, when MAIL_PROVIDERS names it: SendEmail here, signed with the local run's dummy
+        # AWS credentials (settings.py), so a local run needs no AWS account.
+        "SES_ENDPOINT_URL": url,
     }
 
 
