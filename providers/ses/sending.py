@@ -35,7 +35,13 @@ TAG_PREFIX = "tag-"
 # checked before each request instead (see MAX_RECIPIENTS_PER_CALL). X-SES-* headers are
 # instructions to SES itself (X-SES-CONFIGURATION-SET, X-SES-MESSAGE-TAGS, X-SES-FROM-ARN, ...):
 # a client's value would change how SES treats the mail, so the API refuses them.
-LIMITS = Limits(recipients=1000, tags=50, tag_chars=256 - len(TAG_PREFIX), reserved_header_prefixes=("x-ses-",))
+# Our own X-Mailer-Message-Id (content.py) is not the client's to set either.
+LIMITS = Limits(
+    recipients=1000,
+    tags=50,
+    tag_chars=256 - len(TAG_PREFIX),
+    reserved_header_prefixes=("x-ses-", content.MESSAGE_ID_HEADER.lower()),
+)
 
 
 def check_limits(message: OutboundMessage) -> None:

@@ -134,9 +134,9 @@ def certificate_at(url: str, timeout: tuple[float, float]) -> x509.Certificate:
     """The certificate at a trusted URL, fetched once per process (SNS signs with a few, for
     months). A failure is not kept: the next message fetches again."""
     try:
-        response = requests.get(url, timeout=timeout, allow_redirects=False, stream=True)
-        pem = response.raw.read(MAX_CERTIFICATE_BYTES + 1, decode_content=True)
-    except requests.RequestException as exc:
+        with requests.get(url, timeout=timeout, allow_redirects=False, stream=True) as response:
+            pem = response.raw.read(MAX_CERTIFICATE_BYTES + 1, decode_content=True)
+    except (requests.RequestException, OSError) as exc:
         raise WebhookRefused(f"the signing certificate could not be fetched: {exc}") from exc
     if response.status_code != 200 or len(pem) > MAX_CERTIFICATE_BYTES:
         raise WebhookRefused(f"the signing certificate could not be fetched (HTTP {response.status_code})")
