@@ -1,14 +1,18 @@
-"""A local stand-in for SendGrid and Mailgun, used by the local run, the tests and the benchmarks.
+"""A local stand-in for SendGrid, Mailgun and (for its failures) Amazon SES, used by the local
+run, the tests and the benchmarks.
 
 It speaks SendGrid's v3 mail send (POST /v3/mail/send, Bearer auth, 202 + X-Message-Id) and
 Mailgun's messages API (POST /v3/<domain>/messages, Basic auth api:<key>, multipart or urlencoded
-form, 200 + {"id": ...}) closely enough that the real provider code runs against it unchanged. It
+form, 200 + {"id": ...}) and SES v2 SendEmail (POST /v2/email/outbound-emails, SigV4, 200 +
+{"MessageId": ...}; errors named by x-amzn-ErrorType, as botocore reads them) closely enough that
+the real provider code runs against it unchanged. It
 keeps every request it receives (and writes accepted ones to an outbox folder as JSON), and it can
 be told to misbehave per provider:
 
     PUT /_simulator/behaviour/sendgrid  {"status": 503, "times": 2}      # next 2 requests get 503
     PUT /_simulator/behaviour/sendgrid  {"status": 429, "retry_after": 7}
     PUT /_simulator/behaviour/mailgun   {"drop": true}                   # close without answering
+    PUT /_simulator/behaviour/ses  {"status": 429, "error_code": "TooManyRequestsException", "times": 2}
     PUT /_simulator/behaviour/sendgrid  {"latency_ms": 250, "failure_rate": 0.3, "status": 500}
     DELETE /_simulator/behaviour/sendgrid                                # behave again
     GET /_simulator/requests?provider=sendgrid&accepted=true   # each with its state: in_flight,
@@ -52,7 +56,8 @@ log = logging.getLogger("devtools.simulator")
 
 SENDGRID_PATH = re.compile(r"/v3/mail/send")
 MAILGUN_PATH = re.compile(r"/v3/(?P<domain>[^/]+)/messages")
-BEHAVIOUR_PATH = re.compile(r"/_simulator/behaviour/(?P<provider>sendgrid|mailgun)")
+SES_PATH = re.compile(r"/v2/email/outbound-emails")
+BEHAVIOUR_PATH = re.compile(r"/_simulator/behaviour/(?P<provider>sendgrid|mailgun|ses)")
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Behaviour:
     failure_rate: float = 0.0  # with status/drop: fail this share of requests at random
     latency_ms: int = 0  # wait this long before answering (every request)
     retry_after: str | None = None  # Retry-After header sent with a failure
+    error_code: str | None = None  # SES: the error's name (x-amzn-ErrorType) sent with a failure
 
     def should_fail(self) -> bool:
         if self.status is None and not self.drop:
@@ -84,7 +90,7 @@ class Simulator:
         self.outbox = outbox
         self.lock = threading.Lock()
         self.requests: list[dict] = []
-        self.behaviours = {"sendgrid": Behaviour(), "mailgun": Behaviour()}
+        self.behaviours = {"sendgrid": Behaviour(), "mailgun": Behaviour(), "ses": Behaviour()}
         self.sequence = itertools.count(1)
         if outbox:
             outbox.mkdir(parents=True, exist_ok=True)
@@ -240,6 +246,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._provider_request("sendgrid", body, self._sendgrid)
         if match := MAILGUN_PATH.fullmatch(path):
             return self._provider_request("mailgun", body, lambda b: self._mailgun(match["domain"], b))
+        if SES_PATH.fullmatch(path):
+            return self._provider_request("ses", body, self._ses)
         return self._answer(404, {"message": "not found"})
 
     def _client_gone(self) -> bool:
@@ -281,6 +289,8 @@ class Handler(BaseHTTPRequestHandler):
         if fail:
             simulator.finish(entry, state="answered", status=behaviour.status)
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            if provider == "ses":
+                headers["x-amzn-ErrorType"] = behaviour.error_code or "InternalFailure"
             return self._answer(behaviour.status, self._error_body(provider, behaviour.status), headers)
         status, payload, headers, details = handle(body)
         simulator.finish(entry, **details, state="answered", status=status, accepted=200 <= status < 300)
@@ -310,6 +320,17 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"errors": errors}, {}, {"json": payload}
         message_id = uuid.uuid4().hex[:22]
         return 202, None, {"X-Message-Id": message_id}, {"json": payload, "provider_message_id": message_id}
+
+    # --- SES v2 -----------------------------------------------------------------------------
+    def _ses(self, body: bytes):
+        if not self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return 403, {"message": "Missing Authentication Token"}, {"x-amzn-ErrorType": "AccessDeniedException"}, {}
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 400, {"message": "Bad Request"}, {"x-amzn-ErrorType": "BadRequestException"}, {}
+        message_id = f"{uuid.uuid4().hex}-{uuid.uuid4().hex[:12]}-000000"
+        return 200, {"MessageId": message_id}, {}, {"json": payload, "provider_message_id": message_id}
 
     # --- Mailgun ----------------------------------------------------------------------------
     def _mailgun(self, domain: str, body: bytes):
@@ -423,6 +444,9 @@ def client_settings(url: str) -> dict[str, str]:
         "MAILGUN_API_URL": url,
         "MAILGUN_API_KEY": "simulator",
         "MAILGUN_DOMAIN": "sandbox.local",
+        # SES, when MAIL_PROVIDERS names it: SendEmail here, signed with the local run's dummy
+        # AWS credentials (settings.py), so a local run needs no AWS account.
+        "SES_ENDPOINT_URL": url,
     }
 
 

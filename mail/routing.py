@@ -87,8 +87,10 @@ def send(provider_name: str, admission: Admission, outbound: OutboundMessage) ->
     except TransientError as error:
         report(False, error.retry_after if error.status_code == 429 else None)
         raise
-    except ProviderLevelError:
-        report(False)
+    except ProviderLevelError as error:
+        # retry_after here is the provider saying it refuses everything for that long (SES's
+        # paused sending): the circuit opens for it, as for a 429's Retry-After.
+        report(False, error.retry_after)
         raise
     except MessageRejected as error:
         if error.status_code is not None:

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from . import mailgun, sendgrid
+from . import mailgun, sendgrid, ses
 from .base import OutboundMessage
 from .http import DEFAULT_CONNECTIONS, Timeouts
 from .spec import Limits, Provider, ProviderSpec, Setting
@@ -64,4 +64,4 @@ class Registry:
             del self._specs[spec.name]
 
 
-REGISTRY = Registry([sendgrid.SPEC, mailgun.SPEC])
+REGISTRY = Registry([sendgrid.SPEC, mailgun.SPEC, ses.SPEC])

@@ -59,8 +59,9 @@ class Limits:
 
 
 # read(body, headers, key, max_age_seconds, now) -> the verified events, or WebhookRefused /
-# WebhookMalformed (providers/events.py). Pure: the caller supplies the clock and the key.
-WebhookReader = Callable[[bytes, Mapping[str, str], str, int, float], WebhookBatch]
+# WebhookMalformed (providers/events.py). The caller supplies the clock and the key (see
+# WebhookSpec.key).
+WebhookReader = Callable[[bytes, Mapping[str, str], Any, int, float], WebhookBatch]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ class WebhookSpec:
     max_body_bytes: int = 256 * 1024
     # Headers without which no request can be verified: one missing is refused before the body is read.
     signature_headers: tuple[str, ...] = ()
+    # What read() gets as its key when the key setting is set: by default that setting's value.
+    # A provider whose verification needs more than one value (SES: its SNS topic, where SNS's
+    # certificates may be fetched from, and how long to wait for one) builds it from the settings.
+    key_from_settings: Callable[[Any], Any] | None = None
+
+    def key(self, config: Any) -> Any:
+        """The key for read(), from a settings-like object; falsy while the key setting is unset."""
+        value = getattr(config, self.key_setting)
+        return self.key_from_settings(config) if value and self.key_from_settings else value
 
 
 @dataclass(frozen=True)

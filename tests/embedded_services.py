@@ -60,6 +60,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
             MAILGUN_API_URL=simulator_url,
             MAILGUN_API_KEY="test-mailgun-key",
             MAILGUN_DOMAIN="test.example.com",
+            SES_ENDPOINT_URL=moto_url,
             MAILER_TEST_SIMULATOR_URL=simulator_url,
             MAILER_TEST_SERVER_LOGS=str(log_dir),
         )

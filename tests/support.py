@@ -98,7 +98,7 @@ class Simulator:
 
     def reset(self) -> None:
         requests.delete(f"{self.url}/_simulator/requests", timeout=5).raise_for_status()
-        for provider in ("sendgrid", "mailgun"):
+        for provider in ("sendgrid", "mailgun", "ses"):
             requests.delete(f"{self.url}/_simulator/behaviour/{provider}", timeout=5).raise_for_status()
 
     def behave(self, provider: str, **behaviour) -> None:

@@ -47,7 +47,7 @@ def provider_webhook(request, provider: str):
     if missing := [name for name in spec.webhook.signature_headers if not request.headers.get(name)]:
         log.warning("%s webhook refused: no %s", provider, ", ".join(missing))
         return _refused(spec.webhook.refusal_status, "invalid_signature", f"Refused: {' and '.join(missing)} required.")
-    key = getattr(settings, spec.webhook.key_setting)
+    key = spec.webhook.key(settings)
     if not key:
         return _not_configured(spec.webhook.key_setting)
     try:
