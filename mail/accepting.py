@@ -167,16 +167,16 @@ def _seconds_until(moment) -> int:
     return max(0, math.ceil((moment - timezone.now()).total_seconds())) if moment else 0
 
 
-def cancel(message: Message) -> None:
+def cancel(message: Message, detail: str = "") -> None:
     """Cancel a message no worker has claimed yet. Its task, if queued, finds it canceled and
-    does nothing. Raises NotCancelable otherwise."""
+    does nothing. Raises NotCancelable otherwise. `detail` says why, when not the client's own."""
     now = timezone.now()
     with transaction.atomic():
         canceled = Message.objects.filter(
             pk=message.pk, status__in=(Message.Status.SCHEDULED, Message.Status.QUEUED), attempts=0
         ).update(status=Message.Status.CANCELED, scheduled_payload=None, updated_at=now)
         if canceled:
-            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED)
+            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED, detail=detail)
     if not canceled:
         message.refresh_from_db()
         raise NotCancelable(message.status)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import operator, routing
+from .admin_keys import RevokingAPIKeyAdmin  # noqa: F401  (registered on import: revoking a key cancels its pending mail)
 from .exceptions import QueueUnavailable
 from .models import DeadLetter, Message, MessageEvent, ProviderSetting, Suppression
 

@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit
 
 import environ
 
+from mailer_project.local_secrets import binds_beyond_loopback, local_secret_key
 from providers.registry import REGISTRY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,14 +18,14 @@ VAR_DIR = Path(environ.Env().str("MAILER_VAR_DIR", default=str(BASE_DIR / "var")
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
-LOCAL_SECRET_KEY = "local-only-insecure-key-change-me-in-production-0123456789"
-SECRET_KEY = env("SECRET_KEY", default=LOCAL_SECRET_KEY)
+# Unset: a local run's own random key, or a refusal to serve (see "Secret key and binding" below).
+SECRET_KEY = env("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 # Production serves HTTPS (TLS ends at the load balancer): HTTPS=true turns on what that needs.
 HTTPS = env.bool("HTTPS", default=False)
 if HTTPS:
-    if SECRET_KEY == LOCAL_SECRET_KEY or len(SECRET_KEY) < 50:
+    if len(SECRET_KEY) < 50:
         raise environ.ImproperlyConfigured("With HTTPS=true, set SECRET_KEY to a random string of 50+ characters")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
@@ -49,6 +50,22 @@ BIND_ADDRESS = env("BIND_ADDRESS", default="127.0.0.1:8000")
 WEB_WORKERS = env.int("WEB_WORKERS", default=3)
 WEB_THREADS = env.int("WEB_THREADS", default=2)
 
+# --- Secret key and binding beyond loopback (issue 23) -----------------------------------------
+# Reachable from other machines means production rules: a SECRET_KEY of the operator's and a
+# METRICS_TOKEN for /metrics. On loopback (`make run`, the tests) an unset SECRET_KEY is this
+# machine's own random key, made once in var/ (mode 0600) and shared by every local process so
+# sessions survive a restart. Beyond loopback with none, the settings still load (collectstatic at
+# image build, migrate) but the API refuses to start: mailer_project/wsgi.py raises this reason.
+BINDS_BEYOND_LOOPBACK = binds_beyond_loopback(BIND_ADDRESS)
+MISSING_SECRET_KEY = ""
+if not SECRET_KEY:
+    if BINDS_BEYOND_LOOPBACK:
+        MISSING_SECRET_KEY = (
+            f"BIND_ADDRESS={BIND_ADDRESS} is beyond loopback: set SECRET_KEY to a random string of 50+ characters"
+        )
+    else:
+        SECRET_KEY = local_secret_key(VAR_DIR / "local-secret-key")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -60,6 +77,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "mail",
 ]
 
@@ -78,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 (see "Admin login").
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailer_project.urls"
@@ -145,15 +165,38 @@ MONGODB_URI = env("MONGODB_URI", default="")
 MONGODB_ARCHIVE_TTL_DAYS = env.int("MONGODB_ARCHIVE_TTL_DAYS", default=30)
 CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
 REDIS_URL = env("REDIS_URL", default="")
-# /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open locally and off
-# under HTTPS=true (mail/api/probes.py).
+# /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`. Unset, it is open only on a local run
+# (loopback bind, no HTTPS) and off (404, saying why) wherever others can reach it (mail/api/probes.py).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_OPEN_WITHOUT_TOKEN = not (HTTPS or BINDS_BEYOND_LOOPBACK)
 # Rate-limit counts: shared by every process through Redis when there is one, else per process.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+
+# --- Admin login: brute-force limit (issue 23, django-axes) ----------------------------------------
+# Failures are counted per account and, separately, per client address: ADMIN_LOGIN_FAILURE_LIMIT
+# wrong passwords for one username (from anywhere) lock that username, and as many from one
+# address (any usernames) lock that address, for ADMIN_LOGIN_COOLOFF_MINUTES after the last counted
+# failure. Attempts while locked are refused without being counted, so the lock clears on time and
+# an attacker cannot keep an operator locked out by trying on; a successful login clears that
+# account's failures. `manage.py axes_reset` (or axes_reset_username NAME) clears locks at once.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "mail.admin_login.locked_out"
+AXES_CLIENT_IP_CALLABLE = "mail.admin_login.client_address"
+# Proxies in front that append the client's address to X-Forwarded-For: the ALB with HTTPS=true
+# (the same trust as SECURE_PROXY_SSL_HEADER above), none otherwise, so that without a proxy a
+# client-sent X-Forwarded-For is never believed.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if HTTPS else 0)
+# No second copy of every login request (axes' access log); failures and lockouts are still logged.
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
