@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 
 from mailer_project.local_secrets import binds_beyond_loopback, local_secret_key
 from providers.registry import REGISTRY
@@ -78,10 +79,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "csp",
     "mail",
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer carries its policy, the probes' and the static files' too.
+    "mailer_project.content_security.ContentSecurityPolicy",
     # Health checks and metrics by task IP, before the Host header is checked (see the class).
     "mail.api.probes.HostIndependentProbes",
     "django.middleware.security.SecurityMiddleware",
@@ -197,6 +201,27 @@ AXES_CLIENT_IP_CALLABLE = "mail.admin_login.client_address"
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if HTTPS else 0)
 # No second copy of every login request (axes' access log); failures and lockouts are still logged.
 AXES_DISABLE_ACCESS_LOG = True
+
+# --- Content-Security-Policy (issue 23, django-csp; mailer_project/content_security.py) -------------
+# Everything but the browser pages is JSON (or Prometheus text): nothing may load, nothing may frame it.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": [NONE], "frame-ancestors": [NONE]}}
+# The admin and the API docs: only this service's own scripts, styles, images and fonts (the admin's
+# and Swagger UI's, served by WhiteNoise; no CDN), no inline script (the docs page's init script is
+# a URL of its own, mail/api/urls.py), one inline style allowed by nonce (mail/templates/mail/
+# swagger_ui.html), data: images (both UIs' icons), forms posting only here, no framing.
+BROWSER_PAGES_PREFIXES = ("/admin/", "/api/docs/")
+BROWSER_PAGES_CSP = {
+    "default-src": [SELF],
+    "script-src": [SELF],
+    "style-src": [SELF, NONCE],
+    "img-src": [SELF, "data:"],
+    "connect-src": [SELF],
+    "font-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [NONE],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+}
 
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
