@@ -448,8 +448,11 @@ LOGGING = {
         "json": {"()": "mailer_project.log_format.formatter", "style": "json"},
     },
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "stdout"}},
+    # A bad Host header: WARNING, one line, not an ERROR with a traceback (issue 23).
+    "filters": {"host_refused_as_warning": {"()": "mailer_project.log_format.HostRefusedAsWarning"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        "django.security.DisallowedHost": {"filters": ["host_refused_as_warning"]},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         # Celery's own line per task ("received", "succeeded") repeats what mail.delivery logs
