@@ -248,7 +248,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "mail.api.schema.batch_size_limits"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mail.api.schema.batch_size_limits",
+        # Issue 23: the 429 of every rate-limited operation, a send_at example in the future.
+        "mail.api.schema.rate_limits_and_a_future_send_at",
+    ],
 }
 
 # --- AWS (SQS and S3), or the embedded server that speaks both ----------------------------------
