@@ -106,6 +106,9 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     readonly_fields = ["payload_view"]
     actions = ["requeue", "discard"]
 
+    class Media:
+        css = {"all": ["mail/admin.css"]}
+
     @admin.display(description="message")
     def message_link(self, obj):
         return message_link(obj.message_id)
@@ -117,7 +120,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     @admin.display(description="payload")
     def payload_view(self, obj):
         content = json.dumps(obj.task_args, indent=2, ensure_ascii=False) if obj.task_args is not None else obj.raw_body
-        return format_html("<pre style='white-space: pre-wrap; max-height: 40em; overflow: auto'>{}</pre>", content[:200_000])
+        return format_html("<pre class='payload'>{}</pre>", content[:200_000])  # styled by mail/admin.css
 
     @admin.action(description="Requeue the messages of the selected dead letters")
     def requeue(self, request, queryset):

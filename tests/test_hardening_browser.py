@@ -12,6 +12,8 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from mail.models import DeadLetter
+
 from .stack import mail_body
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -84,4 +86,13 @@ def test_the_docs_and_the_admin_work_under_their_policy_with_no_violation(make_s
     # The change list's JavaScript ran (it is what makes "select all" check every row).
     browser.find_element(By.ID, "action-toggle").click()
     assert browser.find_element(By.CSS_SELECTOR, f"input[name=_selected_action][value='{message_id}']").is_selected()
+    assert console(browser) == []
+
+    # The service's own admin pages, styled from its own file, not inline.
+    browser.get(f"{stack.api_url}/admin/mail/providersetting/")
+    assert browser.find_element(By.ID, "provider-health").is_displayed()
+    dead_letter = DeadLetter.objects.create(sqs_message_id="sqs-1", message_id=message_id, reason="poison", raw_body="?")
+    browser.get(f"{stack.api_url}/admin/mail/deadletter/{dead_letter.pk}/change/")
+    payload = browser.find_element(By.CSS_SELECTOR, "pre.payload")
+    assert payload.value_of_css_property("white-space") == "pre-wrap"
     assert console(browser) == []
