@@ -177,17 +177,17 @@ def cancelable(message: Message) -> bool:
     return message.status in CANCELABLE and message.attempts == 0
 
 
-def cancel(message: Message, by: str = "") -> None:
+def cancel(message: Message, detail: str = "") -> None:
     """Cancel a message no worker has claimed yet. Its task, if queued, finds it canceled and
-    does nothing. Raises NotCancelable otherwise. `by` names an operator (the admin); the
-    client's own cancel through the API leaves it empty."""
+    does nothing. Raises NotCancelable otherwise. `detail` says who or why, when not the client's
+    own cancel through the API ("by <operator>", "the API key was revoked")."""
     now = timezone.now()
     with transaction.atomic():
         canceled = Message.objects.filter(pk=message.pk, status__in=CANCELABLE, attempts=0).update(
             status=Message.Status.CANCELED, scheduled_payload=None, updated_at=now
         )
         if canceled:
-            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED, detail=f"by {by}" if by else "")
+            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED, detail=detail)
     if not canceled:
         message.refresh_from_db()
         raise NotCancelable(message.status)

@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from . import admin_overview, operator, routing
 from .admin_actions import MessageActions, may_operate, requeue_each
+from .admin_keys import RevokingAPIKeyAdmin  # noqa: F401  (registered on import: revoking a key cancels its pending mail)
 from .models import DeadLetter, Message, MessageEvent, ProviderSetting, Suppression
 
 

@@ -71,7 +71,7 @@ def cancel_each(model_admin, request, selected) -> None:
     canceled, refused = 0, Counter()
     for message in selected:
         try:
-            accepting.cancel(message, by=request.user.get_username())
+            accepting.cancel(message, detail=f"by {request.user.get_username()}")
         except NotCancelable:
             refused[why_not_cancelable(message)] += 1  # cancel has read the message again
             continue
@@ -153,7 +153,7 @@ class MessageActions:
 
     def _cancel(self, request, message: Message) -> None:
         try:
-            accepting.cancel(message, by=request.user.get_username())
+            accepting.cancel(message, detail=f"by {request.user.get_username()}")
         except NotCancelable:
             self.message_user(request, f"Not canceled: {why_not_cancelable(message)}.", messages.WARNING)
             return

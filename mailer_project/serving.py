@@ -18,7 +18,9 @@ import time
 import gevent
 from django.conf import settings
 from django.core import signals
-from django.core.wsgi import get_wsgi_application
+
+from mail.api.error_shape import error_body
+from mailer_project.wsgi import application as django_application
 
 
 class BodyTimeout(gevent.Timeout):
@@ -58,11 +60,10 @@ class BodyReadDeadline:
             # What Django would have done at the end of the request: the database connection goes
             # back to its pool.
             signals.request_finished.send(sender=self.__class__)
-            from mail.api.errors import error_body  # here: importing the app's modules needs Django set up
-
             message = f"The request body did not arrive within {seconds:.0f} seconds."
             start_response("408 Request Timeout", [("Content-Type", "application/json"), ("Connection", "close")])
             return [json.dumps(error_body("request_timeout", message)).encode()]
 
 
-application = BodyReadDeadline(get_wsgi_application())
+# Django's application as mailer_project/wsgi.py makes it, with its refusal to start without a key.
+application = BodyReadDeadline(django_application)

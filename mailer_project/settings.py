@@ -9,7 +9,9 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 
+from mailer_project.local_secrets import binds_beyond_loopback, local_secret_key
 from providers.registry import REGISTRY
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -18,14 +20,14 @@ VAR_DIR = Path(environ.Env().str("MAILER_VAR_DIR", default=str(BASE_DIR / "var")
 env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
-LOCAL_SECRET_KEY = "local-only-insecure-key-change-me-in-production-0123456789"
-SECRET_KEY = env("SECRET_KEY", default=LOCAL_SECRET_KEY)
+# Unset: a local run's own random key, or a refusal to serve (see "Secret key and binding" below).
+SECRET_KEY = env("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 # Production serves HTTPS (TLS ends at the load balancer): HTTPS=true turns on what that needs.
 HTTPS = env.bool("HTTPS", default=False)
 if HTTPS:
-    if SECRET_KEY == LOCAL_SECRET_KEY or len(SECRET_KEY) < 50:
+    if len(SECRET_KEY) < 50:
         raise environ.ImproperlyConfigured("With HTTPS=true, set SECRET_KEY to a random string of 50+ characters")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
@@ -51,6 +53,22 @@ WEB_CONNECTIONS = env.int("WEB_CONNECTIONS", default=200)
 REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=10)
 REQUEST_BODY_MIN_BYTES_PER_SECOND = env.int("REQUEST_BODY_MIN_BYTES_PER_SECOND", default=50_000)
 
+# --- Secret key and binding beyond loopback (issue 23) -----------------------------------------
+# Reachable from other machines means production rules: a SECRET_KEY of the operator's and a
+# METRICS_TOKEN for /metrics. On loopback (`make run`, the tests) an unset SECRET_KEY is this
+# machine's own random key, made once in var/ (mode 0600) and shared by every local process so
+# sessions survive a restart. Beyond loopback with none, the settings still load (collectstatic at
+# image build, migrate) but the API refuses to start: mailer_project/wsgi.py raises this reason.
+BINDS_BEYOND_LOOPBACK = binds_beyond_loopback(BIND_ADDRESS)
+MISSING_SECRET_KEY = ""
+if not SECRET_KEY:
+    if BINDS_BEYOND_LOOPBACK:
+        MISSING_SECRET_KEY = (
+            f"BIND_ADDRESS={BIND_ADDRESS} is beyond loopback: set SECRET_KEY to a random string of 50+ characters"
+        )
+    else:
+        SECRET_KEY = local_secret_key(VAR_DIR / "local-secret-key")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -62,10 +80,14 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "mail",
 ]
 
 MIDDLEWARE = [
+    # First, so that every answer carries its policy, the probes' and the static files' too.
+    "mailer_project.content_security.ContentSecurityPolicy",
     # Health checks and metrics by task IP, before the Host header is checked (see the class).
     "mail.api.probes.HostIndependentProbes",
     "django.middleware.security.SecurityMiddleware",
@@ -80,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out login into its 429 (see "Admin login").
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailer_project.urls"
@@ -147,14 +171,58 @@ MONGODB_URI = env("MONGODB_URI", default="")
 MONGODB_ARCHIVE_TTL_DAYS = env.int("MONGODB_ARCHIVE_TTL_DAYS", default=30)
 CLOUDWATCH_LOG_GROUP = env("CLOUDWATCH_LOG_GROUP", default="")
 REDIS_URL = env("REDIS_URL", default="")
-# /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open locally and off
-# under HTTPS=true (mail/api/probes.py).
+# /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`. Unset, it is open only on a local run
+# (loopback bind, no HTTPS) and off (404, saying why) wherever others can reach it (mail/api/probes.py).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_OPEN_WITHOUT_TOKEN = not (HTTPS or BINDS_BEYOND_LOOPBACK)
 # Rate-limit counts: shared by every process through Redis when there is one, else per process.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
+# --- Admin login: brute-force limit (issue 23, django-axes) ----------------------------------------
+# Failures are counted per account and, separately, per client address: ADMIN_LOGIN_FAILURE_LIMIT
+# wrong passwords for one username (from anywhere) lock that username, and as many from one
+# address (any usernames) lock that address, for ADMIN_LOGIN_COOLOFF_MINUTES after the last counted
+# failure. Attempts while locked are refused without being counted, so the lock clears on time and
+# an attacker cannot keep an operator locked out by trying on; a successful login clears that
+# account's failures. `manage.py axes_reset` (or axes_reset_username NAME) clears locks at once.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ADMIN_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "mail.admin_login.locked_out"
+AXES_CLIENT_IP_CALLABLE = "mail.admin_login.client_address"
+# Proxies in front that append the client's address to X-Forwarded-For: the ALB with HTTPS=true
+# (the same trust as SECURE_PROXY_SSL_HEADER above), none otherwise, so that without a proxy a
+# client-sent X-Forwarded-For is never believed.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if HTTPS else 0)
+# No second copy of every login request (axes' access log); failures and lockouts are still logged.
+AXES_DISABLE_ACCESS_LOG = True
+
+# --- Content-Security-Policy (issue 23, django-csp; mailer_project/content_security.py) -------------
+# Everything but the browser pages is JSON (or Prometheus text): nothing may load, nothing may frame it.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": [NONE], "frame-ancestors": [NONE]}}
+# The admin and the API docs: only this service's own scripts, styles, images and fonts (the admin's
+# and Swagger UI's, served by WhiteNoise; no CDN), no inline script (the docs page's init script is
+# a URL of its own, mail/api/urls.py), one inline style allowed by nonce (mail/templates/mail/
+# swagger_ui.html), data: images (both UIs' icons), forms posting only here, no framing.
+BROWSER_PAGES_PREFIXES = ("/admin/", "/api/docs/")
+BROWSER_PAGES_CSP = {
+    "default-src": [SELF],
+    "script-src": [SELF],
+    "style-src": [SELF, NONCE],
+    "img-src": [SELF, "data:"],
+    "connect-src": [SELF],
+    "font-src": [SELF],
+    "object-src": [NONE],
+    "base-uri": [NONE],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
 }
 
 # --- API -------------------------------------------------------------------------------------
@@ -184,7 +252,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "mail.api.schema.batch_size_limits"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mail.api.schema.batch_size_limits",
+        # Issue 23: the 429 of every rate-limited operation, a send_at example in the future.
+        "mail.api.schema.rate_limits_and_a_future_send_at",
+    ],
 }
 
 # --- AWS (SQS and S3), or the embedded server that speaks both ----------------------------------
@@ -387,8 +460,11 @@ LOGGING = {
         "json": {"()": "mailer_project.log_format.formatter", "style": "json"},
     },
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "stdout"}},
+    # A bad Host header: WARNING, one line, not an ERROR with a traceback (issue 23).
+    "filters": {"host_refused_as_warning": {"()": "mailer_project.log_format.HostRefusedAsWarning"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
+        "django.security.DisallowedHost": {"filters": ["host_refused_as_warning"]},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
         # Celery's own line per task ("received", "succeeded") repeats what mail.delivery logs

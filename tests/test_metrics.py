@@ -83,7 +83,7 @@ def test_with_a_token_only_a_scraper_sending_it_reads_metrics():
 
 
 @pytest.mark.django_db
-@override_settings(METRICS_TOKEN="", HTTPS=True)
+@override_settings(METRICS_TOKEN="", METRICS_OPEN_WITHOUT_TOKEN=False)
 def test_without_a_token_metrics_are_off_in_production():
     response = Client().get("/metrics")
     assert response.status_code == 404
@@ -91,7 +91,7 @@ def test_without_a_token_metrics_are_off_in_production():
 
 
 @pytest.mark.django_db
-@override_settings(METRICS_TOKEN="", HTTPS=False)
+@override_settings(METRICS_TOKEN="", METRICS_OPEN_WITHOUT_TOKEN=True)
 def test_without_a_token_metrics_are_open_on_a_local_run():
     assert Client().get("/metrics").status_code == 200
 

@@ -12,17 +12,11 @@ from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
 from ..exceptions import NotCancelable, QueueUnavailable, RecipientsSuppressed, StorageUnavailable, TooLargeForQueue
+from .error_shape import error_body
 
 # Retry-After on a 503: SQS outages are usually short, and clients should not hammer a recovering queue.
 QUEUE_RETRY_AFTER_SECONDS = 5
 QUEUE_UNAVAILABLE = "The message could not be queued; it was not accepted. Retry later."
-
-
-def error_body(error_type: str, message: str, fields=None) -> dict:
-    body = {"type": error_type, "message": message}
-    if fields is not None:
-        body["fields"] = fields
-    return {"error": body}
 
 
 def naming_message(position: int | None, sentence: str) -> str:

@@ -38,12 +38,13 @@ def readyz(request):
 
 def metrics(request):
     """Prometheus text format (mail/metrics.py). With METRICS_TOKEN set, only for a scraper
-    sending `Authorization: Bearer <token>`; unset, open on a local run and off under HTTPS=true,
-    so a deployment never publishes it by omission."""
+    sending `Authorization: Bearer <token>`; unset, open on a local run (loopback bind, no HTTPS)
+    and off wherever others can reach it, so a deployment never publishes it by omission."""
     token = settings.METRICS_TOKEN
     if not token:
-        if settings.HTTPS:
-            return JsonResponse(error_body("not_found", "Metrics are off: set METRICS_TOKEN."), status=404)
+        if not settings.METRICS_OPEN_WITHOUT_TOKEN:
+            sentence = "Metrics are off: set METRICS_TOKEN (required with HTTPS=true or a BIND_ADDRESS beyond loopback)."
+            return JsonResponse(error_body("not_found", sentence), status=404)
     elif not hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode()):
         response = JsonResponse(error_body("not_authenticated", "Send Authorization: Bearer <METRICS_TOKEN>."), status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'

@@ -1,6 +1,9 @@
 """The OpenAPI description's parts that drf-spectacular cannot infer from the code."""
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
@@ -83,4 +86,28 @@ def batch_size_limits(result, generator, request, public):
         if operation.get("operationId") == "send_message_batch":
             body = operation["requestBody"]["content"]["application/json"]["schema"]
             body.update(minItems=1, maxItems=settings.MAX_BATCH_MESSAGES)
+    return result
+
+
+RATE_LIMITED = {
+    "description": "More than API_RATE_LIMIT requests for this API key (type `throttled`): wait Retry-After seconds.",
+    "headers": {
+        "Retry-After": {"schema": {"type": "integer", "minimum": 0}, "description": "Seconds until the key may send again."}
+    },
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def rate_limits_and_a_future_send_at(result, generator, request, public):
+    """Every operation taking an API key is rate-limited (mail/api/auth.py ApiKeyRateThrottle):
+    its 429 is documented. A send_at example in the future, made when the schema is (one to two hours
+    ahead, on the hour): a client's "try it out" of a past one would be refused."""
+    for operations in result["paths"].values():
+        for operation in operations.values():
+            if any(ApiKeyAuthenticationScheme.name in requirement for requirement in operation.get("security", [])):
+                operation["responses"]["429"] = RATE_LIMITED
+    ahead = (timezone.now() + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    for component in result.get("components", {}).get("schemas", {}).values():
+        if "send_at" in component.get("properties", {}):
+            component["properties"]["send_at"]["example"] = ahead.isoformat().replace("+00:00", "Z")
     return result

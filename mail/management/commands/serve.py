@@ -18,7 +18,8 @@ def consumer_argv() -> list[str]:
         "--bind", settings.BIND_ADDRESS,
         # Greenlets, not threads: a slow client holds one of WEB_CONNECTIONS, and its body has a
         # deadline (mailer_project/serving.py).
-        "--worker-class", "gevent",
+        # gunicorn's gevent worker, answering its own refusals (414, 431, ...) as JSON.
+        "--worker-class", "mailer_project.gunicorn_worker.JsonErrorsGeventWorker",
         "--workers", str(settings.WEB_WORKERS),
         "--worker-connections", str(settings.WEB_CONNECTIONS),
         # A worker whose loop is stuck (CPU-bound past this) is restarted.
