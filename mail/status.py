@@ -41,7 +41,9 @@ STATUS_FOR_EVENT = {
 }
 
 
-PROVIDER_EVENT_TYPES = [event_type.value for event_type in EventType]
+# Our own events that mean a provider was sent the message (and may have taken it).
+HANDED_TO_PROVIDER = (MessageEvent.Type.SENT, MessageEvent.Type.RETRY_SCHEDULED, MessageEvent.Type.FAILOVER)
+PROVIDER_EVENT_TYPES = tuple(event_type.value for event_type in EventType)
 
 
 class Outcome(enum.Enum):
@@ -57,20 +59,25 @@ class Scope:
     why_not: str = ""
 
 
-def scope_of(event: DeliveryEvent, status: str, provider: str, recipients: str) -> Scope:
-    """What a verified event may change about a message with this status, sending provider and
-    comma-separated recipients (as Message stores them).
+def scope_of(event: DeliveryEvent, status: str, provider: str, recipients: str, attempted: frozenset[str] = frozenset()) -> Scope:
+    """What a verified event may change about a message with this status, sending provider,
+    comma-separated recipients (as Message stores them) and providers it was handed to.
 
-    Only a message that was sent, only by the provider that sent it, only for an address it was
-    sent to. An event that comes before our own `sent` write is applied by catch_up once that
-    write is made."""
-    if status not in STATUS_ORDER:
-        return Scope(False, False, "the message has not been sent")
-    if event.provider != provider:
-        return Scope(False, False, f"the message was sent by {provider or 'no provider'}")
+    Nothing for an address the message was not sent to. The status moves only for a sent message
+    and only on its sending provider's word. A recipient is suppressed on the word of any provider
+    the message was handed to: one whose answer we missed (a timeout, then a retry or a failover)
+    may have delivered it all the same, and its complaint is as real. An event that comes before
+    our own `sent` write is applied by catch_up once that write is made."""
     if event.recipient and event.recipient.lower() not in {r.strip().lower() for r in recipients.split(",")}:
         return Scope(False, False, "the address is not one of the message's recipients")
-    return Scope(True, True)
+    sent_by_it = status in STATUS_ORDER and event.provider == provider
+    if sent_by_it:
+        return Scope(True, True)
+    if event.provider in attempted:
+        return Scope(False, True, f"the message's status follows {provider or 'the provider that sends it'}")
+    if status not in STATUS_ORDER:
+        return Scope(False, False, "the message has not been sent")
+    return Scope(False, False, f"the message was sent by {provider or 'no provider'}")
 
 
 def advance_status(message_id, event_type: str) -> bool:
@@ -122,7 +129,14 @@ def record_events(batch: WebhookBatch) -> list[Outcome]:
 def _record(event: DeliveryEvent) -> Outcome:
     message_id = _our_id(event.message_id)
     with transaction.atomic():
-        message = Message.objects.filter(pk=message_id).only("status", "provider", "recipients").first() if message_id else None
+        # Locked: a worker writing `sent` at this moment runs catch_up in its own transaction, which
+        # cannot see this event before it commits; waiting for that write means one of the two
+        # always sees the other.
+        message = (
+            Message.objects.select_for_update().filter(pk=message_id).only("status", "provider", "recipients").first()
+            if message_id
+            else None
+        )
         if message is None:
             log.warning(
                 "provider event for an unknown message; ignored",
@@ -143,13 +157,16 @@ def _record(event: DeliveryEvent) -> Outcome:
                 )
         except IntegrityError:
             return Outcome.DUPLICATE
-        scope = scope_of(event, message.status, message.provider, message.recipients)
+        attempted = frozenset(
+            MessageEvent.objects.filter(message_id=message_id, type__in=HANDED_TO_PROVIDER).values_list("provider", flat=True)
+        )
+        scope = scope_of(event, message.status, message.provider, message.recipients, attempted)
         if scope.advance:
             advance_status(message_id, event.type.value)
         if scope.suppress:
             suppress_if_final(event, message_id)
     extra = {"message_id": str(message_id), "provider": event.provider, "event": event.type.value}
-    if scope.why_not and message.status in STATUS_ORDER:
+    if scope.why_not and not scope.suppress and message.status in STATUS_ORDER:
         # Before the sent write this is the usual race, caught up later; after it, worth a look.
         log.warning("provider event recorded without effect: %s", scope.why_not, extra=extra)
     else:

@@ -2,8 +2,8 @@
 long: 414, too many or too large header fields: 431, an unreadable request: 400, ...) in the
 service's JSON error shape (mail/api/errors.py) instead of gunicorn's HTML page.
 
-gunicorn decides the status, logs the refusal and writes its access-log line
-(gunicorn/workers/base.py handle_error); this worker lets it, catches the HTML answer it writes,
+gunicorn decides the status, logs the refusal and writes its access-log line (its worker's
+handle_error); this worker lets it, catches the HTML answer it writes,
 and sends the same status with a JSON body instead. Use: --worker-class
 mailer_project.gunicorn_worker.JsonErrorsGeventWorker."""
 

@@ -5,13 +5,19 @@ The API runs gunicorn's gevent workers, so a client that sends its body a byte a
 greenlet, not one of a few threads, and cannot starve the others. The deadline bounds what it
 holds even so: the body must arrive within REQUEST_BODY_TIMEOUT_SECONDS plus a second per
 REQUEST_BODY_MIN_BYTES_PER_SECOND of it (mod_reqtimeout's rule), or the answer is 408 and the
-connection is closed. The body is still read only when the app reads it, so a request refused
-by its headers (a webhook without its signature, a body over a cap) is answered unread. Slow
-headers are the load balancer's to absorb: the ALB forwards a request only once its headers are
-complete (docs/security.md)."""
+connection is closed.
+
+The body is read whole before Django sees the request: authentication takes a pooled database
+connection and holds it to the end of the request, so a slow upload read lazily would hold one of
+DATABASE_POOL_SIZE connections for its whole deadline, and a handful would leave every other
+request of the process waiting for the pool. Webhooks are the exception: their view refuses a
+request by its headers before reading anything, and uses the database only after the body is in.
+Slow headers are the load balancer's to absorb: the ALB forwards a request only once its headers
+are complete (docs/security.md)."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -53,8 +59,12 @@ class BodyReadDeadline:
         if not length.isdigit() or int(length) == 0:
             return self.app(environ, start_response)
         seconds = settings.REQUEST_BODY_TIMEOUT_SECONDS + int(length) / settings.REQUEST_BODY_MIN_BYTES_PER_SECOND
-        environ["wsgi.input"] = DeadlineInput(environ["wsgi.input"], time.monotonic() + seconds)
+        body = DeadlineInput(environ["wsgi.input"], time.monotonic() + seconds)
         try:
+            if environ.get("PATH_INFO", "").startswith("/webhooks/") or int(length) > settings.MAX_REQUEST_BYTES:
+                environ["wsgi.input"] = body  # read by the app, if at all, within the same deadline
+            else:
+                environ["wsgi.input"] = io.BytesIO(body.read(int(length)))
             return self.app(environ, start_response)
         except BodyTimeout:
             # What Django would have done at the end of the request: the database connection goes

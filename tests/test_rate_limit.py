@@ -1,13 +1,15 @@
 """Per-key rate limits: 429 with Retry-After, one key's burst never limits another's."""
 
 import json
+import socket
+import time
 
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from mail.api.rate_limit import limiter_for, parse_rate
+from mail.api.rate_limit import STORE_RETRY_SECONDS, STORE_TIMEOUT_SECONDS, RateLimiter, limiter_for, parse_rate
 from mail.models import Message
 
 URL = "/api/v1/messages"
@@ -77,3 +79,22 @@ def test_the_rate_notation_is_checked():
     for bad in ("", "x/min", "10/fortnight", "0/s"):
         with pytest.raises(ValueError):
             parse_rate(bad)
+
+
+def test_a_store_that_hangs_costs_one_short_wait_then_is_left_alone():
+    listener = socket.socket()  # accepts connections and never answers, like a blackholed Redis
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    now = [0.0]
+    limiter = RateLimiter(f"redis://127.0.0.1:{listener.getsockname()[1]}/0", clock=lambda: now[0])
+    started = time.monotonic()
+    assert limiter.charge("5/min", "k").allowed  # counted in memory meanwhile
+    assert time.monotonic() - started < 2
+    started = time.monotonic()
+    assert limiter.charge("5/min", "k").remaining == 3
+    assert time.monotonic() - started < 0.1  # not asked again within STORE_RETRY_SECONDS
+    now[0] += STORE_RETRY_SECONDS
+    started = time.monotonic()
+    limiter.charge("5/min", "k")
+    assert time.monotonic() - started >= STORE_TIMEOUT_SECONDS * 0.9  # asked again, once
+    listener.close()

@@ -265,6 +265,18 @@ def test_only_our_topic_subscription_is_confirmed(client, signer, cert_server):
     assert post(client, far).status_code == 403
 
 
+def test_the_tests_only_prefix_is_compared_part_by_part():
+    trust = SnsTrust(topic_arn=TOPIC, tests_only_insecure_url_prefix="http://127.0.0.1:9000/certs/")
+    assert trust.trusted_url("http://127.0.0.1:9000/certs/cert.pem")
+    for url in (
+        "http://127.0.0.1:9000@evil.example/certs/cert.pem",  # starts with the prefix's text, is evil.example's
+        "http://127.0.0.1:9001/certs/cert.pem",
+        "http://127.0.0.1:9000/elsewhere/cert.pem",
+        "https://127.0.0.1:9000/certs/cert.pem",
+    ):
+        assert not trust.trusted_url(url), url
+
+
 def test_the_production_certificate_rule():
     trust = SnsTrust(topic_arn=TOPIC)
     assert trust.trusted_url("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-9c6465fa.pem")

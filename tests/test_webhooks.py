@@ -455,6 +455,17 @@ def test_a_signed_complaint_outside_its_scope_suppresses_nothing(client, signer,
     assert status_of(message) == Message.objects.get(pk=message.pk).status != "complained"
 
 
+def test_a_complaint_from_a_provider_whose_answer_we_missed_still_suppresses(client, signer, message):
+    # SendGrid timed out (it may have sent it all the same) and Mailgun sent it: SendGrid's spam
+    # report is as real, so its recipient is suppressed; the status follows Mailgun.
+    Message.objects.filter(pk=message.pk).update(provider="mailgun")
+    MessageEvent.objects.create(message=message, type="retry_scheduled", provider="sendgrid", detail="read timeout")
+    body = sendgrid_body(sendgrid_event(str(message.id), "spamreport", email="ann@example.com"))
+    post_sendgrid(client, body, signer.headers(body))
+    assert list(Suppression.objects.values_list("address", "reason")) == [("ann@example.com", "complaint")]
+    assert status_of(message) == "sent"
+
+
 def test_an_event_before_the_sent_write_acts_once_it_is_made(client, signer, message):
     # The provider's webhook can beat our own `sent` write; the write then catches up with it.
     Message.objects.filter(pk=message.pk).update(status="sending", sent_at=None)

@@ -58,7 +58,7 @@ class ApiKeyRateThrottle(BaseThrottle):
     """API_RATE_LIMIT per API key (429 with Retry-After beyond it), counted by mail/api/rate_limit.py.
 
     Every request costs one unit here, before its body is parsed; a send costs the rest of what it
-    weighs (charge_for_messages) once its recipients are known."""
+    weighs (charge_for_messages) once its recipients are counted, before they are validated."""
 
     def allow_request(self, request, view):
         if request.auth is None:

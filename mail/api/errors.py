@@ -7,6 +7,7 @@ structure. This is also the one place where the domain's errors (mail/exceptions
 answers; the views let them through."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -48,6 +49,10 @@ def _as_http(exc):
         return exceptions.PermissionDenied()
     if isinstance(exc, QueueUnavailable):
         return HttpError(503, "queue_unavailable", QUEUE_UNAVAILABLE)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is down, or every pooled connection stayed busy past the pool's timeout:
+        # nothing was accepted, and the client may try again.
+        return HttpError(503, "database_unavailable", "The database did not answer in time; nothing was done. Retry later.")
     if isinstance(exc, StorageUnavailable):
         sentence = "The message could not be stored for delivery (S3); it was not accepted. Retry later."
         return HttpError(503, "storage_unavailable", naming_message(exc.position, sentence))

@@ -17,7 +17,7 @@ from . import schema
 from .auth import charge_for_messages
 from .errors import QUEUE_UNAVAILABLE, error_body
 from .idempotency import answer_once
-from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer, recipient_count
+from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer, raw_recipient_count
 
 
 def message_for_key(api_key, message_id) -> Message:
@@ -66,13 +66,15 @@ class MessageCollectionView(APIView):
         ],
     )
     def post(self, request):
+        # Charged for what it asks before any address is parsed: parsing is the costly part, and
+        # an invalid request costs it as much as a valid one.
+        charge_for_messages(request, [raw_recipient_count(request.data)])
         serializer = MessageCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return answer_once(request, lambda: self.accept(request, serializer))
 
     @staticmethod
     def accept(request, serializer) -> Response:
-        charge_for_messages(request, [recipient_count(serializer.validated_data)])
         message = accepting.accept_one(request.auth, serializer.validated_data)
         location = reverse("message-detail", kwargs={"message_id": message.id})
         return Response(
@@ -91,7 +93,7 @@ class MessageBatchView(APIView):
             "one of them. 207: SQS took only some; each item of `data` is either the accepted "
             "message or an `error` — resend just those (with a new Idempotency-Key). 503: none was "
             "accepted. Against the rate limit, a message costs one unit per started 100 recipients and a "
-            f"batch the sum of its messages, all or nothing (429 takes nothing); at most {settings.MAX_BATCH_RECIPIENTS} "
+            f"batch the sum of its messages, charged before validation (a 429 accepts nothing); at most {settings.MAX_BATCH_RECIPIENTS} "
             "recipients in one batch."
         ),
         request=MessageBatchSerializer(child=MessageCreateSerializer()),
@@ -125,13 +127,14 @@ class MessageBatchView(APIView):
         ],
     )
     def post(self, request):
+        items = request.data if isinstance(request.data, list) else []
+        charge_for_messages(request, [raw_recipient_count(item) for item in items])  # as for one message
         serializer = MessageBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return answer_once(request, lambda: self.accept(request, serializer))
 
     @staticmethod
     def accept(request, serializer) -> Response:
-        charge_for_messages(request, [recipient_count(fields) for fields in serializer.validated_data])
         outcomes = accepting.accept_batch(request.auth, serializer.validated_data)
         refused = [outcome for outcome in outcomes if isinstance(outcome, QueueUnavailable)]
         if len(refused) == len(outcomes):

@@ -7,7 +7,9 @@ per process, as docs/security.md says). A refused charge takes nothing, so a bat
 what is left can be split and sent again.
 
 If Redis stops answering, the count falls back to memory rather than refusing every request or
-letting every request through unmetered; it returns to Redis when Redis answers again."""
+letting every request through unmetered. Redis is asked with short timeouts, and after a failure
+not again for STORE_RETRY_SECONDS, so a Redis that hangs costs one request half a second, not
+every request five (providers/circuit.py treats its store the same way)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 #: A message costs one unit per started RECIPIENTS_PER_UNIT of its recipients (to, cc and bcc):
 #: one unit for an ordinary message, ten for one with 1,000 recipients. A batch costs the sum.
 RECIPIENTS_PER_UNIT = 100
+
+STORE_TIMEOUT_SECONDS = 0.5
+STORE_RETRY_SECONDS = 30
 
 # The periods of DRF's rate notation, which API_RATE_LIMIT has always used ("1200/min", "20/s").
 PERIODS = {"s": RateLimitItemPerSecond, "m": RateLimitItemPerMinute, "h": RateLimitItemPerHour, "d": RateLimitItemPerDay}
@@ -55,16 +60,31 @@ class Verdict:
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str):
-        self.shared = SlidingWindowCounterRateLimiter(RedisStorage(redis_url)) if redis_url else None
+    def __init__(self, redis_url: str, clock=time.monotonic):
+        self.shared = (
+            SlidingWindowCounterRateLimiter(
+                RedisStorage(redis_url, socket_connect_timeout=STORE_TIMEOUT_SECONDS, socket_timeout=STORE_TIMEOUT_SECONDS)
+            )
+            if redis_url
+            else None
+        )
         self.local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.clock = clock
+        self.shared_down_until = 0.0  # after a failure, Redis is left alone until then
 
     def charge(self, rate: str, key_id: str, cost: int = 1) -> Verdict:
         item = parse_rate(rate)
+        if self.shared is None or self.clock() < self.shared_down_until:
+            return self._charge(self.local, item, key_id, cost)
         try:
-            return self._charge(self.shared or self.local, item, key_id, cost)
+            return self._charge(self.shared, item, key_id, cost)
         except RedisError as exc:
-            log.warning("rate limit store unavailable; counting in this process", extra={"error": str(exc)})
+            self.shared_down_until = self.clock() + STORE_RETRY_SECONDS
+            log.warning(
+                "rate limit store unavailable; counting in this process for %d s",
+                STORE_RETRY_SECONDS,
+                extra={"error": str(exc)},
+            )
             return self._charge(self.local, item, key_id, cost)
 
     @staticmethod

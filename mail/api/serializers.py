@@ -255,11 +255,6 @@ def raw_recipient_count(item) -> int:
     return sum(len(value) if isinstance(value, list) else 1 for field in ("to", "cc", "bcc") if (value := item.get(field)))
 
 
-def recipient_count(fields: dict) -> int:
-    """Recipients of a validated message (its to, cc and bcc)."""
-    return len(fields["to"]) + len(fields["cc"]) + len(fields["bcc"])
-
-
 def message_size(fields: dict) -> int:
     """Bytes of the message as the providers count them: bodies, decoded attachments, headers."""
     size = sum(len(fields[key].encode()) for key in ("subject", "text", "html"))

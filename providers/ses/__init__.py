@@ -31,7 +31,7 @@ def _trust(config) -> sns.SnsTrust:
 
 
 def _topic_arn(value: str) -> None:
-    if value and not sns.TOPIC_ARN.match(value):
+    if value and not sns.TOPIC_ARN.fullmatch(value):
         raise ValueError(f"{value!r} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)")
 
 

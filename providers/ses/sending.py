@@ -27,8 +27,8 @@ MAX_RECIPIENTS_PER_CALL = 50
 # SES v2: a message of at most 40 MB, counted after its MIME encoding.
 MAX_RAW_BYTES = 40 * 1024 * 1024
 # EmailTags: names and values of ASCII letters, digits, "_" and "-", at most 256 characters.
-TAG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-TAG_VALUE = re.compile(r"^[A-Za-z0-9_-]{0,256}$")
+TAG_NAME = re.compile(r"[A-Za-z0-9_-]{1,256}")
+TAG_VALUE = re.compile(r"[A-Za-z0-9_-]{0,256}")
 # A client's tag travels as the EmailTags entry "tag-<tag>" (metadata keys are the other names).
 TAG_PREFIX = "tag-"
 # What the API may accept for every provider: the per-call rules above are SES's alone and are
@@ -75,7 +75,7 @@ def check_request(message: OutboundMessage, tags: list[dict]) -> None:
     names = set()
     for tag in tags:
         field = "tags" if tag["Name"].startswith(TAG_PREFIX) else "metadata"
-        if not TAG_NAME.match(tag["Name"]) or not TAG_VALUE.match(tag["Value"]):
+        if not TAG_NAME.fullmatch(tag["Name"]) or not TAG_VALUE.fullmatch(tag["Value"]):
             raise MessageRejected(
                 NAME,
                 f"{tag['Name'][:60]!r}={tag['Value'][:60]!r}: SES tags take ASCII letters, digits, '_' and '-' only, up to 256",

@@ -37,7 +37,7 @@ SIGNED_KEYS = {
     UNSUBSCRIBE_CONFIRMATION: ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
 }
 HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
-TOPIC_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}$")
+TOPIC_ARN = re.compile(r"arn:(?P<partition>aws[a-z-]*):sns:(?P<region>[a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}")
 MAX_CERTIFICATE_BYTES = 64 * 1024
 
 
@@ -53,7 +53,7 @@ class SnsTrust:
     timeout: tuple[float, float] = (5.0, 10.0)
 
     def region_host(self) -> str:
-        match = TOPIC_ARN.match(self.topic_arn)
+        match = TOPIC_ARN.fullmatch(self.topic_arn)
         if not match:
             raise ValueError(f"{self.topic_arn!r} is not an SNS topic ARN")
         suffix = ".amazonaws.com.cn" if match["partition"] == "aws-cn" else ".amazonaws.com"
@@ -61,15 +61,22 @@ class SnsTrust:
 
     def trusted_url(self, url: str) -> bool:
         """An https URL on exactly sns.<the topic's region>.amazonaws.com, no port, no user."""
-        prefix = self.tests_only_insecure_url_prefix
-        if prefix and url.startswith(prefix):
-            return True
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
             return False
-        return parts.scheme == "https" and parts.hostname == self.region_host() and port is None and "@" not in parts.netloc
+        if "@" in parts.netloc:
+            return False
+        if prefix := self.tests_only_insecure_url_prefix:
+            # Compared part by part, never as text: "http://127.0.0.1:9000@evil.example/" starts
+            # with "http://127.0.0.1:9000" and is evil.example's.
+            trusted = urlsplit(prefix)
+            if (parts.scheme, parts.hostname, port) == (trusted.scheme, trusted.hostname, trusted.port) and (
+                parts.path.startswith(trusted.path or "/")
+            ):
+                return True
+        return parts.scheme == "https" and parts.hostname == self.region_host() and port is None
 
 
 def check_trust_settings(prefix: str) -> None:
