@@ -471,6 +471,8 @@ LOGGING = {
         # about each message, at a cost measured in the worker's throughput; failures still show.
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
+        # django-axes announces itself at INFO in every process and command; lockouts are WARNING.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 if CLOUDWATCH_LOG_GROUP:
