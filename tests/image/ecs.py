@@ -36,6 +36,8 @@ REFERENCES = {
     "LargeMessageBucket": None,
     "RedisUrl": None,
 }
+# The template's conditions as the tests deploy it: no SES identity given, so no SES resources.
+CONDITIONS = {"SesEnabled": False}
 
 
 def task_container(name: str) -> dict:
@@ -46,6 +48,10 @@ def resolve(value, references: dict[str, str]) -> str:
     if isinstance(value, str):
         return value
     ((function, argument),) = value.items()
+    if function == "Fn::If":
+        condition, when_true, when_false = argument
+        assert condition in CONDITIONS, f"the tests do not know the condition {condition}: add it to CONDITIONS"
+        return resolve(when_true if CONDITIONS[condition] else when_false, references)
     key = ".".join(argument) if function == "Fn::GetAtt" else argument
     assert function in ("Ref", "Fn::GetAtt") and key in references, f"the tests do not know {value}: add it to REFERENCES"
     return references[key]
