@@ -45,6 +45,13 @@ def api_key(db):
 
 
 @pytest.fixture
+def operator(client, django_user_model):
+    """The test client, logged into the admin as a superuser."""
+    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
 def api_client(api_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key[1]}")

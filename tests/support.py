@@ -10,7 +10,9 @@ from pathlib import Path
 
 import requests
 from django.db import connection
+from django.utils import timezone
 
+from mail.models import Message
 from mail.supervisor import wait_for_http
 
 SIMULATOR_URL = os.environ.get("MAILER_TEST_SIMULATOR_URL", "")
@@ -113,3 +115,17 @@ class Simulator:
         response = requests.get(f"{self.url}/_simulator/requests", params=params, timeout=5)
         response.raise_for_status()
         return response.json()
+
+
+def sent_message(api_key, provider: str = "sendgrid", recipients: str = "ann@example.com"):
+    """A message row as a provider's acceptance leaves it: sent, by that provider, just now."""
+    return Message.objects.create(
+        api_key=api_key,
+        status=Message.Status.SENT,
+        from_email="shop@example.com",
+        recipients=recipients,
+        recipient_count=len(recipients.split(",")),
+        subject="Receipt",
+        provider=provider,
+        sent_at=timezone.now(),
+    )

@@ -6,12 +6,6 @@ import pytest
 
 
 @pytest.fixture
-def operator(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw"))
-    return client
-
-
-@pytest.fixture
 def message_id(api_client, provisioned_queues):
     body = {"from": "a@example.com", "to": "findme@example.com", "subject": "Quarterly invoice", "text": "x"}
     return api_client.post("/api/v1/messages", data=json.dumps(body), content_type="application/json").json()["id"]

@@ -19,12 +19,6 @@ from providers.base import Address, OutboundMessage
 
 
 @pytest.fixture
-def operator(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw"))
-    return client
-
-
-@pytest.fixture
 def viewer(client, django_user_model):
     """Staff who may view messages and dead letters, and change nothing."""
     user = django_user_model.objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)

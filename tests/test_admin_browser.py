@@ -3,7 +3,6 @@ log into the admin, find a failed message, read its history, requeue it from its
 delivered and counted on the overview; cancel a scheduled message from its page.
 Screenshots are kept in var/test-artifacts/."""
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,48 +10,26 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.utils import timezone
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from mail.models import Message, MessageEvent
 
+from .browser import chromium, needs_chromium
 from .stack import mail_body
 from .support import wait_until
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
-        reason="needs Debian's chromium and chromium-driver (.ci/run installs them)",
-    ),
+    needs_chromium,
 ]
 
 
 @pytest.fixture
 def browser(tmp_path):
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-        "--window-size=1280,2200",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(5)
+    driver = chromium(tmp_path / "chromium", implicit_wait=5)
     yield driver
     driver.quit()
 

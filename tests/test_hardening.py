@@ -19,6 +19,7 @@ from django.utils import timezone
 from mail.models import Message, Suppression
 
 from .stack import mail_body
+from .support import sent_message
 from .webhook_signing import MailgunSigner, SendGridSigner, mailgun_event, sendgrid_body, sendgrid_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -179,16 +180,7 @@ def test_signed_events_cannot_suppress_an_address_the_message_was_never_sent_to(
     stack = make_stack(SENDGRID_WEBHOOK_PUBLIC_KEY=sendgrid.public_key_b64, MAILGUN_WEBHOOK_SIGNING_KEY=mailgun.signing_key)
     send_at = (timezone.now() + timedelta(hours=2)).isoformat()
     scheduled = post(stack, "/api/v1/messages", {**mail_body(), "send_at": send_at}).json()["id"]
-    sent = Message.objects.create(
-        api_key=Message.objects.get(pk=scheduled).api_key,
-        status=Message.Status.SENT,
-        from_email="shop@example.com",
-        recipients="ann@example.com",
-        recipient_count=1,
-        subject="Receipt",
-        provider="sendgrid",
-        sent_at=timezone.now(),
-    )
+    sent = sent_message(Message.objects.get(pk=scheduled).api_key)
 
     body = sendgrid_body(sendgrid_event(scheduled, "spamreport", email="victim@example.net"))
     response = requests.post(f"{stack.api_url}/webhooks/sendgrid", data=body, headers=sendgrid.headers(body), timeout=10)

@@ -19,10 +19,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from django.utils import timezone
 
-from mail.models import Message, MessageEvent, Suppression
+from mail.models import MessageEvent, Suppression
 from providers.ses.sns import SnsTrust, string_to_sign
+
+from .support import sent_message
 
 pytestmark = pytest.mark.django_db
 
@@ -100,16 +101,7 @@ def signer(cert_server, settings):
 
 @pytest.fixture
 def message(api_key):
-    return Message.objects.create(
-        api_key=api_key[0],
-        status=Message.Status.SENT,
-        from_email="shop@example.com",
-        recipients="ann@example.com",
-        recipient_count=1,
-        subject="Receipt",
-        provider="ses",
-        sent_at=timezone.now(),
-    )
+    return sent_message(api_key[0], provider="ses")
 
 
 def ses_event(message_id, event_type: str, **section) -> dict:

@@ -62,12 +62,6 @@ def test_ignore_suppressions_must_be_a_boolean(api_client, suppressed):
     assert "ignore_suppressions" in response.json()["error"]["fields"]
 
 
-@pytest.fixture
-def operator(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("ops", "ops@example.com", "pw"))
-    return client
-
-
 def test_an_operator_sees_suppressions_and_deleting_one_lets_mail_through(operator, api_client, provisioned_queues, suppressed):
     page = operator.get("/admin/mail/suppression/", {"q": "gone@"}).content.decode()
     assert "gone@example.com" in page and "angry@example.com" not in page

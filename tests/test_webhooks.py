@@ -14,6 +14,7 @@ from mail import status
 from mail.models import Message, MessageEvent, Suppression, WebhookToken
 from providers.events import EventType
 
+from .support import sent_message
 from .webhook_signing import MailgunSigner, SendGridSigner, mailgun_event, sendgrid_body, sendgrid_event
 
 SENDGRID_URL = "/webhooks/sendgrid"
@@ -36,25 +37,14 @@ def mailgun_signer(settings):
 
 @pytest.fixture
 def message(api_key):
-    """A message a provider has accepted."""
-    return Message.objects.create(
-        api_key=api_key[0],
-        status=Message.Status.SENT,
-        from_email="shop@example.com",
-        recipients="ann@example.com",
-        recipient_count=1,
-        subject="Receipt",
-        provider="sendgrid",
-        sent_at=timezone.now(),
-    )
+    """A message SendGrid has accepted."""
+    return sent_message(api_key[0])
 
 
 @pytest.fixture
-def mailgun_message(message):
+def mailgun_message(api_key):
     """A message Mailgun accepted: only its sender's events act on a message."""
-    Message.objects.filter(pk=message.pk).update(provider="mailgun")
-    message.refresh_from_db()
-    return message
+    return sent_message(api_key[0], provider="mailgun")
 
 
 def post_sendgrid(client, body: bytes, headers: dict):
