@@ -96,6 +96,7 @@ MIDDLEWARE = [
     # Outside the body limits, so the requests they refuse are archived too.
     "mail.api.archive.ArchiveRejectedRequests",
     "mail.api.middleware.RequestBodyLimits",
+    "mail.api.middleware.RateLimitHeaders",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

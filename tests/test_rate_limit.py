@@ -66,6 +66,35 @@ def test_a_batch_costs_the_sum_of_its_messages_all_or_nothing(api_client, provis
     assert whole.status_code == 429 and "whole limit of 50" in whole.json()["error"]["message"]
 
 
+@override_settings(API_RATE_LIMIT="20/min")
+def test_every_answer_to_a_key_carries_its_rate_limit_headers(api_client, provisioned_queues):
+    def limits(response):
+        return {
+            name: response.get(name) for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy")
+        }
+
+    sent = api_client.post(URL, data=json.dumps(BODY), content_type="application/json")
+    assert sent.status_code == 202
+    assert limits(sent)["RateLimit-Limit"] == "20" and limits(sent)["RateLimit-Policy"] == "20;w=60"
+    assert limits(sent)["RateLimit-Remaining"] == "19"
+    assert 1 <= int(limits(sent)["RateLimit-Reset"]) <= 60
+
+    # A 404 paid for too; a batch of five messages of 150 recipients costs 2 units each.
+    missing = api_client.get("/api/v1/messages/00000000-0000-4000-8000-000000000000")
+    assert missing.status_code == 404 and limits(missing)["RateLimit-Remaining"] == "18"
+    heavy = {**BODY, "to": [f"r{i}@example.com" for i in range(150)]}
+    batch = api_client.post(URL + "/batch", data=json.dumps([heavy] * 5), content_type="application/json")
+    assert batch.status_code == 202 and limits(batch)["RateLimit-Remaining"] == "8"
+
+    # Refused, with nothing taken: the headers say what is still left, and when it grows.
+    refused = api_client.post(URL + "/batch", data=json.dumps([heavy] * 5), content_type="application/json")
+    assert refused.status_code == 429
+    assert limits(refused)["RateLimit-Remaining"] == "7" and int(limits(refused)["RateLimit-Reset"]) >= 1
+
+    # An unauthenticated request pays nothing and is told nothing about a key.
+    assert APIClient().post(URL, data=json.dumps(BODY), content_type="application/json").get("RateLimit-Limit") is None
+
+
 def test_a_batch_over_the_recipient_cap_is_refused_before_its_addresses_are_parsed(api_client, provisioned_queues):
     message = {**BODY, "to": [f"r{i}@example.com" for i in range(1000)]}
     response = api_client.post(URL + "/batch", data=json.dumps([message] * 11), content_type="application/json")

@@ -70,9 +70,17 @@ class ApiKeyRateThrottle(BaseThrottle):
         return self.verdict.reset_after
 
 
+#: Where a request's latest verdict is kept, on Django's request, for RateLimitHeaders
+#: (mail/api/middleware.py) to put in the answer, whatever the answer turns out to be.
+VERDICT_ATTRIBUTE = "rate_limit_verdict"
+
+
 def charge(request, cost: int) -> Verdict:
     # The setting is read per request, so it can change without a deploy of code.
-    return limiter_for(settings.REDIS_URL).charge(settings.API_RATE_LIMIT, request.auth.prefix, cost)
+    verdict = limiter_for(settings.REDIS_URL).charge(settings.API_RATE_LIMIT, request.auth.prefix, cost)
+    # The last charge speaks for the request: after a send's second charge, what is left after it.
+    setattr(request._request, VERDICT_ATTRIBUTE, verdict)
+    return verdict
 
 
 def charge_for_messages(request, recipient_counts: list[int]) -> None:

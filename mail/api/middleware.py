@@ -1,8 +1,10 @@
-"""Request limits enforced before anything reads the body."""
+"""What the API checks around every request: body limits enforced before anything reads the body, and
+the rate limit's headers on the answers."""
 
 from django.conf import settings
 from django.http import JsonResponse
 
+from .auth import VERDICT_ATTRIBUTE
 from .errors import error_body
 
 
@@ -31,3 +33,19 @@ class RequestBodyLimits:
                 status=413,
             )
         return self.get_response(request)
+
+
+class RateLimitHeaders:
+    """Every answer to a request that an API key paid for carries the key's RateLimit headers:
+    a 202, a 404 and a 429 alike, so a client can pace itself before it is refused."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        verdict = getattr(request, VERDICT_ATTRIBUTE, None)
+        if verdict is not None:
+            for name, value in verdict.headers().items():
+                response.headers[name] = value
+        return response

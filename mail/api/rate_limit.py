@@ -57,6 +57,18 @@ class Verdict:
     remaining: int
     #: Seconds until the window has room again (for Retry-After when refused).
     reset_after: int
+    #: The window's length in seconds.
+    window: int
+
+    def headers(self) -> dict[str, str]:
+        """The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers) for this
+        verdict: the one place their wire format is written."""
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+            "RateLimit-Policy": f"{self.limit};w={self.window}",
+        }
 
 
 class RateLimiter:
@@ -96,6 +108,7 @@ class RateLimiter:
             limit=item.amount,
             remaining=max(0, stats.remaining),
             reset_after=max(1, math.ceil(stats.reset_time - time.time())),
+            window=item.get_expiry(),
         )
 
 

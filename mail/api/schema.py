@@ -1,5 +1,6 @@
 """The OpenAPI description's parts that drf-spectacular cannot infer from the code."""
 
+import copy
 from datetime import timedelta
 
 from django.conf import settings
@@ -98,14 +99,31 @@ RATE_LIMITED = {
 }
 
 
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": "Units the key may spend per window (API_RATE_LIMIT).",
+    "RateLimit-Remaining": "Units left in the window after this request.",
+    "RateLimit-Reset": "Seconds until the window has room for another unit.",
+    "RateLimit-Policy": "The limit and its window in seconds, as `limit;w=seconds`.",
+}
+
+
 def rate_limits_and_a_future_send_at(result, generator, request, public):
     """Every operation taking an API key is rate-limited (mail/api/auth.py ApiKeyRateThrottle):
-    its 429 is documented. A send_at example in the future, made when the schema is (one to two hours
-    ahead, on the hour): a client's "try it out" of a past one would be refused."""
+    its 429 is documented, and every answer's RateLimit headers. A send_at example in the future, made
+    when the schema is (one to two hours ahead, on the hour): a client's "try it out" of a past one
+    would be refused."""
     for operations in result["paths"].values():
         for operation in operations.values():
             if any(ApiKeyAuthenticationScheme.name in requirement for requirement in operation.get("security", [])):
-                operation["responses"]["429"] = RATE_LIMITED
+                operation["responses"]["429"] = copy.deepcopy(RATE_LIMITED)
+                for answer in operation["responses"].values():
+                    answer["headers"] = {
+                        **answer.get("headers", {}),
+                        **{
+                            name: {"schema": {"type": "string"}, "description": description}
+                            for name, description in RATE_LIMIT_HEADERS.items()
+                        },
+                    }
     ahead = (timezone.now() + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
     for component in result.get("components", {}).get("schemas", {}).values():
         if "send_at" in component.get("properties", {}):
