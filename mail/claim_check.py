@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 POINTER = "claim_check"
 PREFIX = "messages/"
-# Longer than the dead-letter queue keeps a task, whose requeue needs the body.
-LIFETIME_DAYS = math.ceil(settings.SQS_DLQ_RETENTION_SECONDS / 86400) + 1
+# Longer than the dead-letter queue keeps a task, whose requeue needs the body; never longer than
+# bodies are kept (BODY_RETENTION_DAYS, mail/retention.py).
+LIFETIME_DAYS = min(math.ceil(settings.SQS_DLQ_RETENTION_SECONDS / 86400) + 1, settings.BODY_RETENTION_DAYS)
 
 
 def enabled() -> bool:

@@ -167,6 +167,19 @@ STATIC_URL = "static/"
 STATIC_ROOT = env("STATIC_ROOT", default=None)
 WHITENOISE_USE_FINDERS = True
 
+# --- Retention (mail/retention.py, run by the housekeeping command) ---------------------------------
+# Bodies: the tasks kept with dead letters (and, by the bucket's lifecycle rule, large messages' S3
+# objects) are forgotten after BODY_RETENTION_DAYS; message rows with their events after
+# MESSAGE_RETENTION_DAYS, once the message is done. Deleted RETENTION_BATCH_SIZE rows per transaction.
+BODY_RETENTION_DAYS = env.int("BODY_RETENTION_DAYS", default=30)
+MESSAGE_RETENTION_DAYS = env.int("MESSAGE_RETENTION_DAYS", default=90)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+if not 1 <= BODY_RETENTION_DAYS <= MESSAGE_RETENTION_DAYS or RETENTION_BATCH_SIZE < 1:
+    # A row must outlive its body: the operator's page for a message shows what became of it.
+    raise environ.ImproperlyConfigured(
+        "Retention: 1 <= BODY_RETENTION_DAYS <= MESSAGE_RETENTION_DAYS and RETENTION_BATCH_SIZE >= 1"
+    )
+
 # --- Optional integrations (later issues) ------------------------------------------------------
 MONGODB_URI = env("MONGODB_URI", default="")
 MONGODB_ARCHIVE_TTL_DAYS = env.int("MONGODB_ARCHIVE_TTL_DAYS", default=30)
