@@ -3,6 +3,8 @@
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
@@ -16,6 +18,58 @@ MAX_ADDRESS_LENGTH = 320
 def provider_choices() -> list[tuple[str, str]]:
     # A callable, so that a provider added to the registry needs no migration.
     return [(name, name) for name in REGISTRY.names()]
+
+
+class Team(models.Model):
+    """A tenant: the unit that owns API keys, messages and suppressions. A key of one team never
+    sees another team's data."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+# The team every key made before teams existed was moved to (migration 0009), and the one
+# `manage.py create_api_key` uses when told no other.
+DEFAULT_TEAM_NAME = "default"
+
+
+class Scope(models.TextChoices):
+    """What an API key may do (docs/api.md, "Keys, teams and scopes")."""
+
+    MESSAGES_SEND = "messages:send"
+    MESSAGES_READ = "messages:read"
+    SUPPRESSIONS_MANAGE = "suppressions:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    TEMPLATES_MANAGE = "templates:manage"
+
+
+def every_scope() -> list[str]:
+    return list(Scope.values)
+
+
+class ApiKeyProfile(models.Model):
+    """What djangorestframework-api-key's APIKey does not hold: the key's team, its scopes and the
+    networks it may be used from. Its expiry is the APIKey's own expiry_date. Read with the key in
+    one query (mail/api/auth.py)."""
+
+    api_key = models.OneToOneField(APIKey, on_delete=models.CASCADE, primary_key=True, related_name="profile")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="key_profiles")
+    scopes = ArrayField(models.CharField(max_length=32, choices=Scope.choices), default=every_scope)
+    allowed_networks = ArrayField(
+        models.CharField(max_length=49),
+        default=list,
+        blank=True,
+        help_text="Addresses or CIDR networks (IPv4 or IPv6) the key may be used from; empty: anywhere.",
+    )
+
+    def __str__(self):
+        return f"{self.api_key_id} ({self.team_id})"
 
 
 class Message(models.Model):
@@ -34,10 +88,18 @@ class Message(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     api_key = models.ForeignKey(APIKey, on_delete=models.PROTECT, related_name="messages")
+    # Reads are by team (a key sees its team's mail). No index of its own: every index of the
+    # list (Meta) leads with it.
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="messages", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     from_email = models.CharField(max_length=MAX_ADDRESS_LENGTH)
     # Comma-separated to/cc/bcc addresses, for the operator's search; the full envelope is in the task.
     recipients = models.TextField()
+    # The same addresses lower-cased, one item each: the list's exact, case-insensitive recipient
+    # filter is an array containment the GIN index answers.
+    recipient_addresses = ArrayField(models.CharField(max_length=MAX_ADDRESS_LENGTH), default=list)
+    tags = ArrayField(models.CharField(max_length=255), default=list)
+    metadata = models.JSONField(default=dict)
     recipient_count = models.PositiveIntegerField()
     subject = models.CharField(max_length=998)
     provider = models.CharField(max_length=32, blank=True)
@@ -58,8 +120,19 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        # mail.metrics: the send-latency window is a range of sent_at.
-        indexes = [models.Index(fields=["sent_at"], name="message_sent_at")]
+        indexes = [
+            # mail.metrics: the send-latency window is a range of sent_at.
+            models.Index(fields=["sent_at"], name="message_sent_at"),
+            # The list (mail/search.py), newest first by (created_at, id), its cursor: each filter
+            # an index that leads with the team, so no filter reads the table.
+            models.Index(fields=["team", "created_at", "id"], name="message_team_created"),
+            models.Index(fields=["team", "status", "created_at", "id"], name="message_team_status"),
+            models.Index(fields=["team", "provider", "created_at", "id"], name="message_team_provider"),
+            models.Index(fields=["team", "sent_at"], name="message_team_sent"),
+            GinIndex(fields=["recipient_addresses"], name="message_recipients_gin"),
+            GinIndex(fields=["tags"], name="message_tags_gin"),
+            GinIndex(fields=["metadata"], name="message_metadata_gin", opclasses=["jsonb_path_ops"]),
+        ]
 
     def __str__(self):
         return f"{self.id} ({self.status})"
@@ -196,15 +269,17 @@ class IdempotencyRecord(models.Model):
 
 
 class Suppression(models.Model):
-    """An address that hard-bounced or complained: new mail to it is refused at the API unless
-    the client overrides it (mail/suppressions.py). Global, not per API key: every key
-    sends through the same provider accounts, whose reputation each bounce and complaint costs."""
+    """An address that hard-bounced or complained, or that the team added itself: new mail to it
+    from the team's keys is refused at the API unless the client overrides it (mail/suppressions.py).
+    Per team: a bounce of one team's message suppresses the address for that team."""
 
     class Reason(models.TextChoices):
         HARD_BOUNCE = "hard_bounce"
         COMPLAINT = "complaint"
+        MANUAL = "manual"  # added through the API
 
-    address = models.CharField(max_length=MAX_ADDRESS_LENGTH, unique=True, help_text="Lower-case.")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="suppressions", db_index=False)
+    address = models.CharField(max_length=MAX_ADDRESS_LENGTH, help_text="Lower-case.")
     reason = models.CharField(max_length=16, choices=Reason.choices)
     provider = models.CharField(max_length=32, blank=True)
     # The message whose event caused it (kept when the message is gone).
@@ -214,6 +289,12 @@ class Suppression(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["team", "address"], name="one_suppression_per_team_address")]
+        # The list (mail/search.py): newest first by (created_at, id), by reason or not.
+        indexes = [
+            models.Index(fields=["team", "created_at", "id"], name="suppression_team_created"),
+            models.Index(fields=["team", "reason", "created_at", "id"], name="suppression_team_reason"),
+        ]
 
     def __str__(self):
         return f"{self.address} ({self.reason})"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
-from mail.models import Message, Suppression
+from mail import keys
+from mail.models import Message, Suppression, Team
 
 URL = "/api/v1/messages"
 
@@ -22,10 +22,15 @@ def mail(**changes):
 
 
 @pytest.fixture
-def suppressed(db):
+def suppressed(api_key):
+    team = api_key[0].profile.team
     return [
-        Suppression.objects.create(address="gone@example.com", reason=Suppression.Reason.HARD_BOUNCE, provider="sendgrid"),
-        Suppression.objects.create(address="angry@example.com", reason=Suppression.Reason.COMPLAINT, provider="mailgun"),
+        Suppression.objects.create(
+            team=team, address="gone@example.com", reason=Suppression.Reason.HARD_BOUNCE, provider="sendgrid"
+        ),
+        Suppression.objects.create(
+            team=team, address="angry@example.com", reason=Suppression.Reason.COMPLAINT, provider="mailgun"
+        ),
     ]
 
 
@@ -50,10 +55,12 @@ def test_the_client_may_override_it_explicitly(api_client, provisioned_queues, s
     assert post(api_client, mail(cc="gone@example.com", ignore_suppressions=False)).status_code == 422
 
 
-def test_suppression_is_global_across_api_keys(provisioned_queues, suppressed):
-    other = APIClient()
-    other.credentials(HTTP_AUTHORIZATION=f"Bearer {APIKey.objects.create_key(name='another team')[1]}")
-    assert post(other, mail(to="gone@example.com")).status_code == 422
+def test_suppression_holds_for_every_key_of_the_team_and_no_other_team(api_key, provisioned_queues, suppressed):
+    same_team, other_team = APIClient(), APIClient()
+    same_team.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.create('same team', api_key[0].profile.team)[1]}")
+    other_team.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.create('other', Team.objects.create(name='other'))[1]}")
+    assert post(same_team, mail(to="gone@example.com")).status_code == 422
+    assert post(other_team, mail(to="gone@example.com")).status_code == 202
 
 
 def test_ignore_suppressions_must_be_a_boolean(api_client, suppressed):
