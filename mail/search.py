@@ -88,13 +88,19 @@ def _created_range(queryset: QuerySet, after: datetime | None, before: datetime 
 def page(queryset: QuerySet, limit: int, after: Position | None = None, before: Position | None = None) -> Page:
     """Up to `limit` rows newest first: the newest, or those older than `after`, or the `limit`
     newer than `before` nearest to it."""
+    rows = list(page_query(queryset, limit, after, before))
+    ordered = rows[:limit][::-1] if before is not None else rows[:limit]
+    return Page(ordered, len(rows) > limit)
+
+
+def page_query(queryset: QuerySet, limit: int, after: Position | None = None, before: Position | None = None) -> QuerySet:
+    """The one query a page costs: a row more than `limit`, to know whether there are more (read
+    towards the newer end when paging `before`)."""
     if before is not None:
-        rows = list(_beyond(queryset, ">", before).order_by("created_at", "pk")[: limit + 1])
-        return Page(rows[:limit][::-1], len(rows) > limit)
+        return _beyond(queryset, ">", before).order_by("created_at", "pk")[: limit + 1]
     if after is not None:
         queryset = _beyond(queryset, "<", after)
-    rows = list(queryset.order_by("-created_at", "-pk")[: limit + 1])
-    return Page(rows[:limit], len(rows) > limit)
+    return queryset.order_by("-created_at", "-pk")[: limit + 1]
 
 
 def _beyond(queryset: QuerySet, operator: str, position: Position) -> QuerySet:

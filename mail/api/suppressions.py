@@ -11,7 +11,7 @@ from .. import search, suppressions
 from ..models import MAX_ADDRESS_LENGTH, Scope, Suppression
 from ..search import SuppressionFilters
 from . import schema
-from .fields import parse_address
+from .fields import parse_address, shortened
 from .listing import ListQuerySerializer, page_of, page_response, page_schema, query_parameters, read_query
 
 
@@ -48,6 +48,15 @@ class SuppressionCreateSerializer(serializers.Serializer):
 
     def validate_address(self, value: str) -> str:
         return plain_address(value)
+
+    def validate(self, attrs):
+        # The reason is always `manual`: a client sending one must not believe it was kept.
+        unknown = [name for name in self.initial_data if name not in self.fields]
+        if unknown:
+            raise serializers.ValidationError(
+                {shortened(name): ["Not a field of a suppression to add."] for name in unknown[:10]}
+            )
+        return attrs
 
 
 class SuppressionCollectionView(APIView):
