@@ -3,8 +3,6 @@
 
 import uuid
 
-from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from rest_framework_api_key.models import APIKey
@@ -60,9 +58,9 @@ class ApiKeyProfile(models.Model):
 
     api_key = models.OneToOneField(APIKey, on_delete=models.CASCADE, primary_key=True, related_name="profile")
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="key_profiles")
-    scopes = ArrayField(models.CharField(max_length=32, choices=Scope.choices), default=every_scope)
-    allowed_networks = ArrayField(
-        models.CharField(max_length=49),
+    # Lists in JSON (not PostgreSQL arrays): the local run's SQLite keeps them too.
+    scopes = models.JSONField(default=every_scope, help_text="Of Scope's values.")
+    allowed_networks = models.JSONField(
         default=list,
         blank=True,
         help_text="Addresses or CIDR networks (IPv4 or IPv6) the key may be used from; empty: anywhere.",
@@ -95,10 +93,11 @@ class Message(models.Model):
     from_email = models.CharField(max_length=MAX_ADDRESS_LENGTH)
     # Comma-separated to/cc/bcc addresses, for the operator's search; the full envelope is in the task.
     recipients = models.TextField()
-    # The same addresses lower-cased, one item each: the list's exact, case-insensitive recipient
-    # filter is an array containment the GIN index answers.
-    recipient_addresses = ArrayField(models.CharField(max_length=MAX_ADDRESS_LENGTH), default=list)
-    tags = ArrayField(models.CharField(max_length=255), default=list)
+    # The same addresses lower-cased, a JSON list: the list's exact, case-insensitive recipient
+    # filter is a containment a GIN index answers on PostgreSQL (migration 0008), as are the tag
+    # and metadata filters.
+    recipient_addresses = models.JSONField(default=list)
+    tags = models.JSONField(default=list)
     metadata = models.JSONField(default=dict)
     recipient_count = models.PositiveIntegerField()
     subject = models.CharField(max_length=998)
@@ -129,9 +128,8 @@ class Message(models.Model):
             models.Index(fields=["team", "status", "created_at", "id"], name="message_team_status"),
             models.Index(fields=["team", "provider", "created_at", "id"], name="message_team_provider"),
             models.Index(fields=["team", "sent_at"], name="message_team_sent"),
-            GinIndex(fields=["recipient_addresses"], name="message_recipients_gin"),
-            GinIndex(fields=["tags"], name="message_tags_gin"),
-            GinIndex(fields=["metadata"], name="message_metadata_gin", opclasses=["jsonb_path_ops"]),
+            # And GIN indexes of recipient_addresses, tags and metadata, made by migration 0008 on
+            # PostgreSQL only (SQLite, the local run's default, has no GIN).
         ]
 
     def __str__(self):

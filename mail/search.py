@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import connections
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -57,11 +58,11 @@ def messages(team_id: int, filters: MessageFilters) -> QuerySet:
     if filters.status:
         queryset = queryset.filter(status=filters.status)
     if filters.recipient:
-        queryset = queryset.filter(recipient_addresses__contains=[filters.recipient.lower()])
+        queryset = _holding(queryset, "recipient_addresses", filters.recipient.lower())
     if filters.tag:
-        queryset = queryset.filter(tags__contains=[filters.tag])
+        queryset = _holding(queryset, "tags", filters.tag)
     if filters.metadata:
-        queryset = queryset.filter(metadata__contains=filters.metadata)
+        queryset = _with_metadata(queryset, filters.metadata)
     if filters.provider:
         queryset = queryset.filter(provider=filters.provider)
     return _created_range(queryset, filters.created_after, filters.created_before).filter(
@@ -75,6 +76,29 @@ def suppressions(team_id: int, filters: SuppressionFilters) -> QuerySet:
     if filters.reason:
         queryset = queryset.filter(reason=filters.reason)
     return _created_range(queryset, filters.created_after, filters.created_before)
+
+
+def _holding(queryset: QuerySet, column: str, value: str) -> QuerySet:
+    """Rows whose JSON list `column` holds `value`: on PostgreSQL a containment (`@>`) its GIN
+    index answers (migration 0008); on SQLite, the local run's, a scan of the list."""
+    if connections[queryset.db].vendor == "postgresql":
+        return queryset.filter(**{f"{column}__contains": [value]})
+    table = queryset.model._meta.db_table
+    return queryset.filter(
+        RawSQL(f'EXISTS (SELECT 1 FROM json_each("{table}"."{column}") WHERE value = %s)', (value,), output_field=BooleanField())
+    )
+
+
+def _with_metadata(queryset: QuerySet, wanted: dict) -> QuerySet:
+    if connections[queryset.db].vendor == "postgresql":
+        return queryset.filter(metadata__contains=wanted)
+    table = queryset.model._meta.db_table
+    for key, value in wanted.items():
+        # A key is 1-64 of A-Z a-z 0-9 _ . - (mail/api/serializers.py): quoted, it is one path step.
+        queryset = queryset.filter(
+            RawSQL(f'json_extract("{table}"."metadata", %s) = %s', (f'$."{key}"', value), output_field=BooleanField())
+        )
+    return queryset
 
 
 def _created_range(queryset: QuerySet, after: datetime | None, before: datetime | None) -> QuerySet:
@@ -106,11 +130,13 @@ def page_query(queryset: QuerySet, limit: int, after: Position | None = None, be
 def _beyond(queryset: QuerySet, operator: str, position: Position) -> QuerySet:
     # A row comparison, which PostgreSQL reads as one range of the (team, ..., created_at, id)
     # index; the equivalent OR of two conditions it would not.
-    table = queryset.model._meta.db_table
+    meta, connection = queryset.model._meta, connections[queryset.db]
+    # As each column stores them (SQLite keeps a UUID as hex text, a time as UTC text).
+    values = (
+        meta.get_field("created_at").get_db_prep_value(position.created_at, connection),
+        meta.pk.get_db_prep_value(position.pk, connection),
+    )
+    table = meta.db_table
     return queryset.filter(
-        RawSQL(
-            f'("{table}"."created_at", "{table}"."id") {operator} (%s, %s)',
-            (position.created_at, position.pk),
-            output_field=BooleanField(),
-        )
+        RawSQL(f'("{table}"."created_at", "{table}"."id") {operator} (%s, %s)', values, output_field=BooleanField())
     )

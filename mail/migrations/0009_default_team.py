@@ -13,18 +13,29 @@ def forwards(apps, schema_editor):
     ApiKeyProfile = apps.get_model("mail", "ApiKeyProfile")
     team, _ = Team.objects.get_or_create(name="default")
     ApiKeyProfile.objects.bulk_create(
-        [ApiKeyProfile(api_key_id=pk, team=team, scopes=SCOPES, allowed_networks=[]) for pk in APIKey.objects.values_list("pk", flat=True)],
+        [
+            ApiKeyProfile(api_key_id=pk, team=team, scopes=SCOPES, allowed_networks=[])
+            for pk in APIKey.objects.values_list("pk", flat=True)
+        ],
         ignore_conflicts=True,
     )
+    Message, Suppression = apps.get_model("mail", "Message"), apps.get_model("mail", "Suppression")
+    Suppression.objects.filter(team__isnull=True).update(team=team)
+    if schema_editor.connection.vendor != "postgresql":
+        # SQLite, the local run: a developer's few messages, row by row.
+        for message in Message.objects.filter(team__isnull=True).only("recipients"):
+            message.team = team
+            message.recipient_addresses = [a for a in message.recipients.lower().split(", ") if a]
+            message.save(update_fields=["team", "recipient_addresses"])
+        return
     with schema_editor.connection.cursor() as cursor:
         # Set-based, not row by row in Python; a recipients column is "a@x, b@y".
         cursor.execute(
             "UPDATE mail_message SET team_id = %s, recipient_addresses = "
-            "CASE WHEN recipients = '' THEN '{}'::varchar[] ELSE string_to_array(lower(recipients), ', ')::varchar[] END "
+            "CASE WHEN recipients = '' THEN '[]'::jsonb ELSE to_jsonb(string_to_array(lower(recipients), ', ')) END "
             "WHERE team_id IS NULL",
             [team.pk],
         )
-        cursor.execute("UPDATE mail_suppression SET team_id = %s WHERE team_id IS NULL", [team.pk])
 
 
 class Migration(migrations.Migration):
