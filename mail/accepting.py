@@ -110,8 +110,9 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     ignore_suppressions = fields.pop("ignore_suppressions", False)
     message_id = uuid.uuid4()
     outbound = OutboundMessage(message_id=str(message_id), **fields)
+    team_id = api_key.profile.team_id  # read with the key (mail/api/auth.py): no query
     if not ignore_suppressions:
-        refuse_suppressed(outbound)
+        refuse_suppressed(outbound, team_id)
     delay = _seconds_until(send_at)
     held = delay > settings.SQS_MAX_DELAY_SECONDS
     task = DeliveryTask(str(message_id), outbound.to_payload(), delay_seconds=0 if held else delay)
@@ -126,9 +127,13 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     message = Message(
         id=message_id,
         api_key=api_key,
+        team_id=team_id,
         status=Message.Status.SCHEDULED if held else Message.Status.QUEUED,
         from_email=outbound.sender.email,
         recipients=", ".join(address.email for address in recipients),
+        recipient_addresses=[address.email.lower() for address in recipients],
+        tags=list(outbound.tags),
+        metadata=dict(outbound.metadata),
         recipient_count=len(recipients),
         subject=outbound.subject,
         send_at=send_at,

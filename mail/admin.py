@@ -54,8 +54,9 @@ class MessageEventInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(MessageActions, ReadOnlyAdmin):
-    list_display = ["id", "status", "subject", "from_email", "recipient_count", "provider", "attempts", "created_at"]
-    list_filter = ["status", "provider", "created_at"]
+    list_display = ["id", "team", "status", "subject", "from_email", "recipient_count", "provider", "attempts", "created_at"]
+    list_select_related = ["team"]
+    list_filter = ["status", "provider", "team", "created_at"]
     search_fields = ["id", "recipients", "subject"]
     inlines = [MessageEventInline]
     actions = ["requeue", "cancel"]
@@ -134,13 +135,14 @@ class ProviderSettingAdmin(admin.ModelAdmin):
 
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
-    """Addresses the API refuses mail to. Deleting one lets mail to it through again (after the
-    recipient fixed their mailbox, or a complaint made in error); the admin's history keeps who."""
+    """Addresses the API refuses a team's mail to. Deleting one lets mail to it through again (after
+    the recipient fixed their mailbox, or a complaint made in error); the admin's history keeps who."""
 
-    list_display = ["address", "reason", "provider", "message_link", "created_at"]
-    list_filter = ["reason", "provider", "created_at"]
+    list_display = ["address", "team", "reason", "provider", "message_link", "created_at"]
+    list_select_related = ["team"]
+    list_filter = ["reason", "team", "provider", "created_at"]
     search_fields = ["address"]
-    readonly_fields = ["address", "reason", "provider", "message_link", "detail", "created_at"]
+    readonly_fields = ["address", "team", "reason", "provider", "message_link", "detail", "created_at"]
     fields = readonly_fields
 
     @admin.display(description="message")
@@ -148,7 +150,7 @@ class SuppressionAdmin(admin.ModelAdmin):
         return message_link(obj.message_id)
 
     def has_add_permission(self, request, obj=None):
-        return False  # added by the providers' bounce and complaint events
+        return False  # added by the providers' bounce and complaint events, or by the team's API
 
     def has_change_permission(self, request, obj=None):
         return False

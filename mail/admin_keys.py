@@ -1,19 +1,71 @@
-"""The API keys' admin (djangorestframework-api-key's own), with revocation going through
-mail/keys.py revoke: ticking "revoked" on a key's page, or the list's action, also cancels the
-mail the key still has waiting, and says how many."""
+"""The API keys' admin (djangorestframework-api-key's own), with each key's team, scopes and
+allowed networks on its page (mail/models.py ApiKeyProfile), the teams' own admin, and revocation
+going through mail/keys.py revoke: ticking "revoked" on a key's page, or the list's action, also
+cancels the mail the key still has waiting, and says how many."""
 
+from django import forms
 from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
 from . import keys
+from .client_address import normalised_networks
+from .models import ApiKeyProfile, Scope, Team, every_scope
 
 admin.site.unregister(APIKey)
+
+
+class ApiKeyProfileForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=every_scope)
+    allowed_networks = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One address or CIDR network (IPv4 or IPv6) per line; empty: usable from anywhere.",
+    )
+
+    class Meta:
+        model = ApiKeyProfile
+        fields = ["team", "scopes", "allowed_networks"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_networks"] = "\n".join(self.instance.allowed_networks)
+
+    def clean_allowed_networks(self):
+        try:
+            return normalised_networks(line for line in self.cleaned_data["allowed_networks"].splitlines() if line.strip())
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
+class ApiKeyProfileInline(admin.StackedInline):
+    model = ApiKeyProfile
+    form = ApiKeyProfileForm
+    can_delete = False
+    min_num = 1  # a key without a team authenticates nowhere (mail/api/auth.py)
+    max_num = 1
+    verbose_name = verbose_name_plural = "team, scopes and networks"
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_at"]
+    search_fields = ["name"]
 
 
 @admin.register(APIKey)
 class RevokingAPIKeyAdmin(APIKeyModelAdmin):
     actions = ["revoke"]
+    inlines = [ApiKeyProfileInline]
+    list_display = [*APIKeyModelAdmin.list_display, "team"]
+    list_select_related = ["profile__team"]
+    list_filter = [*APIKeyModelAdmin.list_filter, "profile__team"]
+
+    @admin.display(description="team", ordering="profile__team__name")
+    def team(self, obj):
+        profile = getattr(obj, "profile", None)
+        return profile.team if profile else "—"
 
     def save_model(self, request, obj, form=None, change=False):
         revoking = change and obj.revoked and "revoked" in form.changed_data

@@ -1,27 +1,14 @@
-"""The admin login's brute-force limit, as django-axes applies it (settings.py, "Admin login"): who
-the client is, and what a locked-out client is told. Axes counts the failures and decides."""
+"""The admin login's brute-force limit, as django-axes applies it (settings.py, "Admin login"): what
+a locked-out client is told (who the client is: mail/client_address.py). Axes counts the failures and decides."""
 
 import math
 
 from axes.handlers.proxy import AxesProxyHandler
 from axes.helpers import get_cool_off, get_failure_limit
-from django.conf import settings
 from django.http import JsonResponse
 from django.utils import timezone
 
 from .api.errors import error_body
-
-
-def client_address(request) -> str:
-    """The address a login attempt came from. Behind TRUSTED_PROXY_COUNT proxies that each append
-    to X-Forwarded-For (the ALB appends the address it saw), the entry that many from the right
-    end, which no client can forge; with none, the peer's own address. A client's own
-    X-Forwarded-For is never believed: it would let an attacker pick a fresh address per guess."""
-    hops = settings.TRUSTED_PROXY_COUNT
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-    if hops and len(forwarded) >= hops:
-        return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def locked_out(request, original_response=None, credentials=None) -> JsonResponse:

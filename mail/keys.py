@@ -1,4 +1,4 @@
-"""Revoking an API key: the key stops authenticating, and the mail it still has waiting (scheduled,
+"""Making an API key (its team, scopes, expiry and networks), and revoking one: the key stops authenticating, and the mail it still has waiting (scheduled,
 or queued and not yet taken by a worker) is canceled, since revocation usually means the key
 leaked or its client is gone, and mail sent in its name is what the operator wants stopped.
 Canceled rather than held: the client's own cancel already guarantees that the worker drops the
@@ -7,9 +7,16 @@ with a new key; a hold would need a release path nothing else uses.
 
 Every revocation goes through revoke(): the admin's form and action (mail/admin_keys.py) call it."""
 
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import transaction
+from rest_framework_api_key.models import APIKey
+
 from . import accepting
+from .client_address import normalised_networks
 from .exceptions import NotCancelable
-from .models import Message
+from .models import DEFAULT_TEAM_NAME, ApiKeyProfile, Message, Scope, Team
 
 REVOKED_DETAIL = "the API key was revoked"
 
@@ -34,3 +41,24 @@ def cancel_pending(api_key) -> int:
             continue
         canceled += 1
     return canceled
+
+
+def create(
+    name: str,
+    team: Team | None = None,
+    scopes: Iterable[str] = Scope.values,
+    expires: datetime | None = None,
+    networks: Iterable[str] = (),
+) -> tuple[APIKey, str]:
+    """A new key and the secret a client sends (shown once; only its hash is kept), in `team` (the
+    default team when None). Raises ValueError for an unknown scope or a malformed network."""
+    scopes = list(dict.fromkeys(scopes))
+    unknown = [scope for scope in scopes if scope not in Scope.values]
+    if unknown:
+        raise ValueError(f"unknown scope(s) {', '.join(unknown)}; the scopes are {', '.join(Scope.values)}")
+    networks = normalised_networks(networks)
+    with transaction.atomic():
+        team = team or Team.objects.get_or_create(name=DEFAULT_TEAM_NAME)[0]
+        api_key, secret = APIKey.objects.create_key(name=name, expiry_date=expires)
+        ApiKeyProfile.objects.create(api_key=api_key, team=team, scopes=scopes, allowed_networks=networks)
+    return api_key, secret

@@ -18,6 +18,58 @@ def provider_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in REGISTRY.names()]
 
 
+class Team(models.Model):
+    """A tenant: the unit that owns API keys, messages and suppressions. A key of one team never
+    sees another team's data."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+# The team every key made before teams existed was moved to (migration 0009), and the one
+# `manage.py create_api_key` uses when told no other.
+DEFAULT_TEAM_NAME = "default"
+
+
+class Scope(models.TextChoices):
+    """What an API key may do (docs/api.md, "Keys, teams and scopes")."""
+
+    MESSAGES_SEND = "messages:send"
+    MESSAGES_READ = "messages:read"
+    SUPPRESSIONS_MANAGE = "suppressions:manage"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    TEMPLATES_MANAGE = "templates:manage"
+
+
+def every_scope() -> list[str]:
+    return list(Scope.values)
+
+
+class ApiKeyProfile(models.Model):
+    """What djangorestframework-api-key's APIKey does not hold: the key's team, its scopes and the
+    networks it may be used from. Its expiry is the APIKey's own expiry_date. Read with the key in
+    one query (mail/api/auth.py)."""
+
+    api_key = models.OneToOneField(APIKey, on_delete=models.CASCADE, primary_key=True, related_name="profile")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="key_profiles")
+    # Lists in JSON (not PostgreSQL arrays): the local run's SQLite keeps them too.
+    scopes = models.JSONField(default=every_scope, help_text="Of Scope's values.")
+    allowed_networks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Addresses or CIDR networks (IPv4 or IPv6) the key may be used from; empty: anywhere.",
+    )
+
+    def __str__(self):
+        return f"{self.api_key_id} ({self.team_id})"
+
+
 class Message(models.Model):
     class Status(models.TextChoices):
         SCHEDULED = "scheduled"  # held in the database until its send_at is near
@@ -34,10 +86,19 @@ class Message(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     api_key = models.ForeignKey(APIKey, on_delete=models.PROTECT, related_name="messages")
+    # Reads are by team (a key sees its team's mail). No index of its own: every index of the
+    # list (Meta) leads with it.
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="messages", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     from_email = models.CharField(max_length=MAX_ADDRESS_LENGTH)
     # Comma-separated to/cc/bcc addresses, for the operator's search; the full envelope is in the task.
     recipients = models.TextField()
+    # The same addresses lower-cased, a JSON list: the list's exact, case-insensitive recipient
+    # filter is a containment a GIN index answers on PostgreSQL (migration 0008), as are the tag
+    # and metadata filters.
+    recipient_addresses = models.JSONField(default=list)
+    tags = models.JSONField(default=list)
+    metadata = models.JSONField(default=dict)
     recipient_count = models.PositiveIntegerField()
     subject = models.CharField(max_length=998)
     provider = models.CharField(max_length=32, blank=True)
@@ -58,8 +119,18 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        # mail.metrics: the send-latency window is a range of sent_at.
-        indexes = [models.Index(fields=["sent_at"], name="message_sent_at")]
+        indexes = [
+            # mail.metrics: the send-latency window is a range of sent_at.
+            models.Index(fields=["sent_at"], name="message_sent_at"),
+            # The list (mail/search.py), newest first by (created_at, id), its cursor: each filter
+            # an index that leads with the team, so no filter reads the table.
+            models.Index(fields=["team", "created_at", "id"], name="message_team_created"),
+            models.Index(fields=["team", "status", "created_at", "id"], name="message_team_status"),
+            models.Index(fields=["team", "provider", "created_at", "id"], name="message_team_provider"),
+            models.Index(fields=["team", "sent_at"], name="message_team_sent"),
+            # And GIN indexes of recipient_addresses, tags and metadata, made by migration 0008 on
+            # PostgreSQL only (SQLite, the local run's default, has no GIN).
+        ]
 
     def __str__(self):
         return f"{self.id} ({self.status})"
@@ -196,15 +267,17 @@ class IdempotencyRecord(models.Model):
 
 
 class Suppression(models.Model):
-    """An address that hard-bounced or complained: new mail to it is refused at the API unless
-    the client overrides it (mail/suppressions.py). Global, not per API key: every key
-    sends through the same provider accounts, whose reputation each bounce and complaint costs."""
+    """An address that hard-bounced or complained, or that the team added itself: new mail to it
+    from the team's keys is refused at the API unless the client overrides it (mail/suppressions.py).
+    Per team: a bounce of one team's message suppresses the address for that team."""
 
     class Reason(models.TextChoices):
         HARD_BOUNCE = "hard_bounce"
         COMPLAINT = "complaint"
+        MANUAL = "manual"  # added through the API
 
-    address = models.CharField(max_length=MAX_ADDRESS_LENGTH, unique=True, help_text="Lower-case.")
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="suppressions", db_index=False)
+    address = models.CharField(max_length=MAX_ADDRESS_LENGTH, help_text="Lower-case.")
     reason = models.CharField(max_length=16, choices=Reason.choices)
     provider = models.CharField(max_length=32, blank=True)
     # The message whose event caused it (kept when the message is gone).
@@ -214,6 +287,12 @@ class Suppression(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["team", "address"], name="one_suppression_per_team_address")]
+        # The list (mail/search.py): newest first by (created_at, id), by reason or not.
+        indexes = [
+            models.Index(fields=["team", "created_at", "id"], name="suppression_team_created"),
+            models.Index(fields=["team", "reason", "created_at", "id"], name="suppression_team_reason"),
+        ]
 
     def __str__(self):
         return f"{self.address} ({self.reason})"

@@ -210,7 +210,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "mail.admin_login.locked_out"
-AXES_CLIENT_IP_CALLABLE = "mail.admin_login.client_address"
+AXES_CLIENT_IP_CALLABLE = "mail.client_address.client_address"
 # Proxies in front that append the client's address to X-Forwarded-For: the ALB with HTTPS=true
 # (the same trust as SECURE_PROXY_SSL_HEADER above), none otherwise, so that without a proxy a
 # client-sent X-Forwarded-For is never believed.
@@ -242,7 +242,8 @@ BROWSER_PAGES_CSP = {
 # --- API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["mail.api.auth.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view names the scope each method needs (mail/api/auth.py ScopeRequired).
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated", "mail.api.auth.ScopeRequired"],
     "DEFAULT_PARSER_CLASSES": ["mail.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "mail.api.errors.api_exception_handler",

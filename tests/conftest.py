@@ -1,8 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
-from mail import claim_check, queues
+from mail import claim_check, keys, queues
 from mail.management.commands.serve import processor_argv
 
 from .stack import Stack
@@ -41,7 +40,7 @@ def simulator():
 @pytest.fixture
 def api_key(db):
     """(the stored APIKey, the key a client sends)"""
-    return APIKey.objects.create_key(name="test client")
+    return keys.create("test client")
 
 
 @pytest.fixture

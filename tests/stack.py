@@ -16,8 +16,8 @@ from pathlib import Path
 
 import boto3
 import requests
-from rest_framework_api_key.models import APIKey
 
+from mail import keys
 from mail.management.commands.serve import processor_argv
 
 from .embedded_services import free_port
@@ -52,7 +52,7 @@ class Stack:
         self.dlq_url = self.sqs.get_queue_url(QueueName=f"{queue}-dlq")["QueueUrl"]
         self.processes: list[ServiceProcess] = []
         self.api_url = ""
-        _, key = APIKey.objects.create_key(name="stack")
+        _, key = keys.create("stack")
         self.headers = {"Authorization": f"Bearer {key}"}
         self._names = itertools.count(1)
 

@@ -121,6 +121,7 @@ def sent_message(api_key, provider: str = "sendgrid", recipients: str = "ann@exa
     """A message row as a provider's acceptance leaves it: sent, by that provider, just now."""
     return Message.objects.create(
         api_key=api_key,
+        team=api_key.profile.team,
         status=Message.Status.SENT,
         from_email="shop@example.com",
         recipients=recipients,

@@ -88,8 +88,10 @@ def test_an_oversized_message_is_413_naming_its_index(api_client):
     assert not Message.objects.exists()
 
 
-def test_a_suppressed_recipient_refuses_the_batch_naming_the_message(api_client, empty_queues, sqs):
-    Suppression.objects.create(address="gone@example.com", reason=Suppression.Reason.HARD_BOUNCE, provider="sendgrid")
+def test_a_suppressed_recipient_refuses_the_batch_naming_the_message(api_key, api_client, empty_queues, sqs):
+    Suppression.objects.create(
+        team=api_key[0].profile.team, address="gone@example.com", reason=Suppression.Reason.HARD_BOUNCE, provider="sendgrid"
+    )
 
     response = post(api_client, [mail_body("fine"), mail_body("to the bounced", to="Gone@example.com")])
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from mail import keys
 from mail.delivery_task import DeliveryTask
-from mail.models import Message
+from mail.models import Message, Team
 
 from .support import drain, wait_until
 from .test_delivery_task import BEFORE_RESHAPE
@@ -108,12 +109,10 @@ def test_a_redelivered_task_of_a_sent_message_does_not_send_again(api_client, wo
     assert Message.objects.get(pk=message_id).attempts == 1
 
 
-def test_a_key_cannot_read_another_keys_message(api_client, client, worker, simulator, empty_queues):
-    from rest_framework_api_key.models import APIKey
-
+def test_a_key_cannot_read_another_teams_message(api_client, client, worker, simulator, empty_queues):
     body = {"from": "a@example.com", "to": "b@example.com", "subject": "mine", "text": "x"}
     message_id = api_client.post("/api/v1/messages", data=json.dumps(body), content_type="application/json").json()["id"]
-    _, other_key = APIKey.objects.create_key(name="someone else")
+    _, other_key = keys.create("someone else", Team.objects.create(name="another team"))
     response = client.get(f"/api/v1/messages/{message_id}", HTTP_AUTHORIZATION=f"Bearer {other_key}")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
@@ -125,6 +124,7 @@ def test_tasks_queued_by_the_release_before_are_delivered(empty_queues, sqs, wor
         Message.objects.create(
             id=captured["message_id"],
             api_key=api_key[0],
+            team=api_key[0].profile.team,
             from_email="shop@example.com",
             recipients="ann@example.com",
             recipient_count=1,

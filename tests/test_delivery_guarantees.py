@@ -137,6 +137,7 @@ def test_a_task_that_crashes_the_worker_code_is_redelivered_then_dead_lettered(m
     # A message whose only task our code cannot read (a bug, a bad deploy): it must not vanish.
     poisoned = Message.objects.create(
         api_key=APIKey.objects.get(name="stack"),
+        team=APIKey.objects.get(name="stack").profile.team,
         from_email="a@example.com",
         recipients="b@example.com",
         recipient_count=1,

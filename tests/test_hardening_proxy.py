@@ -1,10 +1,10 @@
-"""Which address the admin login lockout counts (mail/admin_login.py client_address): the peer's
+"""Which address the admin login lockout counts (mail/client_address.py, also read by API keys' allow-lists): the peer's
 own without a proxy, whatever X-Forwarded-For a client sends; behind the ALB, the address the
 ALB appended, not one a client put in front of it."""
 
 from django.test import RequestFactory, override_settings
 
-from mail.admin_login import client_address
+from mail.client_address import client_address
 
 
 def request(forwarded_for: str | None):

@@ -9,8 +9,8 @@ import requests
 from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
+from mail import keys
 from mail.api import idempotency
 from mail.models import IdempotencyRecord, Message
 
@@ -55,7 +55,7 @@ def test_a_bad_key_is_400(api_client, key):
 
 
 def test_keys_belong_to_one_api_key(api_client, db):
-    _, other = APIKey.objects.create_key(name="another client")
+    _, other = keys.create("another client")
     other_client = APIClient()
     other_client.credentials(HTTP_AUTHORIZATION=f"Bearer {other}")
     assert post(api_client, BODY, "shared-name").status_code == 202

@@ -222,6 +222,7 @@ def test_the_bucket_is_provisioned_private_encrypted_and_expiring(provisioned_qu
 def test_a_large_message_whose_body_expired_is_not_requeued(provisioned_queues, api_key):
     message = Message.objects.create(
         api_key=api_key[0],
+        team=api_key[0].profile.team,
         status=Message.Status.FAILED,
         from_email="a@example.com",
         recipients="b@example.com",

@@ -7,9 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from rest_framework_api_key.models import APIKey
 
-from mail import queues
+from mail import keys, queues
 from mail.management.commands.serve import processor_argv
 from mail.models import Message
 
@@ -41,7 +40,7 @@ def test_mode_all_accepts_and_delivers_then_stops_cleanly_on_sigterm(simulator, 
     # Queues of its own, so only this process's worker can have delivered the message.
     env = service_env(SQS_QUEUE_NAME="process-all", SQS_DLQ_NAME="process-all-dlq")
     provision(env)
-    _, key = APIKey.objects.create_key(name="process test")
+    _, key = keys.create("process test")
     process, base = serve("all", env, tmp_path / "serve.log")
     headers = {"Authorization": f"Bearer {key}"}
     try:
@@ -67,7 +66,7 @@ def consumer_with_own_sqs(tmp_path):
     proxy = HangingProxy("127.0.0.1", int(sqs_url.rsplit(":", 1)[1]))
     env = service_env(SQS_ENDPOINT_URL=proxy.url)
     provision(env)
-    _, key = APIKey.objects.create_key(name="process test")
+    _, key = keys.create("process test")
     process, base = serve("consumer", env, tmp_path / "serve.log")
     yield SimpleNamespace(
         base=base, headers={"Authorization": f"Bearer {key}"}, proxy=proxy, sqs_process=sqs_process, sqs_url=sqs_url
@@ -124,7 +123,7 @@ def test_a_publish_whose_answer_is_lost_after_a_worker_took_the_task_is_202_and_
     # One API process, so the first request has already looked up the queue's URL and the lost
     # answer is that of the publish itself.
     api, base = serve("consumer", {**worker_env, "SQS_ENDPOINT_URL": proxy.url, "WEB_WORKERS": "1"}, tmp_path / "api.log")
-    _, key = APIKey.objects.create_key(name="process test")
+    _, key = keys.create("process test")
     try:
         worker.wait_for_output("ready.")
         headers = {"Authorization": f"Bearer {key}"}

@@ -7,8 +7,8 @@ import time
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
+from mail import keys
 from mail.api.rate_limit import STORE_RETRY_SECONDS, STORE_TIMEOUT_SECONDS, RateLimiter, limiter_for, parse_rate
 from mail.models import Message
 
@@ -26,7 +26,7 @@ def test_a_key_over_its_limit_gets_429_with_retry_after_and_others_do_not(api_cl
     assert 0 < int(limited["Retry-After"]) <= 60
     assert api_client.get("/api/v1/messages/00000000-0000-4000-8000-000000000000").status_code == 429
 
-    _, other = APIKey.objects.create_key(name="another client")
+    _, other = keys.create("another client")
     other_client = APIClient()
     other_client.credentials(HTTP_AUTHORIZATION=f"Bearer {other}")
     assert other_client.post(URL, data=json.dumps(BODY), content_type="application/json").status_code == 202

@@ -9,9 +9,9 @@ from django.core.management import call_command
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
-from mail.models import Message
+from mail import keys
+from mail.models import Message, Team
 
 from .stack import mail_body
 from .support import wait_until
@@ -64,9 +64,9 @@ def test_cancel_a_scheduled_message_then_too_late(api_client):
     assert Message.objects.get().status == "canceled"
 
 
-def test_a_key_cannot_cancel_another_keys_message(api_client, db):
+def test_a_key_cannot_cancel_another_teams_message(api_client, db):
     message_id = post(api_client, body(timezone.now() + timedelta(hours=2))).json()["id"]
-    _, other = APIKey.objects.create_key(name="someone else")
+    _, other = keys.create("someone else", Team.objects.create(name="another team"))
     stranger = APIClient()
     stranger.credentials(HTTP_AUTHORIZATION=f"Bearer {other}")
     assert stranger.delete(f"{URL}/{message_id}").status_code == 404

@@ -1,14 +1,18 @@
 """Suppression: an address that hard-bounced or complained is refused at the API (422
 recipient_suppressed, naming it) unless the client overrides it; an operator sees and removes
-suppressions in the admin."""
+suppressions in the admin; a team lists, adds and deletes its own through the API."""
 
 import json
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework_api_key.models import APIKey
 
-from mail.models import Message, Suppression
+from mail import keys
+from mail.models import Message, Suppression, Team
+from mail.suppressions import suppress_if_final
+from providers.events import DeliveryEvent, EventType
+
+from .support import sent_message
 
 URL = "/api/v1/messages"
 
@@ -22,10 +26,15 @@ def mail(**changes):
 
 
 @pytest.fixture
-def suppressed(db):
+def suppressed(api_key):
+    team = api_key[0].profile.team
     return [
-        Suppression.objects.create(address="gone@example.com", reason=Suppression.Reason.HARD_BOUNCE, provider="sendgrid"),
-        Suppression.objects.create(address="angry@example.com", reason=Suppression.Reason.COMPLAINT, provider="mailgun"),
+        Suppression.objects.create(
+            team=team, address="gone@example.com", reason=Suppression.Reason.HARD_BOUNCE, provider="sendgrid"
+        ),
+        Suppression.objects.create(
+            team=team, address="angry@example.com", reason=Suppression.Reason.COMPLAINT, provider="mailgun"
+        ),
     ]
 
 
@@ -50,10 +59,12 @@ def test_the_client_may_override_it_explicitly(api_client, provisioned_queues, s
     assert post(api_client, mail(cc="gone@example.com", ignore_suppressions=False)).status_code == 422
 
 
-def test_suppression_is_global_across_api_keys(provisioned_queues, suppressed):
-    other = APIClient()
-    other.credentials(HTTP_AUTHORIZATION=f"Bearer {APIKey.objects.create_key(name='another team')[1]}")
-    assert post(other, mail(to="gone@example.com")).status_code == 422
+def test_suppression_holds_for_every_key_of_the_team_and_no_other_team(api_key, provisioned_queues, suppressed):
+    same_team, other_team = APIClient(), APIClient()
+    same_team.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.create('same team', api_key[0].profile.team)[1]}")
+    other_team.credentials(HTTP_AUTHORIZATION=f"Bearer {keys.create('other', Team.objects.create(name='other'))[1]}")
+    assert post(same_team, mail(to="gone@example.com")).status_code == 422
+    assert post(other_team, mail(to="gone@example.com")).status_code == 202
 
 
 def test_ignore_suppressions_must_be_a_boolean(api_client, suppressed):
@@ -72,3 +83,90 @@ def test_an_operator_sees_suppressions_and_deleting_one_lets_mail_through(operat
     assert response.status_code == 302
     assert not Suppression.objects.filter(address="gone@example.com").exists()
     assert post(api_client, mail(to="gone@example.com")).status_code == 202
+
+
+# --- the suppressions API (per team) ---------------------------------------------------------
+
+LIST = "/api/v1/suppressions"
+
+
+def test_the_team_lists_its_suppressions_newest_first_by_reason_and_date(api_client, suppressed):
+    other = Team.objects.create(name="other")
+    Suppression.objects.create(team=other, address="theirs@example.com", reason=Suppression.Reason.COMPLAINT)
+    everything = api_client.get(LIST).json()
+    assert [s["address"] for s in everything["data"]] == ["angry@example.com", "gone@example.com"]
+    assert everything["has_more"] is False and everything["data"][0]["reason"] == "complaint"
+    assert [s["address"] for s in api_client.get(LIST, {"reason": "hard_bounce"}).json()["data"]] == ["gone@example.com"]
+    first = api_client.get(LIST, {"limit": 1}).json()
+    assert first["has_more"] is True
+    second = api_client.get(LIST, {"limit": 1, "after": first["next_cursor"]}).json()
+    assert [s["address"] for s in second["data"]] == ["gone@example.com"] and second["has_more"] is False
+    since = suppressed[1].created_at.isoformat()
+    assert [s["address"] for s in api_client.get(LIST, {"created_after": since}).json()["data"]] == ["angry@example.com"]
+    assert api_client.get(LIST, {"created_before": suppressed[0].created_at.isoformat()}).json()["data"] == []
+
+
+def test_adding_and_deleting_an_address(api_client, provisioned_queues, suppressed):
+    added = api_client.post(LIST, data=json.dumps({"address": "New@Example.com"}), content_type="application/json")
+    assert added.status_code == 201 and added.json()["address"] == "new@example.com" and added.json()["reason"] == "manual"
+    assert post(api_client, mail(to="NEW@example.com")).status_code == 422
+    again = api_client.post(LIST, data=json.dumps({"address": "gone@example.com"}), content_type="application/json")
+    assert again.status_code == 200 and again.json()["reason"] == "hard_bounce"  # its reason stays
+
+    assert api_client.delete(f"{LIST}/Gone%40Example.com").status_code == 204
+    assert api_client.delete(f"{LIST}/gone@example.com").status_code == 404
+    assert post(api_client, mail(to="gone@example.com")).status_code == 202
+
+
+def test_another_teams_list_is_out_of_reach(api_key, client, suppressed):
+    _, other = keys.create("other", Team.objects.create(name="other"))
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {other}"}
+    assert client.get(LIST, **headers).json()["data"] == []
+    assert client.delete(f"{LIST}/gone@example.com", **headers).status_code == 404
+    assert Suppression.objects.filter(address="gone@example.com").exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"address": "not an address"},
+        {"address": "ann@example.com\r\nBcc: x@example.com"},
+        {"address": "Ann <ann@example.com>"},
+        {"address": ["ann@example.com"]},
+        {"address": "a" * 400 + "@example.com"},
+        {"address": "ann@example.com", "reason": "complaint"},
+    ],
+)
+def test_a_bad_address_to_add_is_a_400(api_client, db, body):
+    response = api_client.post(LIST, data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["type"] == "validation_error"
+    assert not Suppression.objects.exists()
+
+
+@pytest.mark.parametrize("address", ["ann%40example.com%0D%0ABcc%3Ax%40example.com", "nobody", "a%00b%40example.com", "x" * 600])
+def test_a_bad_address_to_delete_is_a_400(api_client, db, address):
+    response = api_client.delete(f"{LIST}/{address}")
+    assert response.status_code == 400, response.content
+    assert list(response.json()["error"]["fields"]) == ["address"]
+
+
+@pytest.mark.parametrize(
+    "query", ["reason=bored", "colour=red", "limit=1000", "after=garbage", "created_after=soon", "reason=manual&reason=complaint"]
+)
+def test_bad_list_parameters_are_a_400(api_client, db, query):
+    response = api_client.get(f"{LIST}?{query}")
+    assert response.status_code == 400 and response.json()["error"]["type"] == "validation_error", response.content
+
+
+def test_a_hard_bounce_suppresses_for_the_messages_team_only(api_key, db):
+    other = Team.objects.create(name="other")
+    message = sent_message(api_key[0], recipients="ann@example.com")
+    assert suppress_if_final(
+        DeliveryEvent("sendgrid", EventType.BOUNCED, str(message.id), "e1", "Ann@example.com", None, permanent=True),
+        message.id,
+        message.team_id,
+    )
+    assert list(Suppression.objects.values_list("team", "address")) == [(api_key[0].profile.team_id, "ann@example.com")]
+    assert not Suppression.objects.filter(team=other).exists()

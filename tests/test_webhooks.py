@@ -214,7 +214,13 @@ def test_an_event_for_an_unknown_message_is_200_and_logged(client, signer, messa
 
 def test_a_batch_for_several_messages_records_each(client, signer, message, api_key):
     other = Message.objects.create(
-        api_key=api_key[0], status="sent", from_email="a@example.com", recipients="b@example.com", recipient_count=1, subject="x"
+        api_key=api_key[0],
+        team=api_key[0].profile.team,
+        status="sent",
+        from_email="a@example.com",
+        recipients="b@example.com",
+        recipient_count=1,
+        subject="x",
     )
     body = sendgrid_body(
         sendgrid_event(str(message.id), "delivered"), sendgrid_event(str(other.id), "deferred"), sendgrid_event("", "open")

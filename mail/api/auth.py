@@ -1,5 +1,7 @@
 """Who is calling, and how often: API keys (djangorestframework-api-key: stored hashed, shown
-once) sent as a Bearer token, and the per-key rate limit (mail/api/rate_limit.py).
+once) sent as a Bearer token, with their profile (team, scopes, networks: mail/models.py
+ApiKeyProfile) read in the same query; what each may do (ScopeRequired); and the per-key rate
+limit (mail/api/rate_limit.py).
 
 Loaded while DRF's views module initialises (the settings name these classes), so nothing here
 may import rest_framework.views or a module that does."""
@@ -8,9 +10,11 @@ import re
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
+from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
 from rest_framework_api_key.models import APIKey
 
+from ..client_address import address_allowed, client_address
 from .rate_limit import Verdict, limiter_for, message_cost
 
 # The library's keys: an 8-character prefix, a dot, a 32-character secret. Checking the shape
@@ -30,6 +34,25 @@ class ApiClient:
         return f"api-key:{self.api_key.prefix}"
 
 
+class KeyExpired(exceptions.AuthenticationFailed):
+    default_detail = "This API key has expired."
+    default_code = "key_expired"
+
+
+class AddressNotAllowed(exceptions.PermissionDenied):
+    default_detail = "This API key may not be used from this address (its network allow-list)."
+    default_code = "address_not_allowed"
+
+
+class InsufficientScope(exceptions.PermissionDenied):
+    default_code = "insufficient_scope"
+
+    def __init__(self, scope: str):
+        super().__init__(f"This API key lacks the scope {scope}.")
+        # In the error body's `fields` (mail/api/errors.py), so a client can read which.
+        self.fields = {"scope": [scope]}
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -41,17 +64,40 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = key.strip()
         if keyword.lower() != self.keyword.lower() or not KEY_SHAPE.fullmatch(key):
             raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
-        try:
-            api_key = APIKey.objects.get_from_key(key)
-        except APIKey.DoesNotExist as exc:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.") from exc
+        # As APIKey.objects.get_from_key does, with the profile joined: one query for both.
+        api_key = APIKey.objects.get_usable_keys().select_related("profile").filter(prefix=key.partition(".")[0]).first()
+        if api_key is None or not api_key.is_valid(key):
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         if api_key.has_expired:
-            raise exceptions.AuthenticationFailed("This API key has expired.")
+            raise KeyExpired()
+        profile = getattr(api_key, "profile", None)
+        if profile is None:
+            # Only a key made outside keys.create (the library's own manager): it has no team.
+            raise exceptions.AuthenticationFailed("This API key belongs to no team; an operator must give it one.")
+        if not address_allowed(client_address(request), profile.allowed_networks):
+            raise AddressNotAllowed()
         return ApiClient(api_key), api_key
 
     def authenticate_header(self, request):
         # Its presence makes DRF answer 401 (not 403) to a request without a key.
         return f'{self.keyword} realm="mailer"'
+
+
+class ScopeRequired(BasePermission):
+    """The scope each method of a view needs, from the view's `required_scopes` ({"GET":
+    Scope.MESSAGES_READ, ...}); 403 insufficient_scope naming it when the key lacks it. A method
+    the view names no scope for is refused: a new view must say what it needs."""
+
+    def has_permission(self, request, view):
+        if request.method == "OPTIONS" or not hasattr(view, request.method.lower()):
+            return True  # answered without acting (405 for a method the view lacks)
+        method = "GET" if request.method == "HEAD" else request.method
+        needed = getattr(view, "required_scopes", {}).get(method)
+        if needed is None:
+            raise exceptions.PermissionDenied(f"{method} here needs a scope no key can have.")
+        if needed not in request.auth.profile.scopes:
+            raise InsufficientScope(needed)
+        return True
 
 
 class ApiKeyRateThrottle(BaseThrottle):

@@ -1,5 +1,5 @@
-"""/api/v1/messages: send one, send a batch, follow one, cancel one. A key sees only its own
-messages."""
+"""/api/v1/messages: send one, send a batch, find them, follow one, cancel one. A key sees its
+team's messages only (another team's are "not found"), and only with the scope each method needs."""
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -10,21 +10,54 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import accepting
+from .. import accepting, search
 from ..exceptions import QueueUnavailable
-from ..models import Message
+from ..models import Message, Scope
 from . import schema
 from .auth import charge_for_messages
 from .errors import QUEUE_UNAVAILABLE, error_body
 from .idempotency import answer_once
-from .serializers import MessageBatchSerializer, MessageCreateSerializer, MessageSerializer, raw_recipient_count
+from .listing import page_of, page_response, page_schema, query_parameters, read_query
+from .serializers import (
+    MessageBatchSerializer,
+    MessageCreateSerializer,
+    MessageQuerySerializer,
+    MessageSerializer,
+    MessageSummarySerializer,
+    raw_recipient_count,
+)
 
 
 def message_for_key(api_key, message_id) -> Message:
-    return get_object_or_404(Message.objects.prefetch_related("events"), pk=message_id, api_key=api_key)
+    """The message if it is the key's team's; 404 otherwise, as if there were none."""
+    return get_object_or_404(Message.objects.prefetch_related("events"), pk=message_id, team_id=api_key.profile.team_id)
 
 
 class MessageCollectionView(APIView):
+    required_scopes = {"GET": Scope.MESSAGES_READ, "POST": Scope.MESSAGES_SEND}
+
+    @extend_schema(
+        operation_id="list_messages",
+        summary="Find messages",
+        description=(
+            "The team's messages, newest first, a page at a time. Every filter given must match. Page with the "
+            "cursors: `after=next_cursor` for older messages, `before=previous_cursor` for newer ones; messages "
+            "accepted meanwhile never shift a page. Unknown or repeated parameters are refused (400). Scope "
+            "`messages:read`."
+        ),
+        parameters=query_parameters(MessageQuerySerializer),
+        responses={
+            200: page_schema("MessagePage", MessageSummarySerializer),
+            400: schema.COMMON_ERRORS[400],
+            401: schema.COMMON_ERRORS[401],
+            403: schema.FORBIDDEN,
+        },
+    )
+    def get(self, request):
+        query = read_query(request, MessageQuerySerializer)
+        found = search.messages(request.auth.profile.team_id, query.filters())
+        return page_response(page_of(found, query), MessageSummarySerializer)
+
     @extend_schema(
         operation_id="send_message",
         summary="Send a message",
@@ -34,6 +67,7 @@ class MessageCollectionView(APIView):
         responses={
             202: schema.ACCEPTED,
             **schema.COMMON_ERRORS,
+            403: schema.FORBIDDEN,
             409: schema.error("Idempotency-Key reused with another body, or its first request is still in progress."),
             411: schema.error("A chunked body: send a Content-Length."),
             413: schema.error(
@@ -83,6 +117,8 @@ class MessageCollectionView(APIView):
 
 
 class MessageBatchView(APIView):
+    required_scopes = {"POST": Scope.MESSAGES_SEND}
+
     @extend_schema(
         operation_id="send_message_batch",
         summary="Send up to 100 messages",
@@ -102,6 +138,7 @@ class MessageBatchView(APIView):
             202: schema.BATCH_ACCEPTED,
             207: schema.BATCH_PARTLY_ACCEPTED,
             **schema.COMMON_ERRORS,
+            403: schema.FORBIDDEN,
             409: schema.error("Idempotency-Key reused with another body, or its first request is still in progress."),
             411: schema.error("A chunked body: send a Content-Length."),
             413: schema.error("A message over 25 MB or too big for the queue (the message says which), or a body over the cap."),
@@ -149,11 +186,19 @@ class MessageBatchView(APIView):
 
 
 class MessageDetailView(APIView):
+    # Canceling is part of sending: a key that may send may take back what it sent.
+    required_scopes = {"GET": Scope.MESSAGES_READ, "DELETE": Scope.MESSAGES_SEND}
+
     @extend_schema(
         operation_id="get_message",
         summary="A message's status and history",
         parameters=[OpenApiParameter("message_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
-        responses={200: MessageSerializer, 401: schema.COMMON_ERRORS[401], 404: schema.error("No such message for this key.")},
+        responses={
+            200: MessageSerializer,
+            401: schema.COMMON_ERRORS[401],
+            403: schema.FORBIDDEN,
+            404: schema.error("No such message for this key's team."),
+        },
     )
     def get(self, request, message_id):
         return Response(MessageSerializer(message_for_key(request.auth, message_id)).data)
@@ -165,7 +210,8 @@ class MessageDetailView(APIView):
         responses={
             200: MessageSerializer,
             401: schema.COMMON_ERRORS[401],
-            404: schema.error("No such message for this key."),
+            403: schema.FORBIDDEN,
+            404: schema.error("No such message for this key's team."),
             409: schema.error("Too late: a worker has taken it, or it is sent, failed or canceled already."),
         },
     )

@@ -39,9 +39,16 @@ def error(description: str) -> OpenApiResponse:
 
 COMMON_ERRORS = {
     400: error("Invalid request; `fields` says what is wrong where."),
-    401: error("No API key, or an unknown, revoked or expired one."),
+    401: error(
+        "No API key, or an unknown or revoked one (type not_authenticated or authentication_failed), or an expired one "
+        "(key_expired)."
+    ),
     405: error("Method not allowed."),
 }
+FORBIDDEN = error(
+    "insufficient_scope: the key lacks the scope this needs (the message and `fields.scope` name it); "
+    "address_not_allowed: the key may not be used from the client's address (its network allow-list)."
+)
 
 ACCEPTED = inline_serializer(
     "Accepted", fields={"id": serializers.UUIDField(), "status": serializers.CharField(help_text="queued")}

@@ -17,9 +17,11 @@ from rest_framework import serializers
 from providers.base import MESSAGE_ID_KEY, Attachment, MessageRejected, OutboundMessage
 from providers.registry import REGISTRY
 
-from ..models import Message, MessageEvent
+from ..models import MAX_ADDRESS_LENGTH, Message, MessageEvent
+from ..search import MessageFilters
 from .errors import PayloadTooLarge, naming_message
 from .fields import AddressField, AddressListField, Base64ContentField, shortened, single_line
+from .listing import ListQuerySerializer, single_line_text
 
 # As the OpenAPI description documents them; validation asks the registry each time, so a
 # provider registered later (a test's throwaway one) is held to as well.
@@ -292,3 +294,59 @@ class MessageSerializer(serializers.ModelSerializer):
             "sent_at",
             "events",
         ]
+
+
+class MessageSummarySerializer(serializers.ModelSerializer):
+    """A message in the list: no events (GET /api/v1/messages/{id} has them)."""
+
+    recipients = serializers.ListField(source="recipient_addresses", child=serializers.CharField(), read_only=True)
+    tags = serializers.ListField(child=serializers.CharField(), read_only=True)
+    metadata = serializers.DictField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "status",
+            "from_email",
+            "recipients",
+            "recipient_count",
+            "subject",
+            "tags",
+            "metadata",
+            "provider",
+            "provider_message_id",
+            "attempts",
+            "created_at",
+            "updated_at",
+            "send_at",
+            "sent_at",
+        ]
+
+
+class MessageQuerySerializer(ListQuerySerializer):
+    """GET /api/v1/messages's query string; every filter given must match."""
+
+    model = Message
+
+    status = serializers.ChoiceField(choices=Message.Status.choices, required=False)
+    recipient = single_line_text(MAX_ADDRESS_LENGTH, help_text="An address among to, cc and bcc (any case).")
+    tag = single_line_text(255, help_text="One of the message's tags.")
+    metadata = single_line_text(1100, help_text="`key:value`: the message's metadata has this key with exactly this value.")
+    provider = single_line_text(32, help_text="The provider that sent it.")
+    created_after = serializers.DateTimeField(required=False, help_text="Accepted at or after.")
+    created_before = serializers.DateTimeField(required=False, help_text="Accepted before.")
+    sent_after = serializers.DateTimeField(required=False, help_text="Handed to a provider at or after.")
+    sent_before = serializers.DateTimeField(required=False, help_text="Handed to a provider before.")
+
+    def validate_metadata(self, value: str) -> dict:
+        key, colon, wanted = value.partition(":")
+        if not colon or not METADATA_KEY.fullmatch(key):
+            raise serializers.ValidationError("Expected key:value, the key 1-64 of A-Z a-z 0-9 _ . -")
+        return {key: wanted}
+
+    def filters(self) -> MessageFilters:
+        data = self.validated_data
+        return MessageFilters(
+            **{name: data[name] for name in MessageFilters.__dataclass_fields__ if data.get(name) not in (None, "", {})}
+        )

@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from . import messages, probes, webhooks
+from . import messages, probes, suppressions, webhooks
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -14,6 +14,11 @@ urlpatterns = [
     re_path(r"^api/v1/messages/?\Z", messages.MessageCollectionView.as_view(), name="message-list"),
     re_path(r"^api/v1/messages/batch/?\Z", messages.MessageBatchView.as_view(), name="message-batch"),
     re_path(rf"^api/v1/messages/(?P<message_id>{UUID})/?\Z", messages.MessageDetailView.as_view(), name="message-detail"),
+    re_path(r"^api/v1/suppressions/?\Z", suppressions.SuppressionCollectionView.as_view(), name="suppression-list"),
+    # Any address (percent-encoded); the view validates it, so a bad one is a 400, not a 404.
+    re_path(
+        r"^api/v1/suppressions/(?P<address>[^/]+)/?\Z", suppressions.SuppressionDetailView.as_view(), name="suppression-detail"
+    ),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]), name="schema"),
     # Its init script at ?script, not inline, so the page's Content-Security-Policy allows no
     # inline script (mailer_project/content_security.py).

@@ -4,15 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0001_initial'),
+        ("mail", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='messageevent',
-            name='type',
-            field=models.CharField(choices=[('queued', 'Queued'), ('retry_scheduled', 'Retry Scheduled'), ('failover', 'Failover'), ('skipped', 'Skipped'), ('waiting', 'Waiting'), ('failed', 'Failed'), ('error', 'Error'), ('dead_lettered', 'Dead Lettered'), ('requeued', 'Requeued'), ('discarded', 'Discarded'), ('scheduled', 'Scheduled'), ('released', 'Released'), ('canceled', 'Canceled'), ('sent', 'Sent')], max_length=32),
+            model_name="messageevent",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("retry_scheduled", "Retry Scheduled"),
+                    ("failover", "Failover"),
+                    ("skipped", "Skipped"),
+                    ("waiting", "Waiting"),
+                    ("failed", "Failed"),
+                    ("error", "Error"),
+                    ("dead_lettered", "Dead Lettered"),
+                    ("requeued", "Requeued"),
+                    ("discarded", "Discarded"),
+                    ("scheduled", "Scheduled"),
+                    ("released", "Released"),
+                    ("canceled", "Canceled"),
+                    ("sent", "Sent"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

@@ -4,19 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0002_circuit_events'),
-        ('rest_framework_api_key', '0005_auto_20220110_1102'),
+        ("mail", "0002_circuit_events"),
+        ("rest_framework_api_key", "0005_auto_20220110_1102"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['sent_at'], name='message_sent_at'),
+            model_name="message",
+            index=models.Index(fields=["sent_at"], name="message_sent_at"),
         ),
         migrations.AddIndex(
-            model_name='messageevent',
-            index=models.Index(fields=['type', 'provider'], name='event_type_provider'),
+            model_name="messageevent",
+            index=models.Index(fields=["type", "provider"], name="event_type_provider"),
         ),
     ]

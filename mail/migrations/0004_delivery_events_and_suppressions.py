@@ -6,61 +6,97 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0003_metrics_indexes'),
+        ("mail", "0003_metrics_indexes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Suppression',
+            name="Suppression",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.CharField(help_text='Lower-case.', max_length=320, unique=True)),
-                ('reason', models.CharField(choices=[('hard_bounce', 'Hard Bounce'), ('complaint', 'Complaint')], max_length=16)),
-                ('provider', models.CharField(blank=True, max_length=32)),
-                ('detail', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("address", models.CharField(help_text="Lower-case.", max_length=320, unique=True)),
+                ("reason", models.CharField(choices=[("hard_bounce", "Hard Bounce"), ("complaint", "Complaint")], max_length=16)),
+                ("provider", models.CharField(blank=True, max_length=32)),
+                ("detail", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookToken',
+            name="WebhookToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token', models.CharField(max_length=255, unique=True)),
-                ('signed_at', models.DateTimeField(db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("token", models.CharField(max_length=255, unique=True)),
+                ("signed_at", models.DateTimeField(db_index=True)),
             ],
         ),
         migrations.AddField(
-            model_name='messageevent',
-            name='occurred_at',
+            model_name="messageevent",
+            name="occurred_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='messageevent',
-            name='provider_event_id',
+            model_name="messageevent",
+            name="provider_event_id",
             field=models.CharField(blank=True, max_length=255),
         ),
         migrations.AddField(
-            model_name='messageevent',
-            name='recipient',
+            model_name="messageevent",
+            name="recipient",
             field=models.CharField(blank=True, max_length=320),
         ),
         migrations.AlterField(
-            model_name='messageevent',
-            name='type',
-            field=models.CharField(choices=[('queued', 'Queued'), ('retry_scheduled', 'Retry Scheduled'), ('failover', 'Failover'), ('skipped', 'Skipped'), ('waiting', 'Waiting'), ('failed', 'Failed'), ('error', 'Error'), ('dead_lettered', 'Dead Lettered'), ('requeued', 'Requeued'), ('discarded', 'Discarded'), ('scheduled', 'Scheduled'), ('released', 'Released'), ('canceled', 'Canceled'), ('sent', 'Sent'), ('processed', 'Processed'), ('delivered', 'Delivered'), ('deferred', 'Deferred'), ('bounced', 'Bounced'), ('dropped', 'Dropped'), ('complained', 'Complained'), ('unsubscribed', 'Unsubscribed'), ('opened', 'Opened'), ('clicked', 'Clicked')], max_length=32),
+            model_name="messageevent",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("queued", "Queued"),
+                    ("retry_scheduled", "Retry Scheduled"),
+                    ("failover", "Failover"),
+                    ("skipped", "Skipped"),
+                    ("waiting", "Waiting"),
+                    ("failed", "Failed"),
+                    ("error", "Error"),
+                    ("dead_lettered", "Dead Lettered"),
+                    ("requeued", "Requeued"),
+                    ("discarded", "Discarded"),
+                    ("scheduled", "Scheduled"),
+                    ("released", "Released"),
+                    ("canceled", "Canceled"),
+                    ("sent", "Sent"),
+                    ("processed", "Processed"),
+                    ("delivered", "Delivered"),
+                    ("deferred", "Deferred"),
+                    ("bounced", "Bounced"),
+                    ("dropped", "Dropped"),
+                    ("complained", "Complained"),
+                    ("unsubscribed", "Unsubscribed"),
+                    ("opened", "Opened"),
+                    ("clicked", "Clicked"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='messageevent',
-            constraint=models.UniqueConstraint(condition=models.Q(('provider_event_id', ''), _negated=True), fields=('message', 'provider', 'provider_event_id'), name='one_row_per_provider_event'),
+            model_name="messageevent",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("provider_event_id", ""), _negated=True),
+                fields=("message", "provider", "provider_event_id"),
+                name="one_row_per_provider_event",
+            ),
         ),
         migrations.AddField(
-            model_name='suppression',
-            name='message',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='suppressions', to='mail.message'),
+            model_name="suppression",
+            name="message",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="suppressions",
+                to="mail.message",
+            ),
         ),
     ]

@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0004_delivery_events_and_suppressions'),
+        ("mail", "0004_delivery_events_and_suppressions"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='providersetting',
-            name='name',
+            model_name="providersetting",
+            name="name",
             field=models.CharField(choices=mail.models.provider_choices, max_length=32, unique=True),
         ),
     ]

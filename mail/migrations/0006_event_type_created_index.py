@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0005_providersetting_choices_from_registry'),
+        ("mail", "0005_providersetting_choices_from_registry"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='messageevent',
-            index=models.Index(fields=['type', 'created_at'], name='event_type_created'),
+            model_name="messageevent",
+            index=models.Index(fields=["type", "created_at"], name="event_type_created"),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0006_event_type_created_index'),
+        ("mail", "0006_event_type_created_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='messageevent',
-            name='permanent',
+            model_name="messageevent",
+            name="permanent",
             field=models.BooleanField(default=False),
         ),
     ]

@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework_api_key.models import APIKey
 
+from mail import keys
 from mail.management.commands.serve import children_for_mode
 from mail.supervisor import Child, python_argv, start, stop_all, supervise, wait_for_http
 
@@ -93,7 +94,7 @@ class Command(BaseCommand):
             key = path.read_text().strip()
             if APIKey.objects.is_valid(key):
                 return key
-        _, key = APIKey.objects.create_key(name=LOCAL_KEY_NAME)
+        _, key = keys.create(LOCAL_KEY_NAME)
         path.write_text(key + "\n")
         return key
 
