@@ -24,6 +24,7 @@ def message(api_key, days_old: int, status=Message.Status.SENT) -> Message:
     created = timezone.now() - timedelta(days=days_old)
     row = Message.objects.create(
         api_key=api_key[0],
+        team_id=api_key[0].profile.team_id,
         status=status,
         from_email="shop@example.com",
         recipients="ann@example.com",
@@ -50,7 +51,7 @@ def test_done_messages_past_their_retention_go_with_their_events_and_nothing_els
     old_sent = message(api_key, 91)
     old_failed = message(api_key, 120, Message.Status.FAILED)
     letter = dead_letter(old_failed, 100)
-    Suppression.objects.create(address="ann@example.com", reason="hard_bounce", message=old_sent)
+    Suppression.objects.create(team=old_sent.team, address="ann@example.com", reason="hard_bounce", message=old_sent)
     recent = message(api_key, 89)
     # Old, but still on its way: its row is what stops a second send.
     stuck = message(api_key, 200, Message.Status.SENDING)
