@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from . import admin_overview, operator, routing
 from .admin_actions import MessageActions, may_operate, requeue_each
 from .admin_keys import RevokingAPIKeyAdmin  # noqa: F401  (registered on import: revoking a key cancels its pending mail)
-from .models import DeadLetter, Message, MessageEvent, ProviderSetting, Suppression
+from .models import DeadLetter, Erasure, Message, MessageEvent, ProviderSetting, Suppression
 
 
 def message_link(message_id) -> str:
@@ -154,6 +154,39 @@ class SuppressionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Erasure)
+class ErasureAdmin(ReadOnlyAdmin):
+    """Erasures the teams asked for, for audit: who asked, when, and when it was done, but never
+    whose: the SHA-256 of the address lets an auditor check a given address was erased."""
+
+    list_display = [
+        "id",
+        "team",
+        "status",
+        "messages_erased",
+        "suppression_erased",
+        "requested_by",
+        "requested_at",
+        "finished_at",
+    ]
+    list_select_related = ["team"]
+    list_filter = ["status", "team"]
+    search_fields = ["=address_sha256"]
+    fields = [
+        "id",
+        "team",
+        "status",
+        "address_sha256",
+        "erase_suppression",
+        "messages_erased",
+        "suppression_erased",
+        "requested_by",
+        "requested_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
 
 
 admin_overview.add_to(admin.site)

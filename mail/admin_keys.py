@@ -10,13 +10,13 @@ from rest_framework_api_key.models import APIKey
 
 from . import keys
 from .client_address import normalised_networks
-from .models import ApiKeyProfile, Scope, Team, every_scope
+from .models import ApiKeyProfile, Scope, Team, default_scopes
 
 admin.site.unregister(APIKey)
 
 
 class ApiKeyProfileForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=every_scope)
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple, initial=default_scopes)
     allowed_networks = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -16,7 +16,7 @@ from rest_framework_api_key.models import APIKey
 from . import accepting
 from .client_address import normalised_networks
 from .exceptions import NotCancelable
-from .models import DEFAULT_TEAM_NAME, ApiKeyProfile, Message, Scope, Team
+from .models import DEFAULT_TEAM_NAME, ApiKeyProfile, Message, Scope, Team, default_scopes
 
 REVOKED_DETAIL = "the API key was revoked"
 
@@ -46,13 +46,13 @@ def cancel_pending(api_key) -> int:
 def create(
     name: str,
     team: Team | None = None,
-    scopes: Iterable[str] = Scope.values,
+    scopes: Iterable[str] | None = None,
     expires: datetime | None = None,
     networks: Iterable[str] = (),
 ) -> tuple[APIKey, str]:
     """A new key and the secret a client sends (shown once; only its hash is kept), in `team` (the
-    default team when None). Raises ValueError for an unknown scope or a malformed network."""
-    scopes = list(dict.fromkeys(scopes))
+    default team when None), with `scopes` (default_scopes when None). Raises ValueError for an unknown scope or a malformed network."""
+    scopes = list(dict.fromkeys(default_scopes() if scopes is None else scopes))
     unknown = [scope for scope in scopes if scope not in Scope.values]
     if unknown:
         raise ValueError(f"unknown scope(s) {', '.join(unknown)}; the scopes are {', '.join(Scope.values)}")

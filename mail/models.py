@@ -45,10 +45,17 @@ class Scope(models.TextChoices):
     SUPPRESSIONS_MANAGE = "suppressions:manage"
     WEBHOOKS_MANAGE = "webhooks:manage"
     TEMPLATES_MANAGE = "templates:manage"
+    # Destructive, so never among a key's scopes unless asked for (default_scopes).
+    ERASURES_MANAGE = "erasures:manage"
 
 
 def every_scope() -> list[str]:
     return list(Scope.values)
+
+
+def default_scopes() -> list[str]:
+    """What a key may do when nobody says: everything but erasing people's data."""
+    return [scope for scope in Scope.values if scope != Scope.ERASURES_MANAGE]
 
 
 class ApiKeyProfile(models.Model):
@@ -59,7 +66,7 @@ class ApiKeyProfile(models.Model):
     api_key = models.OneToOneField(APIKey, on_delete=models.CASCADE, primary_key=True, related_name="profile")
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="key_profiles")
     # Lists in JSON (not PostgreSQL arrays): the local run's SQLite keeps them too.
-    scopes = models.JSONField(default=every_scope, help_text="Of Scope's values.")
+    scopes = models.JSONField(default=default_scopes, help_text="Of Scope's values.")
     allowed_networks = models.JSONField(
         default=list,
         blank=True,
@@ -307,3 +314,31 @@ class WebhookToken(models.Model):
 
     def __str__(self):
         return self.token
+
+
+class Erasure(models.Model):
+    """A team's request to erase one person's address and the mail sent to it (mail/erasure.py).
+    The address is kept only until the job is done; its SHA-256 stays, so an auditor can check a
+    request was carried out without the row naming the person."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"  # some of the mail is still being worked through or is on its way
+        DONE = "done"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="erasures")
+    address = models.CharField(max_length=MAX_ADDRESS_LENGTH, blank=True, help_text="Lower-case; blank once done.")
+    address_sha256 = models.CharField(max_length=64)
+    erase_suppression = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    messages_erased = models.PositiveIntegerField(default=0)
+    suppression_erased = models.BooleanField(default=False)
+    requested_by = models.CharField(max_length=16, blank=True, help_text="The API key's prefix.")
+    requested_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self):
+        return f"erasure {self.id} ({self.status})"

@@ -68,7 +68,7 @@ def scope_of(event: DeliveryEvent, status: str, provider: str, recipients: str, 
     the message was handed to: one whose answer we missed (a timeout, then a retry or a failover)
     may have delivered it all the same, and its complaint is as real. An event that comes before
     our own `sent` write is applied by catch_up once that write is made."""
-    if event.recipient and event.recipient.lower() not in {r.strip().lower() for r in recipients.split(",")}:
+    if event.recipient and not sent_to(recipients, event.recipient):
         return Scope(False, False, "the address is not one of the message's recipients")
     sent_by_it = status in STATUS_ORDER and event.provider == provider
     if sent_by_it:
@@ -78,6 +78,11 @@ def scope_of(event: DeliveryEvent, status: str, provider: str, recipients: str, 
     if status not in STATUS_ORDER:
         return Scope(False, False, "the message has not been sent")
     return Scope(False, False, f"the message was sent by {provider or 'no provider'}")
+
+
+def sent_to(recipients: str, address: str) -> bool:
+    """Whether `address` is among a message's comma-separated recipients (any case)."""
+    return address.lower() in {r.strip().lower() for r in recipients.split(",")}
 
 
 def advance_status(message_id, event_type: str) -> bool:
@@ -143,6 +148,10 @@ def _record(event: DeliveryEvent) -> Outcome:
                 extra={"provider": event.provider, "event": event.type.value, "message_id": event.message_id[:64]},
             )
             return Outcome.UNKNOWN_MESSAGE
+        # An address the message was not sent to is not stored: a forged event could plant any,
+        # and a late event for a message whose recipient was erased (mail/erasure.py) must not
+        # bring the address back. The provider's words may quote it, so they go too.
+        known = not event.recipient or sent_to(message.recipients, event.recipient)
         try:
             with transaction.atomic():
                 MessageEvent.objects.create(
@@ -150,10 +159,10 @@ def _record(event: DeliveryEvent) -> Outcome:
                     type=event.type.value,
                     provider=event.provider,
                     provider_event_id=event.event_id[:255],
-                    recipient=event.recipient[:MAX_ADDRESS_LENGTH],
+                    recipient=event.recipient[:MAX_ADDRESS_LENGTH] if known else "",
                     occurred_at=event.occurred_at,
                     permanent=event.permanent,
-                    detail=event.detail,
+                    detail=event.detail if known else "(about an address the message was not sent to)",
                 )
         except IntegrityError:
             return Outcome.DUPLICATE

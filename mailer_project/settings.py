@@ -267,6 +267,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models have a `status`: each enum named for its own.
+    "ENUM_NAME_OVERRIDES": {"MessageStatusEnum": "mail.models.Message.Status", "ErasureStatusEnum": "mail.models.Erasure.Status"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "mail.api.schema.batch_size_limits",

@@ -125,6 +125,7 @@ def sent_message(api_key, provider: str = "sendgrid", recipients: str = "ann@exa
         status=Message.Status.SENT,
         from_email="shop@example.com",
         recipients=recipients,
+        recipient_addresses=[address.strip().lower() for address in recipients.split(",")],
         recipient_count=len(recipients.split(",")),
         subject="Receipt",
         provider=provider,

@@ -17,7 +17,8 @@ def schema():
 
 def test_every_operation_taking_a_key_documents_its_429_and_retry_after(schema):
     operations = [op for path in schema["paths"].values() for method, op in path.items() if method in METHODS]
-    assert len(operations) == 8  # send, batch, list, get, cancel; list, add and delete suppressions
+    # send, batch, list, get, cancel; list, add and delete suppressions; request and read an erasure
+    assert len(operations) == 10
     for operation in operations:
         assert operation["security"] == [{"ApiKey": []}]
         throttled = operation["responses"]["429"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 
@@ -63,6 +64,15 @@ class RejectedRequestArchive:
             log.warning(
                 "the rejected-request archive is unavailable; skipping it for %d s", SKIP_AFTER_FAILURE_SECONDS, exc_info=True
             )
+
+    def erase_mentions(self, key_prefixes: list[str], address: str) -> int:
+        """Delete the archived requests of these API keys that quote `address` (an erasure,
+        mail/erasure.py); how many. Raises when MongoDB does not answer, so the erasure is not
+        taken for done."""
+        if not settings.MONGODB_URI or not key_prefixes:
+            return 0
+        quoted = {"$regex": re.escape(address), "$options": "i"}
+        return self.collection().delete_many({"api_key_prefix": {"$in": key_prefixes}, "body": quoted}).deleted_count
 
 
 ARCHIVE = RejectedRequestArchive()

@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from . import messages, probes, suppressions, webhooks
+from . import erasures, messages, probes, suppressions, webhooks
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -19,6 +19,8 @@ urlpatterns = [
     re_path(
         r"^api/v1/suppressions/(?P<address>[^/]+)/?\Z", suppressions.SuppressionDetailView.as_view(), name="suppression-detail"
     ),
+    re_path(r"^api/v1/erasures/?\Z", erasures.ErasureCollectionView.as_view(), name="erasure-list"),
+    re_path(rf"^api/v1/erasures/(?P<erasure_id>{UUID})/?\Z", erasures.ErasureDetailView.as_view(), name="erasure-detail"),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]), name="schema"),
     # Its init script at ?script, not inline, so the page's Content-Security-Policy allows no
     # inline script (mailer_project/content_security.py).

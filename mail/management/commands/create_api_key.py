@@ -18,7 +18,7 @@ class Command(BaseCommand):
             action="append",
             dest="scopes",
             choices=Scope.values,
-            help="a scope the key has; repeat for more (default: every scope)",
+            help="a scope the key has; repeat for more (default: every scope but erasures:manage)",
         )
         parser.add_argument("--expires", help="when the key stops working, ISO 8601 with a zone (default: never)")
         parser.add_argument(
@@ -31,7 +31,7 @@ class Command(BaseCommand):
             raise CommandError(f"--expires {expires!r}: expected ISO 8601 with a zone, such as 2027-01-31T00:00:00Z")
         team_row, _ = Team.objects.get_or_create(name=team)
         try:
-            api_key, key = keys.create(name, team_row, scopes or Scope.values, expiry, allow)
+            api_key, key = keys.create(name, team_row, scopes or None, expiry, allow)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stderr.write(
