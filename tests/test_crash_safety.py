@@ -1,0 +1,136 @@
+"""Crash safety beyond at-least-once (docs/architecture.md, "Ambiguous attempts"), with real
+processes: the API and Celery workers, the SQS-compatible server, the provider simulator (its
+log APIs and its signed webhooks). A worker killed after a provider took a mail and before it
+wrote `sent` leaves an ambiguous attempt: it is resolved from the provider's events or its log,
+and sent again only when neither says "accepted" within the grace period."""
+
+import signal
+
+import pytest
+
+from mail.models import Message, MessageEvent
+
+from .stack import accepted_per_message, mail_body
+from .support import wait_until
+from .webhook_signing import MailgunSigner, SendGridSigner
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+AMBIGUITY = {"AMBIGUOUS_GRACE_SECONDS": "10", "AMBIGUOUS_RECHECK_SECONDS": "2"}
+
+
+def webhook_stack(make_stack, simulator, events: bool, **env):
+    """A stack whose API verifies both providers' webhooks; with `events`, the simulator posts a
+    signed `processed` (SendGrid) or `accepted` (Mailgun) event after each acceptance."""
+    sendgrid, mailgun = SendGridSigner(), MailgunSigner()
+    stack = make_stack(
+        SENDGRID_WEBHOOK_PUBLIC_KEY=sendgrid.public_key_b64, MAILGUN_WEBHOOK_SIGNING_KEY=mailgun.signing_key, **AMBIGUITY, **env
+    )
+    if events:
+        simulator.send_webhooks("sendgrid", f"{stack.api_url}/webhooks/sendgrid", private_key_pem=sendgrid.private_key_pem)
+        simulator.send_webhooks("mailgun", f"{stack.api_url}/webhooks/mailgun", signing_key=mailgun.signing_key)
+    return stack
+
+
+def event_types(message_id) -> list[str]:
+    return list(MessageEvent.objects.filter(message_id=message_id).values_list("type", flat=True))
+
+
+@pytest.mark.parametrize("evidence", ["log", "events"])
+def test_a_mail_accepted_before_its_worker_died_is_resolved_not_sent_again(make_stack, simulator, evidence):
+    stack = webhook_stack(make_stack, simulator, events=evidence == "events")
+    if evidence == "events":
+        simulator.log_lag(600_000)  # the log never catches up: only the webhook can tell
+    doomed = stack.start_worker()
+    # SendGrid takes the mail, then holds its answer: the worker is killed before it hears it.
+    simulator.behave("sendgrid", answer_delay_ms=2500)
+    message_id = stack.post(mail_body())
+    wait_until(lambda: simulator.requests("sendgrid", accepted=True), what="SendGrid to accept the mail")
+    doomed.stop(signal.SIGKILL)
+    simulator.behave("sendgrid")
+    assert Message.objects.get(pk=message_id).status == "sending"
+
+    stack.start_worker()
+    stack.wait_for_status(message_id, "sent", timeout=60)
+    assert accepted_per_message(simulator) == {message_id: 1}
+    types = event_types(message_id)
+    assert "ambiguous" in types and "resent" not in types
+    sent = MessageEvent.objects.get(message_id=message_id, type="sent")
+    assert sent.provider == "sendgrid"
+    assert ("found accepted in sendgrid's log" if evidence == "log" else "reported a `processed` event") in sent.detail
+
+
+def test_an_ambiguous_attempt_no_provider_reports_is_sent_again_after_the_grace_period(make_stack, simulator):
+    stack = webhook_stack(make_stack, simulator, events=False)
+    simulator.log_lag(600_000)
+    doomed = stack.start_worker()
+    simulator.behave("sendgrid", answer_delay_ms=2500)
+    message_id = stack.post(mail_body())
+    wait_until(lambda: simulator.requests("sendgrid", accepted=True), what="SendGrid to accept the mail")
+    doomed.stop(signal.SIGKILL)
+    simulator.behave("sendgrid")
+    worker = stack.start_worker()
+
+    stack.wait_for_status(message_id, "sent", timeout=60)
+    # The one duplicate the providers left us no way to avoid, and the history says why.
+    assert accepted_per_message(simulator) == {message_id: 2}
+    types = event_types(message_id)
+    assert types.index("ambiguous") < types.index("resent") < types.index("sent")
+    resent = MessageEvent.objects.get(message_id=message_id, type="resent")
+    assert "within 10 s" in resent.detail and "sending again" in resent.detail
+    assert "asking the providers again later" in worker.output()  # it waited (an SQS delay) first
+
+
+def chaos(make_stack, simulator, events: bool, count: int = 150) -> dict:
+    """`count` messages, both providers failing 30 % at random, the worker SIGKILLed twice while
+    they flow and started again; returns what the providers accepted, per message."""
+    stack = webhook_stack(make_stack, simulator, events, WORKER_CONCURRENCY="16")
+    simulator.log_lag(600_000)  # resolved by events alone (or not at all), so the test shows which
+    for provider in ("sendgrid", "mailgun"):
+        # The accepted ones answer late: a kill then lands between acceptance and our `sent` write.
+        simulator.behave(provider, status=500, failure_rate=0.3, answer_delay_ms=300)
+    worker = stack.start_worker()
+    ids = [stack.post(mail_body(f"chaos {i}")) for i in range(count)]
+    for threshold in (count // 5, count // 2):
+        wait_until(lambda t=threshold: len(simulator.requests(accepted=True)) >= t, timeout=60, what=f"{threshold} accepted")
+        worker.stop(signal.SIGKILL)
+        worker = stack.start_worker()
+    finished = ("sent", "failed")
+    wait_until(
+        lambda: Message.objects.filter(pk__in=ids, status__in=finished).count() == count,
+        timeout=90,
+        what=f"all {count} sent or failed (logs in {stack.directory})",
+    )
+    accepted = accepted_per_message(simulator)
+    assert set(accepted) <= set(ids)
+    ambiguous = set(
+        MessageEvent.objects.filter(message_id__in=ids, type="ambiguous").values_list("message_id", flat=True).distinct()
+    )
+    assert ambiguous, "the kills left no ambiguous attempt: the test would prove nothing"
+    return {"ids": ids, "accepted": accepted, "ambiguous": {str(i) for i in ambiguous}}
+
+
+def test_chaos_with_provider_events_loses_nothing_and_sends_nothing_twice(make_stack, simulator):
+    run = chaos(make_stack, simulator, events=True)
+    for message in Message.objects.filter(pk__in=run["ids"]):
+        if message.status == "sent":
+            assert run["accepted"][str(message.id)] == 1, message.id
+        else:
+            assert message.last_error and run["accepted"][str(message.id)] == 0, message.id
+    assert not MessageEvent.objects.filter(message_id__in=run["ids"], type="resent").exists()
+
+
+def test_chaos_without_events_sends_twice_only_what_it_recorded_ambiguous(make_stack, simulator):
+    run = chaos(make_stack, simulator, events=False)
+    resent = {
+        str(i) for i in MessageEvent.objects.filter(message_id__in=run["ids"], type="resent").values_list("message_id", flat=True)
+    }
+    for message in Message.objects.filter(pk__in=run["ids"]):
+        times = run["accepted"][str(message.id)]
+        if message.status == "failed":
+            assert message.last_error, message.id
+        else:
+            assert times >= 1, message.id  # none lost
+        if times > 1:
+            assert str(message.id) in run["ambiguous"] & resent, message.id
+            assert times == 2, message.id
