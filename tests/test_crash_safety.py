@@ -4,6 +4,7 @@ log APIs and its signed webhooks). A worker killed after a provider took a mail 
 wrote `sent` leaves an ambiguous attempt: it is resolved from the provider's events or its log,
 and sent again only when neither says "accepted" within the grace period."""
 
+import os
 import signal
 import time
 
@@ -127,10 +128,11 @@ def test_chaos_without_events_sends_twice_only_what_it_recorded_ambiguous(make_s
 def test_a_stopped_worker_releases_what_it_received_and_did_not_start(make_stack, simulator):
     # A visibility timeout far longer than the wait allowed below: only a release explains a pick-up.
     stack = make_stack(SQS_VISIBILITY_TIMEOUT="120", DELIVERY_LEASE_SECONDS="10")
-    simulator.behave("sendgrid", latency_ms=3000)
-    # One send at a time, four received: three wait in the worker, hidden from every other.
+    simulator.behave("sendgrid", latency_ms=2000)  # within PROVIDER_READ_TIMEOUT (3 s)
+    # One send at a time, four received: three wait in the worker, hidden from every other. (The
+    # prefork pool reserves them in its parent; gevent's pool runs what it received before it stops.)
     holder = stack.start_command(
-        [*processor_argv(), "--prefetch-multiplier", "4"], "worker", env={**stack.env, "WORKER_CONCURRENCY": "1"}
+        [*processor_argv(pool="prefork"), "--prefetch-multiplier", "4"], "worker", env={**stack.env, "WORKER_CONCURRENCY": "1"}
     )
     ids = [stack.post(mail_body(f"prefetched {i}")) for i in range(4)]
     wait_until(
@@ -139,14 +141,18 @@ def test_a_stopped_worker_releases_what_it_received_and_did_not_start(make_stack
     )
     stack.start_worker()  # idle: it can see nothing
 
-    assert holder.stop(signal.SIGTERM, timeout=30) == 0
+    # SIGTERM to the worker's main process, as `docker stop` sends it: its pool finishes the send.
     stopped = time.monotonic()
+    os.kill(holder.process.pid, signal.SIGTERM)
     simulator.behave("sendgrid")
+    assert holder.process.wait(timeout=30) == 0
     wait_until(
-        lambda: Message.objects.filter(pk__in=ids, status="sent").count() == 4, timeout=30, what="all four sent by the other"
+        lambda: Message.objects.filter(pk__in=ids, status="sent").count() == 4,
+        timeout=30,
+        what="all four sent, three of them by the other worker",
     )
     picked_up_after = time.monotonic() - stopped
-    print(f"\nreceived-but-not-started messages sent by another worker {picked_up_after:.1f} s after the stop")
-    assert picked_up_after < 10
+    print(f"\nreceived-but-not-started messages sent by another worker {picked_up_after:.1f} s after the SIGTERM")
+    assert picked_up_after < 10  # the visibility timeout is 120 s
     assert "released the messages received and not started" in holder.output()
     assert accepted_per_message(simulator) == dict.fromkeys(ids, 1)
