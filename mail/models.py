@@ -24,6 +24,8 @@ class Message(models.Model):
         QUEUED = "queued"
         SENDING = "sending"
         SENT = "sent"  # accepted by a provider
+        # The provider accepted it and then did not even try (its own suppression list, ...).
+        DROPPED = "dropped"
         DELIVERED = "delivered"
         BOUNCED = "bounced"
         COMPLAINED = "complained"

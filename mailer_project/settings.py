@@ -381,6 +381,12 @@ SQS_MAX_DELAY_SECONDS = 900
 AMBIGUOUS_GRACE_SECONDS = env.int("AMBIGUOUS_GRACE_SECONDS", default=180)
 AMBIGUOUS_RECHECK_SECONDS = env.int("AMBIGUOUS_RECHECK_SECONDS", default=20)
 AMBIGUOUS_LOOKUPS_PER_MINUTE = env.int("AMBIGUOUS_LOOKUPS_PER_MINUTE", default=60)
+# A `queued` or `sending` row untouched this long has no live task (the longest SQS delay, every
+# receive's visibility timeout, the lease, and a margin): housekeeping settles it (mail/sweeper.py).
+STALE_MESSAGE_SECONDS = env.int(
+    "STALE_MESSAGE_SECONDS",
+    default=SQS_MAX_DELAY_SECONDS + SQS_VISIBILITY_TIMEOUT * SQS_MAX_RECEIVE_COUNT + DELIVERY_LEASE_SECONDS + 600,
+)
 if not 1 <= AMBIGUOUS_RECHECK_SECONDS <= SQS_MAX_DELAY_SECONDS or AMBIGUOUS_LOOKUPS_PER_MINUTE < 1:
     raise environ.ImproperlyConfigured("Need 1 <= AMBIGUOUS_RECHECK_SECONDS <= 900 and AMBIGUOUS_LOOKUPS_PER_MINUTE >= 1")
 # send_at up to this far ahead; beyond SQS_MAX_DELAY_SECONDS the message waits in the database.

@@ -4,7 +4,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from mail import accepting, status
+from mail import accepting, status, sweeper
 from mail.api import idempotency
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ class Command(BaseCommand):
     help = (
         "The processor's periodic jobs: queue the scheduled messages whose send_at is within SQS's "
         "15-minute delay, delete expired Idempotency-Key records and Mailgun webhook tokens too old "
-        f"to be replayed. Runs every {INTERVAL_SECONDS} s until stopped; --once runs them once. Safe to "
+        f"to be replayed, settle messages whose task is gone (mail/sweeper.py). Runs every {INTERVAL_SECONDS} s until stopped; --once runs them once. Safe to "
         "run on several hosts: each message is released by one conditional update."
     )
 
@@ -36,6 +36,7 @@ def run_once() -> list[tuple[int, str]]:
         (accepting.release_scheduled(), "scheduled message(s) released"),
         (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
         (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
+        (sweeper.sweep(), "stale message(s) settled (mail/sweeper.py)"),
     ]
 
 
