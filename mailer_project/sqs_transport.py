@@ -17,8 +17,8 @@ back to 0, so another worker takes them within seconds rather than after the vis
 
 The deletes waiting for the thread are bounded (MAX_PENDING_DELETES: past it an ack deletes at
 once, on the caller's thread), and those still waiting when the channel closes and the thread
-cannot finish in time are logged with outcome "acks_not_deleted" and their count, which the
-deployment turns into a metric (deploy/cloudformation.yml).
+cannot finish in time are logged with outcome "acks_not_deleted" and their count (a field a log
+metric filter can sum).
 
 Selected with CELERY_BROKER_TRANSPORT; the URL stays sqs://."""
 
