@@ -17,6 +17,9 @@ import urllib.request
 import uuid
 from datetime import UTC, datetime
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 MESSAGE_ID_KEY = "mailer_message_id"  # providers/base.py's; devtools imports nothing of the service
 SENDGRID_LOGS_PATH = re.compile(r"/v3/logs")
 SENDGRID_LOG_PATH = re.compile(r"/v3/logs/(?P<id>[^/]+)")
@@ -146,9 +149,6 @@ def processed_webhook(provider: str, entry: dict, config: dict) -> tuple[bytes, 
 
 
 def _sendgrid_signature(private_key_pem: str, body: bytes) -> dict[str, str]:
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     stamp = str(int(time.time()))
     signature = key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
