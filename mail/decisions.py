@@ -160,7 +160,9 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
                     **ids,
                     "provider": result.provider,
                     "provider_message_id": result.provider_message_id,
-                    "outcome": "resolved" if resolved_by else "sent",
+                    # Sent either way, for the metrics that count sent mail from these lines.
+                    "outcome": "sent",
+                    **({"resolved_by": resolved_by} if resolved_by else {}),
                 },
             )
             if body_stored:
