@@ -84,17 +84,20 @@ class BatchedDeleter:
     def close(self) -> None:
         """Delete everything handed over so far, then stop the thread; later acks delete at once."""
         with self._lock:
-            self._closed = True
+            self._closed = True  # from here on add() deletes at once: nothing lands behind the marker
             thread, self._thread = self._thread, None
-            if thread is not None:
-                # Blocks only while the backlog is at its bound, until the thread takes one.
-                self._pending.put(None)
         if thread is None:
             return
+        try:
+            # Waits only while the backlog is at its bound and the thread takes nothing (SQS hung).
+            self._pending.put(None, timeout=CLOSE_WAIT_SECONDS)
+        except queue_module.Full:
+            pass
         # Long enough for a few batches at the SQS client's timeouts (SQS_CLIENT_CONFIG).
         thread.join(timeout=CLOSE_WAIT_SECONDS)
         if thread.is_alive():
-            left = self._pending.qsize()
+            with self._pending.mutex:
+                left = sum(1 for item in self._pending.queue if item is not None)
             log.error(
                 "stopping with acked messages not deleted: SQS will hand them out again and their claims will ack them",
                 extra={"outcome": "acks_not_deleted", "count": left},
