@@ -14,11 +14,21 @@ be told to misbehave per provider:
     PUT /_simulator/behaviour/mailgun   {"drop": true}                   # close without answering
     PUT /_simulator/behaviour/ses  {"status": 429, "error_code": "TooManyRequestsException", "times": 2}
     PUT /_simulator/behaviour/sendgrid  {"latency_ms": 250, "failure_rate": 0.3, "status": 500}
+    PUT /_simulator/behaviour/mailgun   {"answer_delay_ms": 5000}     # accept, then answer late
     DELETE /_simulator/behaviour/sendgrid                                # behave again
     GET /_simulator/requests?provider=sendgrid&accepted=true   # each with its state: in_flight,
                                                                # answered, dropped or abandoned
     GET /_simulator/stats                # per provider: requests, accepted, TCP connections, first/last
     DELETE /_simulator/requests
+
+It remembers what it accepted and lets it be read back as the providers do (devtools/simulator_logs.py):
+SendGrid's Email Logs API (POST /v3/logs, GET /v3/logs/<sg_message_id>) and Mailgun's Events API
+(GET /v3/<domain>/events), and it can post a signed webhook after each acceptance:
+
+    PUT /_simulator/webhooks/sendgrid  {"url": "http://api/webhooks/sendgrid", "private_key_pem": "...", "delay_ms": 200}
+    PUT /_simulator/webhooks/mailgun   {"url": "http://api/webhooks/mailgun", "signing_key": "..."}
+    DELETE /_simulator/webhooks/sendgrid
+    PUT /_simulator/logs  {"lag_ms": 600000}      # the log APIs show an acceptance only this long after it
 
 Run it with `python -m devtools.simulator --port 8025 --outbox var/outbox`. With `--tls-cert
 FILE` it speaks HTTPS, as the real APIs do, with a self-signed certificate for 127.0.0.1 and
@@ -52,6 +62,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from . import simulator_logs as logs
+
 log = logging.getLogger("devtools.simulator")
 
 SENDGRID_PATH = re.compile(r"/v3/mail/send")
@@ -67,6 +79,9 @@ class Behaviour:
     drop: bool = False  # close the connection without answering instead
     failure_rate: float = 0.0  # with status/drop: fail this share of requests at random
     latency_ms: int = 0  # wait this long before answering (every request)
+    # Take the mail (accepted, logged, its webhook posted), then wait this long before answering:
+    # a client killed meanwhile leaves the provider with a mail its sender never heard it took.
+    answer_delay_ms: int = 0
     retry_after: str | None = None  # Retry-After header sent with a failure
     error_code: str | None = None  # SES: the error's name (x-amzn-ErrorType) sent with a failure
 
@@ -92,6 +107,8 @@ class Simulator:
         self.requests: list[dict] = []
         self.behaviours = {"sendgrid": Behaviour(), "mailgun": Behaviour(), "ses": Behaviour()}
         self.sequence = itertools.count(1)
+        self.webhooks: dict[str, dict] = {}  # provider -> where and how to post its signed events
+        self.log_lag_seconds = 0.0
         if outbox:
             outbox.mkdir(parents=True, exist_ok=True)
 
@@ -124,9 +141,18 @@ class Simulator:
             }
         return by_provider
 
+    def accepted(self, provider: str) -> list[dict]:
+        """What the provider's log shows now: its accepted requests, once the log has caught up."""
+        now = time.time()
+        with self.lock:
+            return [r for r in self.requests if r["provider"] == provider and logs.visible(r, self.log_lag_seconds, now)]
+
     def finish(self, entry: dict, **outcome) -> None:
         with self.lock:
             entry.update(outcome)
+            webhook = self.webhooks.get(entry["provider"]) if entry.get("accepted") else None
+        if webhook:
+            logs.post_webhook_later(entry["provider"], entry, webhook)
         if self.outbox and entry["accepted"]:
             name = f"{entry['sequence']:06d}-{entry['provider']}-{entry['provider_message_id'].strip('<>')}.json"
             (self.outbox / name).write_text(json.dumps(entry, indent=2, ensure_ascii=False))
@@ -210,6 +236,17 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(200, found)
         if url.path == "/_simulator/stats":
             return self._answer(200, self.server.simulator.stats())
+        if match := logs.SENDGRID_LOG_PATH.fullmatch(url.path):
+            if not self.headers.get("Authorization", "").startswith("Bearer "):
+                return self._answer(401, {"errors": [{"message": "authorization required"}]})
+            found = [r for r in self.server.simulator.accepted("sendgrid") if r["provider_message_id"] == match["id"]]
+            if not found:
+                return self._answer(404, {"errors": [{"message": "message not found"}]})
+            return self._answer(200, logs.sendgrid_detail(found[0]))
+        if logs.MAILGUN_EVENTS_PATH.fullmatch(url.path):
+            if not self.headers.get("Authorization", "").startswith("Basic "):
+                return self._answer(401, {"message": "Invalid private key"})
+            return self._answer(200, logs.mailgun_events(self.server.simulator.accepted("mailgun"), parse_qs(url.query)))
         return self._answer(404, {"message": "not found"})
 
     def do_DELETE(self):  # noqa: N802
@@ -224,11 +261,28 @@ class Handler(BaseHTTPRequestHandler):
             with simulator.lock:
                 simulator.behaviours[match["provider"]] = Behaviour()
             return self._answer(204)
+        if match := logs.WEBHOOKS_PATH.fullmatch(path):
+            with simulator.lock:
+                simulator.webhooks.pop(match["provider"], None)
+            return self._answer(204)
         return self._answer(404, {"message": "not found"})
 
     def do_PUT(self):  # noqa: N802
         body = self._body()
-        match = BEHAVIOUR_PATH.fullmatch(urlsplit(self.path).path)
+        path = urlsplit(self.path).path
+        simulator = self.server.simulator
+        if match := logs.WEBHOOKS_PATH.fullmatch(path):
+            config = json.loads(body or b"{}")
+            if not isinstance(config, dict) or "url" not in config:
+                return self._answer(400, {"message": "a webhook needs a url (and its provider's signing key)"})
+            with simulator.lock:
+                simulator.webhooks[match["provider"]] = config
+            return self._answer(200, {"provider": match["provider"], "url": config["url"]})
+        if path == logs.LOGS_PATH:
+            with simulator.lock:
+                simulator.log_lag_seconds = float(json.loads(body or b"{}").get("lag_ms", 0)) / 1000
+            return self._answer(200, {"lag_ms": simulator.log_lag_seconds * 1000})
+        match = BEHAVIOUR_PATH.fullmatch(path)
         if not match:
             return self._answer(404, {"message": "not found"})
         try:
@@ -248,6 +302,17 @@ class Handler(BaseHTTPRequestHandler):
             return self._provider_request("mailgun", body, lambda b: self._mailgun(match["domain"], b))
         if SES_PATH.fullmatch(path):
             return self._provider_request("ses", body, self._ses)
+        if logs.SENDGRID_LOGS_PATH.fullmatch(path):
+            if not self.headers.get("Authorization", "").startswith("Bearer "):
+                return self._answer(401, {"errors": [{"message": "authorization required"}]})
+            try:
+                search = json.loads(body or b"{}")
+                found = logs.sendgrid_search(
+                    self.server.simulator.accepted("sendgrid"), str(search.get("query", "")), int(search.get("limit", 10))
+                )
+            except (ValueError, TypeError, AttributeError) as exc:
+                return self._answer(400, {"errors": [{"message": f"invalid query: {exc}"}]})
+            return self._answer(200, {"messages": found})
         return self._answer(404, {"message": "not found"})
 
     def _client_gone(self) -> bool:
@@ -294,6 +359,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(behaviour.status, self._error_body(provider, behaviour.status), headers)
         status, payload, headers, details = handle(body)
         simulator.finish(entry, **details, state="answered", status=status, accepted=200 <= status < 300)
+        if behaviour.answer_delay_ms:
+            time.sleep(behaviour.answer_delay_ms / 1000)
         return self._answer(status, payload, headers)
 
     # SendGrid's error entries: "field" and "help" are left out when there is none. The live API

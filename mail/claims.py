@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from providers.base import ProviderError, SendResult
@@ -48,37 +49,96 @@ class Claim:
     step: int = 0
     lease_expires_at: datetime | None = None
     last_error: str = ""
+    # Set while an earlier attempt's outcome is unknown (mail/ambiguity.py): when it began.
+    ambiguous_since: datetime | None = None
 
 
 def take(task: DeliveryTask) -> Claim:
     """Atomically take the message for sending at the task's step, or say why not. A claim whose
-    lease has run out belonged to a worker that died; it can be taken over. A recheck task may
-    only take over such a claim."""
+    lease has run out belonged to a worker that died; it can be taken over, and the attempt it
+    made is recorded as ambiguous (the provider may have the mail: mail/ambiguity.py asks before
+    anything is sent again). A recheck task may only take over such a claim."""
     for _ in range(2):
         now = timezone.now()
-        expired_claim = Q(status=Message.Status.SENDING, lease_expires_at__lt=now)
-        claimable = expired_claim if task.recheck else Q(status=Message.Status.QUEUED) | expired_claim
-        claimed = Message.objects.filter(claimable, pk=task.message_id, step__lte=task.step).update(
-            status=Message.Status.SENDING,
-            step=task.step,
-            lease_expires_at=now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
-        row = (
-            Message.objects.filter(pk=task.message_id)
-            .values("status", "step", "attempts", "lease_expires_at", "last_error")
-            .first()
-        )
+        claimed = 0
+        if not task.recheck:
+            claimed = Message.objects.filter(pk=task.message_id, status=Message.Status.QUEUED, step__lte=task.step).update(
+                **_claim_fields(task, now)
+            )
+        row = _read(task.message_id)
         if row is None:
             return Claim(ClaimKind.MISSING, task.message_id)
+        if not claimed and _expired(row, task, now):
+            claimed = _take_over(task, row, now)
+            row = _read(task.message_id) if claimed else row
         kind = ClaimKind.CLAIMED if claimed else _why_not(row, task)
         if kind is not None:
-            return Claim(
-                kind, task.message_id, row["attempts"], row["status"], row["step"], row["lease_expires_at"], row["last_error"]
-            )
+            return _claim(kind, task.message_id, row)
         # Queued again between the UPDATE and the read (its holder let go): try once more.
-    return Claim(ClaimKind.BUSY, task.message_id, row["attempts"], row["status"], row["step"], row["lease_expires_at"])
+    return _claim(ClaimKind.BUSY, task.message_id, row)
+
+
+def _claim_fields(task: DeliveryTask, now: datetime) -> dict:
+    return {
+        "status": Message.Status.SENDING,
+        "step": task.step,
+        "lease_expires_at": now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS),
+        "attempts": F("attempts") + 1,
+        "updated_at": now,
+    }
+
+
+def _read(message_id) -> dict | None:
+    return (
+        Message.objects.filter(pk=message_id)
+        .values("status", "step", "attempts", "lease_expires_at", "last_error", "ambiguous_since")
+        .first()
+    )
+
+
+def _claim(kind: ClaimKind, message_id: str, row: dict) -> Claim:
+    return Claim(
+        kind,
+        message_id,
+        row["attempts"],
+        row["status"],
+        row["step"],
+        row["lease_expires_at"],
+        row["last_error"],
+        row["ambiguous_since"],
+    )
+
+
+def _expired(row: dict, task: DeliveryTask, now: datetime) -> bool:
+    return (
+        row["status"] == Message.Status.SENDING
+        and row["lease_expires_at"] is not None
+        and row["lease_expires_at"] < now
+        and row["step"] <= task.step
+    )
+
+
+def _take_over(task: DeliveryTask, row: dict, now: datetime) -> int:
+    """Take the claim of a worker that died holding it (matched by its token, so of two workers
+    finding it expired one wins), and record its attempt as ambiguous: it began when that claim
+    was taken, and nobody heard how it ended."""
+    began = row["lease_expires_at"] - timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+    with transaction.atomic():
+        taken = Message.objects.filter(
+            pk=task.message_id, status=Message.Status.SENDING, attempts=row["attempts"], lease_expires_at__lt=now
+        ).update(**_claim_fields(task, now), ambiguous_since=Coalesce(F("ambiguous_since"), Value(began)))
+        if taken:
+            MessageEvent.objects.create(
+                message_id=task.message_id,
+                type=MessageEvent.Type.AMBIGUOUS,
+                detail=(
+                    f"attempt {row['attempts']}, begun at {began:%Y-%m-%d %H:%M:%S} UTC, never finished (its worker "
+                    "stopped); a provider may have the mail, so it is not sent again before the providers are asked"
+                ),
+            )
+    if taken:
+        log.warning("took over an expired claim: its attempt is ambiguous", extra={"message_id": task.message_id})
+    return taken
 
 
 def _why_not(row: dict, task: DeliveryTask) -> ClaimKind | None:
@@ -145,12 +205,24 @@ def end(claim: Claim, new_status: str, error: ProviderError, event_type: str, no
     return bool(ours)
 
 
+def resend_after_ambiguity(claim: Claim, detail: str) -> bool:
+    """Record that an ambiguous attempt went unclaimed by every provider and the message is sent
+    again now (a fact, written before the send). False when the claim is no longer ours."""
+    with transaction.atomic():
+        ours = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(
+            ambiguous_since=None, updated_at=timezone.now()
+        )
+        if ours:
+            MessageEvent.objects.create(message_id=claim.message_id, type=MessageEvent.Type.RESENT, detail=detail)
+    return bool(ours)
+
+
 # A sent message stays sent; these may still become sent (a failed one, when a worker whose
 # lease ran out turns out to have sent it after all).
 NOT_YET_SENT = (Message.Status.QUEUED, Message.Status.SENDING, Message.Status.FAILED)
 
 
-def record_sent(claim: Claim, result: SendResult) -> bool:
+def record_sent(claim: Claim, result: SendResult, detail: str = "") -> bool:
     """Record the send; False when the claim had been taken over meanwhile (another worker may send
     it too). A provider accepted the mail: that is a fact whatever became of the claim, so this
     write does not depend on it. A database outage is waited out while the claim still keeps
@@ -158,7 +230,7 @@ def record_sent(claim: Claim, result: SendResult) -> bool:
     delay = 0.5
     while True:
         try:
-            return _write_sent(claim, result)
+            return _write_sent(claim, result, detail)
         except (OperationalError, InterfaceError):
             if timezone.now() + timedelta(seconds=delay) >= claim.lease_expires_at:
                 raise
@@ -168,13 +240,14 @@ def record_sent(claim: Claim, result: SendResult) -> bool:
             delay = min(delay * 2, 5)
 
 
-def _write_sent(claim: Claim, result: SendResult) -> bool:
+def _write_sent(claim: Claim, result: SendResult, detail: str) -> bool:
     now = timezone.now()
     sent = {
         "status": Message.Status.SENT,
         "provider": result.provider,
         "provider_message_id": result.provider_message_id,
         "lease_expires_at": None,
+        "ambiguous_since": None,
         "last_error": "",
         "sent_at": now,
         "updated_at": now,
@@ -187,7 +260,11 @@ def _write_sent(claim: Claim, result: SendResult) -> bool:
         if not claim_held:
             Message.objects.filter(pk=claim.message_id, status__in=NOT_YET_SENT).update(**sent)
         MessageEvent.objects.create(
-            message_id=claim.message_id, type=MessageEvent.Type.SENT, provider=result.provider, status_code=result.status_code
+            message_id=claim.message_id,
+            type=MessageEvent.Type.SENT,
+            provider=result.provider,
+            status_code=result.status_code,
+            detail=detail,
         )
         status.catch_up(claim.message_id)  # the provider's webhook may have come first
     return bool(claim_held)

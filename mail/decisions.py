@@ -96,6 +96,8 @@ class Sent:
     claim: Claim
     result: SendResult
     body_stored: bool  # its body was kept in S3 for the queue's sake, and can go now
+    # Set when no request was made: an ambiguous attempt the providers said they had accepted.
+    resolved_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,19 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
                 return
             log.error("message failed: every provider exhausted", extra={**ids, "provider": error.provider, "outcome": "failed"})
             raise DeliveryFailed(f"{task.message_id}: every provider is exhausted ({why}); last: {error}")
-        case Sent(claim, result, body_stored):
-            if not claims.record_sent(claim, result):
+        case Sent(claim, result, body_stored, resolved_by):
+            if not claims.record_sent(claim, result, resolved_by):
                 log.error("sent after the claim was taken over: another worker may send it too", extra=ids)
             log.info(
-                "message sent",
-                extra={**ids, "provider": result.provider, "provider_message_id": result.provider_message_id, "outcome": "sent"},
+                "ambiguous attempt resolved: the provider had accepted it" if resolved_by else "message sent",
+                extra={
+                    **ids,
+                    "provider": result.provider,
+                    "provider_message_id": result.provider_message_id,
+                    # Sent either way, for the metrics that count sent mail from these lines.
+                    "outcome": "sent",
+                    **({"resolved_by": resolved_by} if resolved_by else {}),
+                },
             )
             if body_stored:
                 claim_check.discard(task.message_id)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from providers.base import MessageRejected, OutboundMessage, ProviderError, ProviderLevelError, TransientError
 
-from . import claim_check, claims, routing
+from . import ambiguity, claim_check, claims, routing
 from .claims import Claim, ClaimKind
 from .decisions import Crash, Decision, Drop, Fail, FailOver, Hold, Recheck, Refuse, Retry, Sent, carry_out
 from .delivery_task import DeliveryTask
@@ -71,6 +71,11 @@ def deliver(task: DeliveryTask) -> Decision:
         outbound = OutboundMessage.from_payload(task.message_id, body)
     except Exception as error:  # an unreadable payload is a fault of ours
         return Crash(claim, provider, error)
+    if claim.ambiguous_since is not None:
+        # An earlier attempt may have been accepted: ask before sending again (mail/ambiguity.py).
+        resolved = ambiguity.resolve(task, claim, provider, outbound)
+        if resolved is not None:
+            return resolved
     return _send(task, claim, provider, order, outbound)
 
 

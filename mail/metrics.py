@@ -55,6 +55,18 @@ EVENT_COUNTERS = [
     ),
     ("mailer_failovers", "Hand-overs to the next provider, by the provider given up on.", (MessageEvent.Type.FAILOVER,), True),
     ("mailer_dead_lettered", "Messages whose task reached the dead-letter queue.", (MessageEvent.Type.DEAD_LETTERED,), False),
+    (
+        "mailer_ambiguous_attempts",
+        "Claims taken over from a worker that died mid-attempt (mail/ambiguity.py).",
+        (MessageEvent.Type.AMBIGUOUS,),
+        False,
+    ),
+    (
+        "mailer_resent_after_ambiguity",
+        "Ambiguous attempts no provider reported within AMBIGUOUS_GRACE_SECONDS, sent again.",
+        (MessageEvent.Type.RESENT,),
+        False,
+    ),
 ]
 
 

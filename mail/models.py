@@ -83,6 +83,8 @@ class Message(models.Model):
         QUEUED = "queued"
         SENDING = "sending"
         SENT = "sent"  # accepted by a provider
+        # The provider accepted it and then did not even try (its own suppression list, ...).
+        DROPPED = "dropped"
         DELIVERED = "delivered"
         BOUNCED = "bounced"
         COMPLAINED = "complained"
@@ -117,6 +119,10 @@ class Message(models.Model):
     last_error = models.TextField(blank=True)
     # A worker's claim: while it is in the future, no other worker may send this message.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When an attempt began whose outcome nobody heard (its worker died holding the claim): set
+    # on taking the claim over, cleared once the providers said whether they took it, or the
+    # grace period ran out (mail/ambiguity.py). While set, the message is not sent again.
+    ambiguous_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -158,6 +164,10 @@ class MessageEvent(models.Model):
         SCHEDULED = "scheduled"  # held until its send_at is near
         RELEASED = "released"  # its send_at is near: queued with an SQS delay
         CANCELED = "canceled"  # by the client, or an operator in the admin
+        # A claim taken over from a worker that died mid-attempt: the provider may have the mail.
+        AMBIGUOUS = "ambiguous"
+        # An ambiguous attempt that no provider reported within the grace period: sent again.
+        RESENT = "resent"
         SENT = "sent"
         # Reported by a provider's webhook after it accepted the mail: the vocabulary of
         # providers.events.EventType, whatever the provider called them.

@@ -25,6 +25,7 @@ DONE = (
     Message.Status.DELIVERED,
     Message.Status.BOUNCED,
     Message.Status.COMPLAINED,
+    Message.Status.DROPPED,
     Message.Status.FAILED,
     Message.Status.CANCELED,
 )

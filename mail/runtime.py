@@ -13,9 +13,13 @@ from collections.abc import Callable
 
 from celery import current_app
 from django.conf import settings
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from providers.circuit import Breakers, DisabledBreakers, build_breakers
 from providers.http import DEFAULT_CONNECTIONS
+from providers.lookup import Lookup
 from providers.registry import REGISTRY
 from providers.spec import Provider
 
@@ -30,6 +34,10 @@ class Runtime:
         self._providers: dict[str, Provider] = {}
         self._breakers: Breakers | DisabledBreakers | None = None
         self._order: tuple[float, list[str]] = (0.0, [])
+        self._lookups: dict[str, Lookup | None] = {}
+        # Log APIs have rate limits of their own (and a burst of takeovers after a crash must not
+        # spend them): at most AMBIGUOUS_LOOKUPS_PER_MINUTE lookups per provider per process.
+        self._lookup_limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def provider(self, name: str) -> Provider:
         with self._lock:
@@ -39,6 +47,19 @@ class Runtime:
                 connections = concurrency if isinstance(concurrency, int) and concurrency > 0 else DEFAULT_CONNECTIONS
                 self._providers[name] = REGISTRY.build(name, settings, connections)
             return self._providers[name]
+
+    def lookup(self, name: str) -> Lookup | None:
+        """The provider's log-API client when it has one and the rate allows a lookup now."""
+        with self._lock:
+            if name not in self._lookups:
+                self._lookups[name] = REGISTRY.build_lookup(name, settings)
+            found = self._lookups[name]
+        rate = RateLimitItemPerMinute(settings.AMBIGUOUS_LOOKUPS_PER_MINUTE)
+        return found if found is not None and self._lookup_limiter.hit(rate, name) else None
+
+    def can_look_up(self, name: str) -> bool:
+        spec = REGISTRY.get(name)
+        return spec is not None and spec.lookup is not None
 
     def breakers(self) -> Breakers | DisabledBreakers:
         with self._lock:

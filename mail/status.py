@@ -33,8 +33,17 @@ log = logging.getLogger(__name__)
 # several recipients) is recorded as an event and leaves the status as it is. A message not yet
 # `sent` (an event faster than our own write) keeps its status until that write, which then
 # catches up with the events already recorded.
-STATUS_ORDER = [Message.Status.SENT, Message.Status.DELIVERED, Message.Status.BOUNCED, Message.Status.COMPLAINED]
+# `dropped` comes right after `sent`: the provider gave up before trying, which a client must see;
+# a recipient's `delivered` (a message to several, dropped for one) says more and moves past it.
+STATUS_ORDER = [
+    Message.Status.SENT,
+    Message.Status.DROPPED,
+    Message.Status.DELIVERED,
+    Message.Status.BOUNCED,
+    Message.Status.COMPLAINED,
+]
 STATUS_FOR_EVENT = {
+    MessageEvent.Type.DROPPED: Message.Status.DROPPED,
     MessageEvent.Type.DELIVERED: Message.Status.DELIVERED,
     MessageEvent.Type.BOUNCED: Message.Status.BOUNCED,
     MessageEvent.Type.COMPLAINED: Message.Status.COMPLAINED,

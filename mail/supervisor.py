@@ -2,10 +2,18 @@
 
 If any child exits, the others are stopped and the supervisor exits with its code, so a
 container orchestrator sees the failure and restarts the task. SIGTERM/SIGINT are passed on and
-the children get a grace period (Celery's warm shutdown lets in-flight sends finish)."""
+the children get a grace period (Celery's warm shutdown lets in-flight sends finish).
+
+A supervisor that is itself killed (SIGKILL, the OOM killer) cannot pass anything on, and the
+children run in sessions of their own, so nothing else would stop them: each child asks Linux
+for a SIGTERM when its parent dies (prctl PR_SET_PDEATHSIG, through ctypes, between fork and
+exec), and so winds down as on a stop, never left orphaned. Chosen over a shared process group,
+which only a signal someone sends to the group reaches: no one is left to send it."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -57,9 +65,30 @@ def supervise(children: list[Child], grace_seconds: float = 60.0, announce=None)
             signal.signal(sig, handler)
 
 
+# linux/prctl.h
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent_pid: int):
+    """What the child runs between fork and exec: SIGTERM when the parent dies, and at once if it
+    already has (the parent can die before the request is made). Where prctl does not exist (not
+    Linux) there is nothing to ask, and a child outlives a killed supervisor as before."""
+
+    def ask() -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        prctl = getattr(libc, "prctl", None)
+        if prctl is None:
+            return
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return ask
+
+
 def start(child: Child, announce=None) -> Child:
     # A session of its own: a terminal's Ctrl-C reaches the supervisor, which stops children in order.
-    child.process = subprocess.Popen(child.argv, env=child.env, start_new_session=True)
+    child.process = subprocess.Popen(child.argv, env=child.env, start_new_session=True, preexec_fn=_die_with(os.getpid()))
     if announce:
         announce(f"started {child.name} (pid {child.process.pid})")
     return child

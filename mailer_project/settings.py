@@ -390,6 +390,22 @@ BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", default=30.0)
 DELIVERY_MAX_RETRIES = env.int("DELIVERY_MAX_RETRIES", default=3)
 DELIVERY_RETRY_BASE_SECONDS = env.float("DELIVERY_RETRY_BASE_SECONDS", default=10.0)
 SQS_MAX_DELAY_SECONDS = 900
+# Ambiguous attempts (mail/ambiguity.py): a worker died between calling a provider and writing
+# what it said. Before sending again, the providers are asked (their webhook events, their log
+# APIs) for up to AMBIGUOUS_GRACE_SECONDS after the attempt began, looking again every
+# AMBIGUOUS_RECHECK_SECONDS (an SQS delay); only then is the message sent again. Each process asks
+# a provider's log API at most AMBIGUOUS_LOOKUPS_PER_MINUTE times a minute.
+AMBIGUOUS_GRACE_SECONDS = env.int("AMBIGUOUS_GRACE_SECONDS", default=180)
+AMBIGUOUS_RECHECK_SECONDS = env.int("AMBIGUOUS_RECHECK_SECONDS", default=20)
+AMBIGUOUS_LOOKUPS_PER_MINUTE = env.int("AMBIGUOUS_LOOKUPS_PER_MINUTE", default=60)
+# A `queued` or `sending` row untouched this long has no live task (the longest SQS delay, every
+# receive's visibility timeout, the lease, and a margin): housekeeping settles it (mail/sweeper.py).
+STALE_MESSAGE_SECONDS = env.int(
+    "STALE_MESSAGE_SECONDS",
+    default=SQS_MAX_DELAY_SECONDS + SQS_VISIBILITY_TIMEOUT * SQS_MAX_RECEIVE_COUNT + DELIVERY_LEASE_SECONDS + 600,
+)
+if not 1 <= AMBIGUOUS_RECHECK_SECONDS <= SQS_MAX_DELAY_SECONDS or AMBIGUOUS_LOOKUPS_PER_MINUTE < 1:
+    raise environ.ImproperlyConfigured("Need 1 <= AMBIGUOUS_RECHECK_SECONDS <= 900 and AMBIGUOUS_LOOKUPS_PER_MINUTE >= 1")
 # send_at up to this far ahead; beyond SQS_MAX_DELAY_SECONDS the message waits in the database.
 MAX_SCHEDULE_AHEAD = timedelta(hours=72)
 

@@ -11,6 +11,15 @@ that never happens (the process killed, SQS refusing) means only that SQS hands 
 again after its visibility timeout; the delivery's database claim then acks it without sending
 (docs/architecture.md, guarantee 4). Anything not yet deleted when the channel closes is deleted first.
 
+A worker that stops releases the messages it received and never started: their visibility is set
+back to 0, so another worker takes them within seconds rather than after the visibility timeout
+(kombu would publish a copy of each instead, leaving the original hidden to come back later).
+
+The deletes waiting for the thread are bounded (MAX_PENDING_DELETES: past it an ack deletes at
+once, on the caller's thread), and those still waiting when the channel closes and the thread
+cannot finish in time are logged with outcome "acks_not_deleted" and their count (a field a log
+metric filter can sum).
+
 Selected with CELERY_BROKER_TRANSPORT; the URL stays sqs://."""
 
 from __future__ import annotations
@@ -33,6 +42,11 @@ BATCH_WAIT_SECONDS = 0.02
 # polling_interval; a slot freed by an ack should be refilled sooner than that, and a look costs
 # no request. (The gevent pool has no event loop: it waits polling_interval between looks.)
 BUSY_RECHECK_SECONDS = 0.005
+# Acked messages waiting for the deleting thread: ten batches per send in flight of the largest
+# pool (64) would be 640; past this, SQS is not keeping up, and an ack deletes on its own thread.
+MAX_PENDING_DELETES = 1000
+# How long a closing channel waits for the deleting thread to finish what it holds.
+CLOSE_WAIT_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,7 @@ class BatchedDeleter:
     """One thread that deletes acked messages in batches of up to SQS_MAX_BATCH per queue."""
 
     def __init__(self):
-        self._pending: queue_module.SimpleQueue[_Delete | None] = queue_module.SimpleQueue()
+        self._pending: queue_module.Queue[_Delete | None] = queue_module.Queue(MAX_PENDING_DELETES)
         self._thread: threading.Thread | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -60,20 +74,34 @@ class BatchedDeleter:
                     self._thread = threading.Thread(target=self._run, name="sqs-acks", daemon=True)
                     self._thread.start()
                 # Under the lock, so no handle can land behind close()'s stop marker.
-                self._pending.put(delete)
-                return
-        self._delete([delete])  # an ack after close: at once, as kombu would
+                try:
+                    self._pending.put_nowait(delete)
+                    return
+                except queue_module.Full:
+                    pass  # a backlog at its bound: this one is deleted here, slowing the caller
+        self._delete([delete])  # an ack after close, or past the bound: at once, as kombu would
 
     def close(self) -> None:
         """Delete everything handed over so far, then stop the thread; later acks delete at once."""
         with self._lock:
-            self._closed = True
+            self._closed = True  # from here on add() deletes at once: nothing lands behind the marker
             thread, self._thread = self._thread, None
-            if thread is not None:
-                self._pending.put(None)
-        if thread is not None:
-            # Long enough for a few batches at the SQS client's timeouts (SQS_CLIENT_CONFIG).
-            thread.join(timeout=30)
+        if thread is None:
+            return
+        try:
+            # Waits only while the backlog is at its bound and the thread takes nothing (SQS hung).
+            self._pending.put(None, timeout=CLOSE_WAIT_SECONDS)
+        except queue_module.Full:
+            pass
+        # Long enough for a few batches at the SQS client's timeouts (SQS_CLIENT_CONFIG).
+        thread.join(timeout=CLOSE_WAIT_SECONDS)
+        if thread.is_alive():
+            with self._pending.mutex:
+                left = sum(1 for item in self._pending.queue if item is not None)
+            log.error(
+                "stopping with acked messages not deleted: SQS will hand them out again and their claims will ack them",
+                extra={"outcome": "acks_not_deleted", "count": left},
+            )
 
     def _run(self) -> None:
         stopping = False
@@ -127,7 +155,57 @@ def stop_receiving() -> None:
     _stopping.set()
 
 
+class QoS(SQS.QoS):
+    def restore_unacked(self):
+        """At shutdown, release what was received and not acked (never started, as a warm shutdown
+        lets running tasks finish): visibility 0, in batches, so the next worker has them at once.
+        Returns the (error, message) pairs that could not be released, as kombu expects."""
+        self._flush()
+        unacked = []
+        while self._delivered:
+            try:
+                _, message = self._delivered.popitem()
+            except KeyError:  # another thread acked it meanwhile
+                break
+            unacked.append(message)
+        self._delivered.clear()
+        by_queue: dict[tuple[str, str | None], list] = {}
+        for message in unacked:
+            info = message.delivery_info
+            if "sqs_message" in info:
+                by_queue.setdefault((info["sqs_queue"], info.get("routing_key")), []).append(message)
+        kept = 0
+        for (queue_url, routing_key), messages in by_queue.items():
+            client = self.channel.sqs(queue=self.channel.canonical_queue_name(routing_key) if routing_key else None)
+            for start in range(0, len(messages), SQS_MAX_BATCH):
+                kept += _release(client, queue_url, messages[start : start + SQS_MAX_BATCH])
+        if unacked:
+            log.info(
+                "released the messages received and not started",
+                extra={"outcome": "released", "count": len(unacked) - kept, "not_released": kept},
+            )
+        # Nothing for kombu to dump: one not released comes back after its visibility timeout.
+        return []
+
+
+def _release(client, queue_url: str, messages: list) -> int:
+    """Make the messages visible again now; returns how many could not be."""
+    entries = [
+        {"Id": str(n), "ReceiptHandle": m.delivery_info["sqs_message"]["ReceiptHandle"], "VisibilityTimeout": 0}
+        for n, m in enumerate(messages)
+    ]
+    try:
+        response = client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+    except Exception as exc:
+        # They come back after their visibility timeout instead: later, never lost.
+        log.warning("could not release %d received messages: %r", len(messages), exc)
+        return len(messages)
+    return len(response.get("Failed", []))
+
+
 class Channel(SQS.Channel):
+    QoS = QoS
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._deleter = BatchedDeleter()

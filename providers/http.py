@@ -44,9 +44,19 @@ def pooled_session(connections: int = DEFAULT_CONNECTIONS) -> requests.Session:
 
 def post(provider: str, session: requests.Session, url: str, timeouts: Timeouts, **kwargs) -> requests.Response:
     """POST and return a 2xx response; raise a classified ProviderError for anything else."""
+    return request("POST", provider, session, url, timeouts, **kwargs)
+
+
+def get(provider: str, session: requests.Session, url: str, timeouts: Timeouts, **kwargs) -> requests.Response:
+    """GET (a provider's log API) and return a 2xx response; raise a classified ProviderError."""
+    return request("GET", provider, session, url, timeouts, **kwargs)
+
+
+def request(method: str, provider: str, session: requests.Session, url: str, timeouts: Timeouts, **kwargs) -> requests.Response:
+    """Make the request and return a 2xx response; raise a classified ProviderError for anything else."""
     try:
-        # A redirect would turn the POST into a GET; a 3xx is a configuration problem to report.
-        response = session.post(url, timeout=timeouts.as_requests(), allow_redirects=False, **kwargs)
+        # A redirect would turn a POST into a GET; a 3xx is a configuration problem to report.
+        response = session.request(method, url, timeout=timeouts.as_requests(), allow_redirects=False, **kwargs)
     except requests.Timeout as exc:
         raise TransientError(provider, f"timed out: {exc}") from exc
     except requests.ConnectionError as exc:

@@ -13,6 +13,7 @@ from typing import Any
 from . import mailgun, sendgrid, ses
 from .base import OutboundMessage
 from .http import DEFAULT_CONNECTIONS, Timeouts
+from .lookup import Lookup
 from .spec import Limits, Provider, ProviderSpec, Setting
 
 
@@ -34,6 +35,14 @@ class Registry:
             raise KeyError(f"unknown mail provider {name!r}; known: {', '.join(self.names())}")
         timeouts = Timeouts(connect=config.PROVIDER_CONNECT_TIMEOUT, read=config.PROVIDER_READ_TIMEOUT)
         return self._specs[name].build(config, timeouts, connections)
+
+    def build_lookup(self, name: str, config: Any) -> Lookup | None:
+        """The named provider's log-API client, or None when it cannot look a message up."""
+        spec = self._specs.get(name)
+        if spec is None or spec.lookup is None:
+            return None
+        timeouts = Timeouts(connect=config.PROVIDER_CONNECT_TIMEOUT, read=config.PROVIDER_READ_TIMEOUT)
+        return spec.lookup(config, timeouts)
 
     def strictest_limits(self) -> Limits:
         """What every provider takes: a message within these can fail over to any of them."""

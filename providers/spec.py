@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from .base import OutboundMessage, SendResult
 from .events import WebhookBatch
 from .http import Timeouts
+from .lookup import Lookup
 
 
 class Provider(Protocol):
@@ -96,3 +97,6 @@ class ProviderSpec:
     # API runs it before accepting, the client before each request.
     check_limits: Callable[[OutboundMessage], None]
     webhook: WebhookSpec | None = None
+    # lookup(settings, timeouts): a client of the provider's log API that says whether it accepted
+    # a message (providers/lookup.py); None for a provider that cannot be asked.
+    lookup: Callable[[Any, Timeouts], Lookup] | None = None

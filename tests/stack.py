@@ -32,6 +32,9 @@ FAST = {
     "DELIVERY_LEASE_SECONDS": "5",
     "DELIVERY_RETRY_BASE_SECONDS": "1",
     "WORKER_CONCURRENCY": "4",
+    # An ambiguous attempt (a worker killed mid-send) waits for the providers this long, asking every 2 s.
+    "AMBIGUOUS_GRACE_SECONDS": "10",
+    "AMBIGUOUS_RECHECK_SECONDS": "2",
 }
 
 

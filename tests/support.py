@@ -102,6 +102,17 @@ class Simulator:
         requests.delete(f"{self.url}/_simulator/requests", timeout=5).raise_for_status()
         for provider in ("sendgrid", "mailgun", "ses"):
             requests.delete(f"{self.url}/_simulator/behaviour/{provider}", timeout=5).raise_for_status()
+        for provider in ("sendgrid", "mailgun"):
+            requests.delete(f"{self.url}/_simulator/webhooks/{provider}", timeout=5).raise_for_status()
+        self.log_lag(0)
+
+    def send_webhooks(self, provider: str, url: str, **signing) -> None:
+        """After each acceptance, post the provider's signed `processed` event to url."""
+        requests.put(f"{self.url}/_simulator/webhooks/{provider}", json={"url": url, **signing}, timeout=5).raise_for_status()
+
+    def log_lag(self, milliseconds: int) -> None:
+        """How long after an acceptance the providers' log APIs show it."""
+        requests.put(f"{self.url}/_simulator/logs", json={"lag_ms": milliseconds}, timeout=5).raise_for_status()
 
     def behave(self, provider: str, **behaviour) -> None:
         requests.put(f"{self.url}/_simulator/behaviour/{provider}", json=behaviour, timeout=5).raise_for_status()

@@ -171,6 +171,10 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_once(make_stack, simul
     assert delivered["accepted"]
     assert accepted_per_message(simulator) == {message_id: 1}
     assert message["attempts"] == 2  # the dead worker's claim, then the takeover
+    # The takeover could not know the provider had not taken it: recorded ambiguous, asked, and
+    # sent again only once the grace period (10 s from the attempt, past by then) had run out.
+    types = [event["type"] for event in message["events"]]
+    assert types.index("ambiguous") < types.index("resent") < types.index("sent")
 
 
 def test_the_same_task_delivered_twice_at_once_calls_the_provider_once(make_stack, simulator):

@@ -1,5 +1,7 @@
 """The service as real processes (`manage.py serve` in each mode), talked to over HTTP."""
 
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -163,3 +165,26 @@ def test_mode_processor_runs_only_the_worker(tmp_path):
         assert process.stop() == 0
     assert "started processor" in process.output()
     assert "started consumer" not in process.output()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever adopted it to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_children_of_a_supervisor_killed_with_sigkill_stop_with_it(tmp_path):
+    env = service_env(SQS_QUEUE_NAME="process-orphans", SQS_DLQ_NAME="process-orphans-dlq")
+    provision(env)
+    process, _ = serve("processor", env, tmp_path / "serve.log")
+    process.wait_for_output("ready.")
+    children = [int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", process.output())]
+    assert len(children) == 2 and all(map(running, children))  # the worker, and the drainer with housekeeping
+
+    os.kill(process.process.pid, signal.SIGKILL)  # the supervisor alone: it can pass nothing on
+    process.process.wait()
+    wait_until(lambda: not any(map(running, children)), timeout=30, what="the supervisor's children to stop with it")
+    process.stop()

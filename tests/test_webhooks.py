@@ -531,3 +531,13 @@ def test_odd_sendgrid_timestamps_are_refused_not_a_500(client, signer, message, 
 def test_odd_mailgun_signatures_are_refused_not_a_500(client, mailgun_signer, signature):
     body = json.dumps({"signature": signature, "event-data": {"event": "delivered"}}).encode()
     assert_error(post_mailgun(client, body), 406, "invalid_signature")
+
+
+def test_a_dropped_message_says_so_in_its_status_until_a_recipient_gets_it(client, signer, message):
+    mid = str(message.id)
+    body = sendgrid_body(sendgrid_event(mid, "dropped", reason="Bounced Address"))
+    post_sendgrid(client, body, signer.headers(body))
+    assert status_of(message) == "dropped"  # not `sent`: the provider never tried
+    body = sendgrid_body(sendgrid_event(mid, "delivered"))
+    post_sendgrid(client, body, signer.headers(body))
+    assert status_of(message) == "delivered"

@@ -12,7 +12,7 @@ import uuid
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from providers.sendgrid.webhooks import SIGNATURE_HEADER as SENDGRID_SIGNATURE_HEADER
 from providers.sendgrid.webhooks import TIMESTAMP_HEADER as SENDGRID_TIMESTAMP_HEADER
@@ -26,6 +26,8 @@ class SendGridSigner:
         self.private_key = ec.generate_private_key(ec.SECP256R1())
         der = self.private_key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         self.public_key_b64 = base64.b64encode(der).decode()
+        # For the provider simulator, which signs the events it posts (devtools/simulator_logs.py).
+        self.private_key_pem = self.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
     def headers(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         stamp = str(int(time.time()) if timestamp is None else timestamp)

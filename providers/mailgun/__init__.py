@@ -2,7 +2,7 @@
 
 from ..http import Timeouts
 from ..spec import ProviderSpec, Setting, WebhookSpec
-from . import sending, webhooks
+from . import lookup, sending, webhooks
 
 
 def _build(config, timeouts: Timeouts, connections: int) -> sending.MailgunProvider:
@@ -12,6 +12,12 @@ def _build(config, timeouts: Timeouts, connections: int) -> sending.MailgunProvi
         api_url=config.MAILGUN_API_URL,
         timeouts=timeouts,
         connections=connections,
+    )
+
+
+def _build_lookup(config, timeouts: Timeouts) -> lookup.MailgunLookup:
+    return lookup.MailgunLookup(
+        api_key=config.MAILGUN_API_KEY, domain=config.MAILGUN_DOMAIN, api_url=config.MAILGUN_API_URL, timeouts=timeouts
     )
 
 
@@ -37,4 +43,5 @@ SPEC = ProviderSpec(
         # The signature is inside the JSON, so this cap is also what an unsigned request can make us parse.
         max_body_bytes=256 * 1024,
     ),
+    lookup=_build_lookup,
 )

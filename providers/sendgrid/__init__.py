@@ -2,13 +2,17 @@
 
 from ..http import Timeouts
 from ..spec import ProviderSpec, Setting, WebhookSpec
-from . import sending, webhooks
+from . import lookup, sending, webhooks
 
 
 def _build(config, timeouts: Timeouts, connections: int) -> sending.SendGridProvider:
     return sending.SendGridProvider(
         api_key=config.SENDGRID_API_KEY, api_url=config.SENDGRID_API_URL, timeouts=timeouts, connections=connections
     )
+
+
+def _build_lookup(config, timeouts: Timeouts) -> lookup.SendGridLookup:
+    return lookup.SendGridLookup(api_key=config.SENDGRID_API_KEY, api_url=config.SENDGRID_API_URL, timeouts=timeouts)
 
 
 SPEC = ProviderSpec(
@@ -32,4 +36,5 @@ SPEC = ProviderSpec(
         max_body_bytes=2 * 1024 * 1024,
         signature_headers=(webhooks.SIGNATURE_HEADER, webhooks.TIMESTAMP_HEADER),
     ),
+    lookup=_build_lookup,
 )

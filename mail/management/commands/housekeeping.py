@@ -4,7 +4,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from mail import accepting, erasure, retention, status
+from mail import accepting, erasure, retention, status, sweeper
 from mail.api import idempotency
 from mail.api.archive import ARCHIVE
 
@@ -17,8 +17,8 @@ class Command(BaseCommand):
     help = (
         "The processor's periodic jobs: queue the scheduled messages whose send_at is within SQS's "
         "15-minute delay, delete expired Idempotency-Key records and Mailgun webhook tokens too old "
-        "to be replayed, forget bodies and messages past their retention (mail/retention.py) and carry "
-        "out erasure requests (mail/erasure.py), a "
+        "to be replayed, settle messages whose task is gone (mail/sweeper.py), forget bodies and messages "
+        "past their retention (mail/retention.py) and carry out erasure requests (mail/erasure.py), a "
         f"bounded batch at a time. Runs every {INTERVAL_SECONDS} s until stopped; --once runs them once. Safe to "
         "run on several hosts: each message is released by one conditional update."
     )
@@ -39,6 +39,7 @@ def run_once() -> list[tuple[int, str]]:
         (accepting.release_scheduled(), "scheduled message(s) released"),
         (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
         (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
+        (sweeper.sweep(), "stale message(s) settled (mail/sweeper.py)"),
         (retention.forget_old_bodies(), "dead letter body(ies) past BODY_RETENTION_DAYS forgotten"),
         (retention.delete_old_messages(), "message(s) past MESSAGE_RETENTION_DAYS deleted"),
         (erasure.work(ARCHIVE.erase_mentions), "message(s) erased at their team's request"),
