@@ -82,4 +82,4 @@ def make_stack(tmp_path, simulator):
 
     yield make
     for stack in stacks:
-        stack.stop()
+        stack.kill()

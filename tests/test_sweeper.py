@@ -19,6 +19,7 @@ def stuck(api_key, status: str, age_seconds: float | None = None) -> Message:
     then = timezone.now() - age
     return Message.objects.create(
         api_key=api_key[0],
+        team=api_key[0].profile.team,
         status=status,
         from_email="shop@example.com",
         recipients="ann@example.com",

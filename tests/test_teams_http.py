@@ -23,7 +23,7 @@ def api(django_db_setup, django_db_blocker, provisioned_queues, tmp_path_factory
         stack = Stack(tmp_path_factory.mktemp("teams"))
     stack.start_api()
     yield stack
-    stack.stop()
+    stack.kill()
 
 
 def call(api, method, path, secret, headers=None, **kwargs):
