@@ -111,7 +111,8 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     message_id = uuid.uuid4()
     outbound = OutboundMessage(message_id=str(message_id), **fields)
     team_id = api_key.profile.team_id  # read with the key (mail/api/auth.py): no query
-    if not ignore_suppressions:
+    sandbox = api_key.profile.sandbox
+    if not ignore_suppressions and not sandbox:  # the sandbox never touches the live list
         refuse_suppressed(outbound, team_id)
     delay = _seconds_until(send_at)
     held = delay > settings.SQS_MAX_DELAY_SECONDS
@@ -128,6 +129,7 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
         id=message_id,
         api_key=api_key,
         team_id=team_id,
+        sandbox=sandbox,
         status=Message.Status.SCHEDULED if held else Message.Status.QUEUED,
         from_email=outbound.sender.email,
         recipients=", ".join(address.email for address in recipients),

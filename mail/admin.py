@@ -54,9 +54,20 @@ class MessageEventInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(MessageActions, ReadOnlyAdmin):
-    list_display = ["id", "team", "status", "subject", "from_email", "recipient_count", "provider", "attempts", "created_at"]
+    list_display = [
+        "id",
+        "team",
+        "status",
+        "sandbox",
+        "subject",
+        "from_email",
+        "recipient_count",
+        "provider",
+        "attempts",
+        "created_at",
+    ]
     list_select_related = ["team"]
-    list_filter = ["status", "provider", "team", "created_at"]
+    list_filter = ["status", "sandbox", "provider", "team", "created_at"]
     search_fields = ["id", "recipients", "subject"]
     inlines = [MessageEventInline]
     actions = ["requeue", "cancel"]

@@ -25,7 +25,7 @@ class ApiKeyProfileForm(forms.ModelForm):
 
     class Meta:
         model = ApiKeyProfile
-        fields = ["team", "scopes", "allowed_networks"]
+        fields = ["team", "scopes", "sandbox", "allowed_networks"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

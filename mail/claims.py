@@ -51,6 +51,8 @@ class Claim:
     last_error: str = ""
     # Set while an earlier attempt's outcome is unknown (mail/ambiguity.py): when it began.
     ambiguous_since: datetime | None = None
+    # A sandbox key's mail: sent by providers/sandbox.py only.
+    sandbox: bool = False
 
 
 def take(task: DeliveryTask) -> Claim:
@@ -91,7 +93,7 @@ def _claim_fields(task: DeliveryTask, now: datetime) -> dict:
 def _read(message_id) -> dict | None:
     return (
         Message.objects.filter(pk=message_id)
-        .values("status", "step", "attempts", "lease_expires_at", "last_error", "ambiguous_since")
+        .values("status", "step", "attempts", "lease_expires_at", "last_error", "ambiguous_since", "sandbox")
         .first()
     )
 
@@ -106,6 +108,7 @@ def _claim(kind: ClaimKind, message_id: str, row: dict) -> Claim:
         row["lease_expires_at"],
         row["last_error"],
         row["ambiguous_since"],
+        row["sandbox"],
     )
 
 

@@ -17,6 +17,7 @@ import math
 from django.conf import settings
 from django.utils import timezone
 
+from providers import sandbox
 from providers.base import MessageRejected, OutboundMessage, ProviderError, ProviderLevelError, TransientError
 
 from . import ambiguity, claim_check, claims, routing
@@ -43,7 +44,8 @@ def deliver(task: DeliveryTask) -> Decision:
         return Drop("a later step of this message has been reached; dropping a late task")
     if claim.kind is ClaimKind.FAILED:
         return Refuse(claim.last_error)
-    order = routing.provider_order()
+    # A sandbox key's mail goes to the sandbox only, whatever the live providers' switches say.
+    order = [sandbox.NAME] if claim.sandbox else routing.provider_order()
     if claim.kind is ClaimKind.CLAIMED and not order:
         # Every provider is switched off: the mail waits in SQS, it does not fail.
         next_task = task.again(settings.NO_PROVIDER_RECHECK_SECONDS, provider=None, only=False, retries=0)
@@ -71,6 +73,8 @@ def deliver(task: DeliveryTask) -> Decision:
         outbound = OutboundMessage.from_payload(task.message_id, body)
     except Exception as error:  # an unreadable payload is a fault of ours
         return Crash(claim, provider, error)
+    if claim.sandbox:
+        return _sandbox_send(task, claim, outbound)
     if claim.ambiguous_since is not None:
         # An earlier attempt may have been accepted: ask before sending again (mail/ambiguity.py).
         resolved = ambiguity.resolve(task, claim, provider, outbound)
@@ -106,6 +110,14 @@ def _send(task: DeliveryTask, claim: Claim, provider: str, order: list[str], out
     except Exception as error:
         return Crash(claim, provider, error)
     return Sent(claim, result, claim_check.is_pointer(task.payload))
+
+
+def _sandbox_send(task: DeliveryTask, claim: Claim, outbound: OutboundMessage) -> Decision:
+    """No circuit, no retries, nothing to ask after a crash: nothing is sent anywhere."""
+    try:
+        return Sent(claim, sandbox.SANDBOX.send(outbound), claim_check.is_pointer(task.payload))
+    except MessageRejected as error:
+        return Fail(claim, error, "the sandbox refused it, as its recipient asked")
 
 
 def _every_circuit_open(task: DeliveryTask, claim: Claim, provider: str, candidates: list[str]) -> Decision:

@@ -49,9 +49,11 @@ def create(
     scopes: Iterable[str] | None = None,
     expires: datetime | None = None,
     networks: Iterable[str] = (),
+    sandbox: bool = False,
 ) -> tuple[APIKey, str]:
     """A new key and the secret a client sends (shown once; only its hash is kept), in `team` (the
-    default team when None), with `scopes` (default_scopes when None). Raises ValueError for an unknown scope or a malformed network."""
+    default team when None), with `scopes` (default_scopes when None); a sandbox key's mail is
+    never sent (providers/sandbox.py). Raises ValueError for an unknown scope or a malformed network."""
     scopes = list(dict.fromkeys(default_scopes() if scopes is None else scopes))
     unknown = [scope for scope in scopes if scope not in Scope.values]
     if unknown:
@@ -60,5 +62,5 @@ def create(
     with transaction.atomic():
         team = team or Team.objects.get_or_create(name=DEFAULT_TEAM_NAME)[0]
         api_key, secret = APIKey.objects.create_key(name=name, expiry_date=expires)
-        ApiKeyProfile.objects.create(api_key=api_key, team=team, scopes=scopes, allowed_networks=networks)
+        ApiKeyProfile.objects.create(api_key=api_key, team=team, scopes=scopes, allowed_networks=networks, sandbox=sandbox)
     return api_key, secret

@@ -67,6 +67,8 @@ class ApiKeyProfile(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="key_profiles")
     # Lists in JSON (not PostgreSQL arrays): the local run's SQLite keeps them too.
     scopes = models.JSONField(default=default_scopes, help_text="Of Scope's values.")
+    # Sends walk the whole pipeline but reach no provider: providers/sandbox.py decides the outcome.
+    sandbox = models.BooleanField(default=False, help_text="Mail is accepted and followed as usual, but never sent.")
     allowed_networks = models.JSONField(
         default=list,
         blank=True,
@@ -109,6 +111,9 @@ class Message(models.Model):
     tags = models.JSONField(default=list)
     metadata = models.JSONField(default=dict)
     recipient_count = models.PositiveIntegerField()
+    # Sent with a sandbox key: delivered by providers/sandbox.py, never by a real provider, and
+    # never touching the suppression list.
+    sandbox = models.BooleanField(default=False)
     subject = models.CharField(max_length=998)
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)

@@ -106,7 +106,7 @@ def advance_status(message_id, event_type: str) -> bool:
 def catch_up(message_id) -> None:
     """A message just written `sent` takes what its provider's events already reported: the status
     and the suppressions they would have made had they come after the write."""
-    message = Message.objects.only("status", "provider", "recipients", "team_id").get(pk=message_id)
+    message = Message.objects.only("status", "provider", "recipients", "team_id", "sandbox").get(pk=message_id)
     for row in MessageEvent.objects.filter(message_id=message_id, provider=message.provider, type__in=PROVIDER_EVENT_TYPES):
         delivery_event = DeliveryEvent(
             provider=row.provider,
@@ -120,7 +120,8 @@ def catch_up(message_id) -> None:
         )
         if scope_of(delivery_event, message.status, message.provider, message.recipients).advance:
             advance_status(message_id, row.type)
-            suppress_if_final(delivery_event, message_id, message.team_id)
+            if not message.sandbox:
+                suppress_if_final(delivery_event, message_id, message.team_id)
 
 
 def record_events(batch: WebhookBatch) -> list[Outcome]:
@@ -147,7 +148,10 @@ def _record(event: DeliveryEvent) -> Outcome:
         # cannot see this event before it commits; waiting for that write means one of the two
         # always sees the other.
         message = (
-            Message.objects.select_for_update().filter(pk=message_id).only("status", "provider", "recipients", "team_id").first()
+            Message.objects.select_for_update()
+            .filter(pk=message_id)
+            .only("status", "provider", "recipients", "team_id", "sandbox")
+            .first()
             if message_id
             else None
         )
@@ -181,7 +185,7 @@ def _record(event: DeliveryEvent) -> Outcome:
         scope = scope_of(event, message.status, message.provider, message.recipients, attempted)
         if scope.advance:
             advance_status(message_id, event.type.value)
-        if scope.suppress:
+        if scope.suppress and not message.sandbox:  # a sandbox's bounces are make-believe
             suppress_if_final(event, message_id, message.team_id)
     extra = {"message_id": str(message_id), "provider": event.provider, "event": event.type.value}
     if scope.why_not and not scope.suppress and message.status in STATUS_ORDER:

@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .events import DeliveryEvent
+
 #: Metadata key under which our message id travels to the provider (custom_args / v: variables),
 #: so delivery events can be matched back to the message.
 MESSAGE_ID_KEY = "mailer_message_id"
@@ -134,6 +136,9 @@ class SendResult:
     provider: str
     provider_message_id: str
     status_code: int
+    # What became of the mail, when the provider knows at once (the sandbox, providers/sandbox.py);
+    # a real provider reports it later, by webhook.
+    events: tuple[DeliveryEvent, ...] = ()
 
 
 class ProviderError(Exception):
