@@ -53,6 +53,9 @@ class Message(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     send_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The client's tags and metadata as sent, echoed in its callbacks (mail/callbacks/events.py).
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
     # The task's payload while the message is scheduled (too far ahead for an SQS delay).
     scheduled_payload = models.JSONField(null=True, blank=True)
 

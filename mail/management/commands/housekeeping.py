@@ -6,6 +6,7 @@ from django.db import close_old_connections
 
 from mail import accepting, status
 from mail.api import idempotency
+from mail.callbacks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Command(BaseCommand):
 def run_once() -> list[tuple[int, str]]:
     return [
         (accepting.release_scheduled(), "scheduled message(s) released"),
+        (outbox.release_due(), "callback(s) due released to their queue"),
         (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
         (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
     ]
