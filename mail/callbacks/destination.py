@@ -42,11 +42,12 @@ def why_refused(address: IPAddress, allowed: tuple = ()) -> str | None:
     if any(address in network for network in allowed):
         return None
     for kind, test in (
+        ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
         ("link-local (cloud metadata)", address.is_link_local),
         ("private", address.is_private),
         ("multicast", address.is_multicast),
-        ("reserved", address.is_reserved or address.is_unspecified),
+        ("reserved", address.is_reserved),
         ("not global", not address.is_global),
     ):
         if test:
