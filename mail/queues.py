@@ -139,21 +139,31 @@ def provision() -> ProvisionedQueues:
 
 
 def use_predefined_queue(name: str | None = None) -> None:
-    """Tell Celery a queue's URL (the delivery queue unless named), once per process, before its
-    first use.
+    """Tell Celery the URLs of the delivery queue and the callbacks' queue, once per process,
+    before its first connection (`name`: the one that must be found).
 
-    With the URL predefined kombu never lists or creates queues: a queue it created itself would
-    lack the redrive policy, and a missing queue must be an error, not a silent new queue."""
+    With the URLs predefined kombu never lists or creates queues: a queue it created itself would
+    lack the redrive policy, and a missing queue must be an error, not a silent new queue. Both
+    are told at once because kombu reads the list when it opens a channel: a queue added later
+    would be unknown to the channels already open."""
     app = current_app
     name = name or settings.SQS_QUEUE_NAME
     if name in app.conf.broker_transport_options.get("predefined_queues", {}):
         return
     with _resolve_lock:
         options = dict(app.conf.broker_transport_options)
-        if name in options.get("predefined_queues", {}):
+        known = dict(options.get("predefined_queues", {}))
+        if name in known:
             return
-        url = sqs_client().get_queue_url(QueueName=name)["QueueUrl"]
-        options["predefined_queues"] = {**options.get("predefined_queues", {}), name: {"url": url}}
+        client = sqs_client()
+        for queue_name in dict.fromkeys([name, settings.SQS_QUEUE_NAME, settings.CALLBACK_QUEUE_NAME]):
+            try:
+                known[queue_name] = {"url": client.get_queue_url(QueueName=queue_name)["QueueUrl"]}
+            except Exception:
+                if queue_name == name:
+                    raise
+                log.warning("queue not found; its tasks cannot be published", extra={"queue": queue_name})
+        options["predefined_queues"] = known
         app.conf.broker_transport_options = options
 
 

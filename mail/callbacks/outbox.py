@@ -38,15 +38,16 @@ def record(events: Iterable[MessageEvent]) -> None:
     )
     if not endpoints:
         return
+    # By text: an event may hold its message's id as a UUID or as the string it was given.
     context = {
-        pk: (tags, metadata)
+        str(pk): (tags, metadata)
         for pk, tags, metadata in Message.objects.filter(pk__in=message_ids).values_list("pk", "tags", "metadata")
     }
     deliveries = []
     for event in named:
-        callback = CallbackEvent.of(event, *context[event.message_id])
+        callback = CallbackEvent.of(event, *context[str(event.message_id)])
         for endpoint in endpoints:
-            if endpoint.for_message == event.message_id and wanted(endpoint.event_types, callback.type):
+            if str(endpoint.for_message) == str(event.message_id) and wanted(endpoint.event_types, callback.type):
                 deliveries.append(
                     Delivery(
                         endpoint_id=endpoint.id,
@@ -68,7 +69,10 @@ def publish(delivery_ids: list, delay_seconds: int = 0) -> int:
     failures = CallbackTask.publish_many([CallbackTask(str(pk), delay_seconds) for pk in delivery_ids])
     published = [pk for pk in delivery_ids if str(pk) not in failures]
     if failures:
-        log.warning("callback tasks not published; housekeeping will", extra={"count": len(failures)})
+        log.warning(
+            "callback tasks not published; housekeeping will",
+            extra={"count": len(failures), "error": repr(next(iter(failures.values())))[:300]},
+        )
     Delivery.objects.filter(pk__in=published).update(queued_at=timezone.now())
     return len(published)
 
