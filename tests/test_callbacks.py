@@ -6,6 +6,7 @@ tests/test_callbacks_delivery.py."""
 
 import ipaddress
 import json
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,9 +16,9 @@ from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from mail.callbacks import destination, endpoints, outbox, sender, signing
+from mail.callbacks import delivering, destination, endpoints, outbox, sender, signing
 from mail.callbacks.delivering import Done, GiveUp, RetryIn, decide
-from mail.callbacks.models import Delivery, Endpoint
+from mail.callbacks.models import Attempt, Delivery, Endpoint
 from mail.models import MessageEvent
 
 from .callback_receiver import Receiver
@@ -216,3 +217,46 @@ def test_the_outbox_row_is_written_in_the_events_transaction_and_only_for_wanted
     # One event, one id, whichever endpoint it goes to.
     assert len({d.event_id for d in Delivery.objects.filter(event_type="message.delivered")}) == 1
     json.dumps(payload)
+
+
+# --- the worker's rules, without the worker ------------------------------------------------
+def test_deliveries_to_one_endpoint_are_bounded_in_flight(db, api_key, settings):
+    settings.CALLBACK_ENDPOINT_CONCURRENCY = 1
+    endpoint, _ = endpoints.create(api_key[0], "https://hooks.example.com/", [], "", True)
+    first, second = (
+        Delivery.objects.create(endpoint=endpoint, event_id=f"evt_{n}", event_type="message.sent", payload={}) for n in (1, 2)
+    )
+    claim = delivering.take(str(first.pk))
+    assert isinstance(claim, delivering.Claim) and claim.delivery.attempts == 1
+    assert isinstance(delivering.take(str(second.pk)), delivering.Busy)
+    assert delivering.take(str(first.pk)) is None  # held: a duplicate task does nothing
+
+
+def test_an_endpoint_failing_for_days_is_disabled_with_its_reason(db, api_key, settings):
+    endpoint, _ = endpoints.create(api_key[0], "https://hooks.example.com/", [], "", True)
+    Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - timedelta(days=5, minutes=1))
+    delivery = Delivery.objects.create(endpoint=endpoint, event_id="evt_1", event_type="message.sent", payload={})
+    claim = delivering.take(str(delivery.pk))
+    result = sender.Outcome(False, True, status_code=503, error="HTTP 503")
+    delivering.carry_out(claim, result, delivering.decide(result, 1, [5]), timezone.now())
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled and "HTTP 503" in endpoint.disabled_reason
+    assert Attempt.objects.get(delivery=delivery).outcome == "retrying"
+
+
+def test_a_long_wait_is_held_in_the_database_and_released_by_housekeeping(db, api_key, provisioned_queues):
+    endpoint, _ = endpoints.create(api_key[0], "https://hooks.example.com/", [], "", True)
+    soon, later = (
+        Delivery.objects.create(
+            endpoint=endpoint,
+            event_id=f"evt_{n}",
+            event_type="message.sent",
+            payload={},
+            next_attempt_at=timezone.now() + wait,
+        )
+        for n, wait in ((1, timedelta(minutes=10)), (2, timedelta(hours=2)))
+    )
+    assert outbox.release_due() == 1
+    soon.refresh_from_db(), later.refresh_from_db()
+    assert soon.queued_at is not None and later.queued_at is None
+    assert outbox.release_due() == 0  # published once
