@@ -260,3 +260,34 @@ def test_a_long_wait_is_held_in_the_database_and_released_by_housekeeping(db, ap
     soon.refresh_from_db(), later.refresh_from_db()
     assert soon.queued_at is not None and later.queued_at is None
     assert outbox.release_due() == 0  # published once
+
+
+def test_the_admin_replays_every_failed_delivery_in_a_time_window(operator, api_key, provisioned_queues):
+    endpoint, _ = endpoints.create(api_key[0], "https://hooks.example.com/", [], "", True)
+    now = timezone.now()
+    inside, outside, succeeded = (
+        Delivery.objects.create(endpoint=endpoint, event_id=f"evt_{n}", event_type="message.sent", payload={}, status=status)
+        for n, status in ((1, "failed"), (2, "failed"), (3, "succeeded"))
+    )
+    Delivery.objects.filter(pk=outside.pk).update(created_at=now - timedelta(days=3))
+    changelist = "/admin/callbacks/endpoint/"
+    form = operator.post(changelist, {"action": "replay_failed_in_window", "_selected_action": [str(endpoint.pk)]})
+    assert form.status_code == 200 and b'name="since"' in form.content
+    done = operator.post(
+        changelist,
+        {
+            "action": "replay_failed_in_window",
+            "_selected_action": [str(endpoint.pk)],
+            "apply": "1",
+            "since": (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"),
+            "until": (now + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S"),
+        },
+        follow=True,
+    )
+    assert b"Replayed 1 failed deliveries." in done.content
+    statuses = dict(Delivery.objects.values_list("event_id", "status"))
+    assert statuses == {"evt_1": "pending", "evt_2": "failed", "evt_3": "succeeded"}
+    assert Delivery.objects.get(pk=inside.pk).queued_at is not None
+    # The deliveries' page lists them, with their attempts inline.
+    assert operator.get(f"/admin/callbacks/delivery/{succeeded.pk}/change/").status_code == 200
+    assert operator.get("/admin/callbacks/endpoint/").status_code == 200
