@@ -17,6 +17,7 @@ process answers each callback after --receiver-ms (50). It measures:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -86,6 +87,25 @@ def make_pending(env: dict, endpoint_id: str, count: int) -> None:
     )
 
 
+@contextlib.contextmanager
+def processor(env: dict, log_path):
+    """`manage.py serve` in processor mode: the mail worker, the callbacks' worker, the jobs."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve"],
+            cwd=ROOT,
+            env={**env, "MAILER_MODE": "processor"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
+
+
 def mail(n: int) -> dict:
     return {"from": "bench@example.com", "to": f"rcpt{n}@example.com", "subject": f"bench {n}", "text": "hello " * 50}
 
@@ -128,6 +148,7 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=200)
     parser.add_argument("--receiver-ms", type=int, default=50)
     parser.add_argument("--endpoint-concurrency", type=int, default=16, help="CALLBACK_ENDPOINT_CONCURRENCY")
+    parser.add_argument("--worker-concurrency", type=int, default=16, help="CALLBACK_WORKER_CONCURRENCY")
     parser.add_argument("--sqs", choices=["moto", "fauxqs"], default="moto")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     args = parser.parse_args()
@@ -143,12 +164,13 @@ def main() -> None:
             "CALLBACK_ALLOW_HTTP": "true",
             "CALLBACK_ENDPOINT_CONCURRENCY": str(args.endpoint_concurrency),
             "CALLBACK_BUSY_DELAY_SECONDS": "1",
+            "CALLBACK_WORKER_CONCURRENCY": str(args.worker_concurrency),
         }
         manage(env, "provision_queues")
         mail_key = manage(env, "create_api_key", "bench mail").strip()
         client_key = manage(env, "create_api_key", "bench callbacks").strip()
         log_dir = servers.log_dir
-        with service(env, "consumer", log_dir / "consumer.log") as api_url, service(env, "processor", log_dir / "processor.log"):
+        with service(env, "consumer", log_dir / "consumer.log") as api_url, processor(env, log_dir / "processor.log"):
             endpoint = requests.post(
                 f"{api_url}/api/v1/webhooks",
                 json={"url": receiver.url, "event_types": ["message.delivered"]},
@@ -169,6 +191,7 @@ def main() -> None:
         "receiver_ms": args.receiver_ms,
         "callbacks": args.callbacks,
         "endpoint_concurrency": args.endpoint_concurrency,
+        "worker_concurrency": args.worker_concurrency,
         "callbacks_per_second": round(rate, 1),
         "mails": args.mails,
         "mails_sent_seconds_without_callbacks": round(quiet, 2),

@@ -1,8 +1,8 @@
 """One attempt of one callback: claim the delivery, sign, send, then decide and record.
 
-The claim is one conditional UPDATE under a lock on the endpoint's row, which also bounds the
-deliveries in flight to that endpoint (CALLBACK_ENDPOINT_CONCURRENCY): a task over the bound is
-put back with a short SQS delay and takes no worker meanwhile. Each claim is the next attempt
+The claim is one conditional UPDATE, which also bounds the deliveries in flight to that endpoint
+(CALLBACK_ENDPOINT_CONCURRENCY): a task over the bound is put back with a short SQS delay and
+takes no worker meanwhile. Each claim is the next attempt
 number, so a task SQS hands out twice, or a dead worker's task handed out again, never makes two
 requests under one attempt number."""
 
@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -91,26 +91,38 @@ def run(delivery_id: str) -> None:
 
 
 def take(delivery_id: str) -> Claim | Busy | None:
+    """One conditional UPDATE: this delivery, if it is due (or a dead worker's lease ran out) and
+    its endpoint has fewer than CALLBACK_ENDPOINT_CONCURRENCY in flight. No lock is held past
+    the statement, so claims of one endpoint do not queue behind each other (claims racing in
+    the same instant may each see one place left: the bound is exceeded by at most those)."""
     now = timezone.now()
     claimable = Q(status=Delivery.Status.PENDING, next_attempt_at__lte=now + EARLY_TOLERANCE) | Q(
         status=Delivery.Status.DELIVERING, lease_expires_at__lt=now
     )
-    with transaction.atomic():
-        endpoint = Endpoint.objects.select_for_update(of=("self",)).filter(deliveries__id=delivery_id).first()
-        if endpoint is None:  # no such delivery, or its endpoint was deleted with it
-            return None
-        if not Delivery.objects.filter(claimable, pk=delivery_id).exists():
-            return None  # done, not yet due (a duplicate task), or held by another worker
-        in_flight = Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.DELIVERING, lease_expires_at__gte=now)
-        if in_flight.count() >= settings.CALLBACK_ENDPOINT_CONCURRENCY:
-            return Busy()
-        delivery = Delivery.objects.get(pk=delivery_id)
-        delivery.status = Delivery.Status.DELIVERING
-        delivery.attempts += 1
-        delivery.lease_expires_at = now + timedelta(seconds=settings.CALLBACK_LEASE_SECONDS)
-        delivery.updated_at = now
-        delivery.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
-    return Claim(delivery, endpoint)
+    in_flight = (
+        Delivery.objects.filter(endpoint_id=OuterRef("endpoint_id"), status=Delivery.Status.DELIVERING, lease_expires_at__gte=now)
+        .order_by()
+        .values("endpoint_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    claimed = (
+        Delivery.objects.filter(claimable, pk=delivery_id)
+        .alias(in_flight=Coalesce(Subquery(in_flight), 0))
+        .filter(in_flight__lt=settings.CALLBACK_ENDPOINT_CONCURRENCY)
+        .update(
+            status=Delivery.Status.DELIVERING,
+            attempts=F("attempts") + 1,
+            lease_expires_at=now + timedelta(seconds=settings.CALLBACK_LEASE_SECONDS),
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        # Busy if it could have been claimed but for the bound; else done, not yet due (a
+        # duplicate task), held by another worker, or gone with its endpoint.
+        return Busy() if Delivery.objects.filter(claimable, pk=delivery_id).exists() else None
+    delivery = Delivery.objects.select_related("endpoint").get(pk=delivery_id)
+    return Claim(delivery, delivery.endpoint)
 
 
 def carry_out(claim: Claim, result: sender.Outcome, decision: Done | RetryIn | GiveUp, started) -> None:
