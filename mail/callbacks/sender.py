@@ -81,6 +81,8 @@ def post(url: str, headers: dict[str, str], body: str) -> Outcome:
             answer = response.read(settings.CALLBACK_MAX_RESPONSE_BYTES, decode_content=False) or b""
         finally:
             response.release_conn()
+    except urllib3.exceptions.NewConnectionError as exc:  # refused, unreachable (urllib3 files it under timeouts)
+        return Outcome(False, True, latency_ms=_since(started), error=f"connection error: {exc.__class__.__name__}")
     except urllib3.exceptions.TimeoutError as exc:
         return Outcome(False, True, latency_ms=_since(started), error=f"timeout: {exc.__class__.__name__}")
     except (urllib3.exceptions.HTTPError, OSError) as exc:
