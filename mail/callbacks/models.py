@@ -48,7 +48,9 @@ class Delivery(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="deliveries")
-    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="callbacks")
+    # Gone with its message: a message withdrawn after a refused publish (mail/accepting.py) was
+    # never accepted, and its `message.queued` must not be delivered.
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="callbacks")
     event_id = models.CharField(max_length=64)  # the webhook-id: the same on every attempt
     event_type = models.CharField(max_length=40)
     payload = models.JSONField()  # as it is sent (events.CallbackEvent.to_wire)
