@@ -291,3 +291,19 @@ def test_the_admin_replays_every_failed_delivery_in_a_time_window(operator, api_
     # The deliveries' page lists them, with their attempts inline.
     assert operator.get(f"/admin/callbacks/delivery/{succeeded.pk}/change/").status_code == 200
     assert operator.get("/admin/callbacks/endpoint/").status_code == 200
+
+
+def test_metrics_count_attempts_by_outcome_and_the_outbox_age(client, api_key, settings, provisioned_queues):
+    settings.METRICS_TOKEN = "scrape"
+    endpoint, _ = endpoints.create(api_key[0], "https://hooks.example.com/", [], "", True)
+    waiting = Delivery.objects.create(endpoint=endpoint, event_id="evt_1", event_type="message.sent", payload={})
+    Delivery.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    done = Delivery.objects.create(endpoint=endpoint, event_id="evt_2", event_type="message.sent", payload={}, status="succeeded")
+    Attempt.objects.create(delivery=done, number=1, outcome="succeeded", status_code=200)
+    Attempt.objects.create(delivery=waiting, number=1, outcome="retrying", error="HTTP 503")
+    text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape").content.decode()
+    assert 'mailer_callback_attempts_total{outcome="succeeded"} 1.0' in text
+    assert 'mailer_callback_attempts_total{outcome="retrying"} 1.0' in text
+    assert 'mailer_callbacks{status="pending"} 1.0' in text
+    (age,) = [line for line in text.splitlines() if line.startswith("mailer_callback_outbox_oldest_seconds ")]
+    assert 590 < float(age.split()[1]) < 700
