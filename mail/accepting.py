@@ -20,6 +20,7 @@ from django.utils import timezone
 from providers.base import OutboundMessage
 
 from . import claim_check
+from .callbacks import outbox
 from .delivery_task import DeliveryTask
 from .exceptions import MessageRefused, NotCancelable, QueueUnavailable, TooLargeForQueue
 from .models import Message, MessageEvent
@@ -70,7 +71,7 @@ def _accept(api_key, fields_list: list[dict], in_batch: bool) -> list[Message | 
                 raise (refusal.at(position) if in_batch else refusal) from None
         with transaction.atomic():
             Message.objects.bulk_create([a.message for a in acceptances])
-            MessageEvent.objects.bulk_create([a.event for a in acceptances])
+            outbox.record(MessageEvent.objects.bulk_create([a.event for a in acceptances]))
     except BaseException:
         # Nothing was accepted: the bodies already stored for it go too.
         for acceptance in acceptances:
@@ -194,7 +195,7 @@ def cancel(message: Message, detail: str = "") -> None:
             status=Message.Status.CANCELED, scheduled_payload=None, updated_at=now
         )
         if canceled:
-            MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED, detail=detail)
+            outbox.record([MessageEvent.objects.create(message=message, type=MessageEvent.Type.CANCELED, detail=detail)])
     if not canceled:
         message.refresh_from_db()
         raise NotCancelable(message.status)

@@ -24,6 +24,7 @@ from django.utils import timezone
 from providers.base import ProviderError, SendResult
 
 from . import status
+from .callbacks import outbox
 from .delivery_task import DeliveryTask
 from .models import Message, MessageEvent
 from .routing import Skip
@@ -198,13 +199,14 @@ def end(claim: Claim, new_status: str, error: ProviderError, event_type: str, no
             status=new_status, lease_expires_at=None, last_error=str(error), updated_at=timezone.now()
         )
         if ours:
-            MessageEvent.objects.create(
+            event = MessageEvent.objects.create(
                 message_id=claim.message_id,
                 type=event_type,
                 provider=error.provider,
                 status_code=error.status_code,
                 detail=f"{error.kind}: {error.reason} — {note}",
             )
+            outbox.record([event])
     return bool(ours)
 
 
@@ -262,12 +264,13 @@ def _write_sent(claim: Claim, result: SendResult, detail: str) -> bool:
         )
         if not claim_held:
             Message.objects.filter(pk=claim.message_id, status__in=NOT_YET_SENT).update(**sent)
-        MessageEvent.objects.create(
+        event = MessageEvent.objects.create(
             message_id=claim.message_id,
             type=MessageEvent.Type.SENT,
             provider=result.provider,
             status_code=result.status_code,
             detail=detail,
         )
+        outbox.record([event])
         status.catch_up(claim.message_id)  # the provider's webhook may have come first
     return bool(claim_held)

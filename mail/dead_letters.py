@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import queues
+from .callbacks import outbox
 from .delivery_task import TASK_NAME, DeliveryTask, UnreadableTask
 from .models import DeadLetter, Message, MessageEvent
 
@@ -70,7 +71,9 @@ def record(sqs_message: dict) -> DeadLetter:
             },
         )
         if created and message is not None:
-            MessageEvent.objects.create(message=message, type=MessageEvent.Type.DEAD_LETTERED, detail=reason[:500])
+            outbox.record(
+                [MessageEvent.objects.create(message=message, type=MessageEvent.Type.DEAD_LETTERED, detail=reason[:500])]
+            )
         if not created:
             DeadLetter.objects.filter(pk=dead_letter.pk).update(
                 last_seen_at=timezone.now(), receive_count=max(dead_letter.receive_count, receive_count)

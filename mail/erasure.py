@@ -10,7 +10,8 @@ address. For each message sent to or from it:
 - the row keeps its id, status, times and provider; its addresses become ERASED, its subject,
   tags and metadata (the content of mail to that person) are blanked;
 - its events lose the address (their recipient, and wherever a provider's words quote it);
-- its dead letters lose the task they kept (the mail itself), and its S3 body is deleted;
+- its dead letters lose the task they kept (the mail itself), its S3 body is deleted, and so are
+  its status callbacks (mail/callbacks/), delivered or not: their payloads name the address;
 - rejected requests of the team's keys that quote the address are deleted from the archive (the
   caller supplies that step: the archive belongs to the API, mail/api/archive.py).
 
@@ -31,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import accepting, claim_check
+from .callbacks.models import Delivery
 from .exceptions import NotCancelable
 from .models import DeadLetter, Erasure, Message, MessageEvent, Suppression
 from .search import MessageFilters, messages
@@ -104,6 +106,8 @@ def _erase_message(message: Message, address: str) -> None:
                 MessageEvent.objects.filter(pk=event.pk).update(
                     recipient=pattern.sub(ERASED, event.recipient), detail=pattern.sub(ERASED, event.detail)
                 )
+        # Its callbacks, sent or not: their payloads name the address, and the team asked for it gone.
+        Delivery.objects.filter(message_id=message.pk).delete()
         for letter in DeadLetter.objects.filter(message_id=message.pk).only("reason"):
             DeadLetter.objects.filter(pk=letter.pk).update(task_args=None, raw_body="", reason=pattern.sub(ERASED, letter.reason))
     if claim_check.enabled():

@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from providers.circuit import State
 
 from . import queues, routing
+from .callbacks import metrics as callback_metrics
 from .models import Message, MessageEvent
 
 LATENCY_WINDOW = timedelta(minutes=5)
@@ -77,6 +78,7 @@ class DatabaseAndQueueCollector:
         yield from self.send_latency()
         yield from self.queue_depth()
         yield from self.providers()
+        yield from callback_metrics.families()
 
     @staticmethod
     def event_counters():

@@ -108,6 +108,8 @@ class Message(models.Model):
     # filter is a containment a GIN index answers on PostgreSQL (migration 0008), as are the tag
     # and metadata filters.
     recipient_addresses = models.JSONField(default=list)
+    # The client's tags and metadata as sent: filtered on by the list, echoed in its callbacks
+    # (mail/callbacks/events.py).
     tags = models.JSONField(default=list)
     metadata = models.JSONField(default=dict)
     recipient_count = models.PositiveIntegerField()

@@ -57,13 +57,13 @@ DEPTH_ATTRIBUTES = {
 }
 
 
-def depths() -> dict[str, dict[str, int] | None]:
+def depths(names: tuple[str, ...] = ()) -> dict[str, dict[str, int] | None]:
     """The delivery queue's and the dead-letter queue's messages by state, by queue name; None
     for a queue SQS did not answer about. One short attempt each (probe_client): the metrics
     scrape and the admin's overview read an outage as a fact, they do not wait it out."""
     client = probe_client()
     found: dict[str, dict[str, int] | None] = {}
-    for name in (settings.SQS_QUEUE_NAME, settings.SQS_DLQ_NAME):
+    for name in names or (settings.SQS_QUEUE_NAME, settings.SQS_DLQ_NAME):
         try:
             url = client.get_queue_url(QueueName=name)["QueueUrl"]
             attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=list(DEPTH_ATTRIBUTES))["Attributes"]
@@ -80,6 +80,8 @@ class ProvisionedQueues:
     queue_url: str
     dlq_url: str
     dlq_arn: str
+    callback_queue_url: str = ""
+    callback_dlq_url: str = ""
 
 
 def _ensure_queue(client, name: str, attributes: dict[str, str]) -> str:
@@ -97,14 +99,13 @@ def _ensure_queue(client, name: str, attributes: dict[str, str]) -> str:
     return url
 
 
-def provision() -> ProvisionedQueues:
-    """Create or update the delivery queue and its dead-letter queue, with the redrive policy
-    that moves a task received SQS_MAX_RECEIVE_COUNT times to the dead-letter queue."""
-    client = sqs_client()
+def _ensure_pair(client, name: str, dlq_name: str, visibility_timeout: int) -> tuple[str, str, str]:
+    """A queue and its dead-letter queue, with the redrive policy that moves a task received
+    SQS_MAX_RECEIVE_COUNT times to the dead-letter queue: (queue URL, DLQ URL, DLQ ARN)."""
     max_size = str(settings.SQS_MAX_MESSAGE_BYTES)
     dlq_url = _ensure_queue(
         client,
-        settings.SQS_DLQ_NAME,
+        dlq_name,
         # SQS keeps a message's original enqueue time when it moves it to the DLQ, so the DLQ's
         # retention must be the longer one.
         {"MessageRetentionPeriod": str(settings.SQS_DLQ_RETENTION_SECONDS), "MaximumMessageSize": max_size},
@@ -113,32 +114,56 @@ def provision() -> ProvisionedQueues:
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.SQS_MAX_RECEIVE_COUNT)}
     queue_url = _ensure_queue(
         client,
-        settings.SQS_QUEUE_NAME,
+        name,
         {
-            "VisibilityTimeout": str(settings.SQS_VISIBILITY_TIMEOUT),
+            "VisibilityTimeout": str(visibility_timeout),
             "MaximumMessageSize": max_size,
             "MessageRetentionPeriod": str(MAIN_QUEUE_RETENTION_SECONDS),
             "RedrivePolicy": json.dumps(redrive),
         },
     )
-    return ProvisionedQueues(queue_url=queue_url, dlq_url=dlq_url, dlq_arn=dlq_arn)
+    return queue_url, dlq_url, dlq_arn
 
 
-def use_predefined_queue() -> None:
-    """Tell Celery the delivery queue's URL, once per process, before its first connection.
+def provision() -> ProvisionedQueues:
+    """Create or update the delivery queue, the callbacks' queue (mail/callbacks/) and their
+    dead-letter queues."""
+    client = sqs_client()
+    queue_url, dlq_url, dlq_arn = _ensure_pair(
+        client, settings.SQS_QUEUE_NAME, settings.SQS_DLQ_NAME, settings.SQS_VISIBILITY_TIMEOUT
+    )
+    callback_url, callback_dlq_url, _ = _ensure_pair(
+        client, settings.CALLBACK_QUEUE_NAME, settings.CALLBACK_DLQ_NAME, settings.CALLBACK_VISIBILITY_TIMEOUT
+    )
+    return ProvisionedQueues(queue_url, dlq_url, dlq_arn, callback_url, callback_dlq_url)
 
-    With the URL predefined kombu never lists or creates queues: a queue it created itself would
-    lack the redrive policy, and a missing queue must be an error, not a silent new queue."""
+
+def use_predefined_queue(name: str | None = None) -> None:
+    """Tell Celery the URLs of the delivery queue and the callbacks' queue, once per process,
+    before its first connection (`name`: the one that must be found).
+
+    With the URLs predefined kombu never lists or creates queues: a queue it created itself would
+    lack the redrive policy, and a missing queue must be an error, not a silent new queue. Both
+    are told at once because kombu reads the list when it opens a channel: a queue added later
+    would be unknown to the channels already open."""
     app = current_app
-    name = settings.SQS_QUEUE_NAME
+    name = name or settings.SQS_QUEUE_NAME
     if name in app.conf.broker_transport_options.get("predefined_queues", {}):
         return
     with _resolve_lock:
         options = dict(app.conf.broker_transport_options)
-        if name in options.get("predefined_queues", {}):
+        known = dict(options.get("predefined_queues", {}))
+        if name in known:
             return
-        url = sqs_client().get_queue_url(QueueName=name)["QueueUrl"]
-        options["predefined_queues"] = {name: {"url": url}}
+        client = sqs_client()
+        for queue_name in dict.fromkeys([name, settings.SQS_QUEUE_NAME, settings.CALLBACK_QUEUE_NAME]):
+            try:
+                known[queue_name] = {"url": client.get_queue_url(QueueName=queue_name)["QueueUrl"]}
+            except Exception:
+                if queue_name == name:
+                    raise
+                log.warning("queue not found; its tasks cannot be published", extra={"queue": queue_name})
+        options["predefined_queues"] = known
         app.conf.broker_transport_options = options
 
 
@@ -201,7 +226,7 @@ class TaskToPublish:
 
 
 def publish(task: TaskToPublish) -> None:
-    use_predefined_queue()
+    use_predefined_queue(task.options.get("queue"))
     current_app.send_task(task.name, args=task.args, kwargs=task.kwargs, **task.options)
 
 
@@ -215,7 +240,8 @@ def publish_in_batches(tasks: list[TaskToPublish]) -> dict[str, Exception]:
     worker therefore reads a batched task like any other (tests consume them with a real worker).
     This relies on kombu's channel internals (`_put`, `_new_queue`, `sqs`, pinned kombu 5.7)."""
     app = current_app
-    use_predefined_queue()
+    for queue_name in {task.options.get("queue") for task in tasks}:
+        use_predefined_queue(queue_name)
     failures: dict[str, Exception] = {}
     with app.producer_or_acquire() as producer:
         channel = producer.channel

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from providers.events import DeliveryEvent, EventType, WebhookBatch
 
+from .callbacks import outbox
 from .exceptions import Replayed
 from .models import MAX_ADDRESS_LENGTH, Message, MessageEvent, WebhookToken
 from .suppressions import suppress_if_final
@@ -167,7 +168,7 @@ def _record(event: DeliveryEvent) -> Outcome:
         known = not event.recipient or sent_to(message.recipients, event.recipient)
         try:
             with transaction.atomic():
-                MessageEvent.objects.create(
+                recorded = MessageEvent.objects.create(
                     message_id=message_id,
                     type=event.type.value,
                     provider=event.provider,
@@ -179,6 +180,7 @@ def _record(event: DeliveryEvent) -> Outcome:
                 )
         except IntegrityError:
             return Outcome.DUPLICATE
+        outbox.record([recorded])
         attempted = frozenset(
             MessageEvent.objects.filter(message_id=message_id, type__in=HANDED_TO_PROVIDER).values_list("provider", flat=True)
         )

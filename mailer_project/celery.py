@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailer_project.settings")
 
 app = Celery("mailer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["mail"])
+app.autodiscover_tasks(["mail", "mail.callbacks"])
 
 
 # Sends in flight per worker when WORKER_CONCURRENCY and `-c` do not say: sends are I/O-bound, so
@@ -34,7 +34,9 @@ def _pool_name(worker) -> str:
 def _size_the_pool(sender=None, **_kwargs):
     # After Celery chose the size (`-c`, or a process per core) and before it builds the pool.
     if not getattr(sender, "options", {}).get("concurrency"):  # none given on the command line
-        if settings.WORKER_CONCURRENCY:
+        if settings.WORKER_CONSUMES == "callbacks":
+            sender.concurrency = settings.CALLBACK_WORKER_CONCURRENCY
+        elif settings.WORKER_CONCURRENCY:
             sender.concurrency = settings.WORKER_CONCURRENCY
         elif _pool_name(sender) in ("gevent", "eventlet", "thread", "threads"):
             sender.concurrency = THREAD_LIKE_CONCURRENCY
@@ -62,16 +64,21 @@ def _refuse_unpatched_gevent(sender=None, **_kwargs):
 
 
 @signals.worker_init.connect
-def _use_predefined_queue(**_kwargs):
-    # Before the worker's first connection: kombu must know the queue's URL, or it would create a
-    # queue of its own without the redrive policy, and delete the messages it rejects from it.
-    try:
-        queues.use_predefined_queue()
-    except Exception as exc:
-        raise SystemExit(
-            f"The worker cannot find its SQS queue {settings.SQS_QUEUE_NAME!r} ({exc}); "
-            "run `python manage.py provision_queues` first."
-        ) from exc
+def _use_predefined_queue(sender=None, **_kwargs):
+    # Before the worker's first connection: kombu must know the URL of each queue it consumes, or
+    # it would create a queue of its own without the redrive policy, and delete the messages it
+    # rejects from it. A worker consumes one queue: the mail's, or with WORKER_CONSUMES=callbacks
+    # the callbacks' (a process of its own, so a dead client endpoint never holds a mail's slot).
+    own = settings.CALLBACK_QUEUE_NAME if settings.WORKER_CONSUMES == "callbacks" else settings.SQS_QUEUE_NAME
+    if sender is not None and not getattr(sender, "options", {}).get("queues"):  # no --queues given
+        sender.app.amqp.queues.select([own])
+    for name in list(sender.app.amqp.queues.consume_from) if sender is not None else [own]:
+        try:
+            queues.use_predefined_queue(name)
+        except Exception as exc:
+            raise SystemExit(
+                f"The worker cannot find its SQS queue {name!r} ({exc}); run `python manage.py provision_queues` first."
+            ) from exc
 
 
 class Heartbeat(bootsteps.StartStopStep):

@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 
 import environ
 from csp.constants import NONCE, NONE, SELF
+from kombu import Exchange, Queue
 
 from mailer_project.local_secrets import binds_beyond_loopback, local_secret_key
 from providers.registry import REGISTRY
@@ -83,6 +84,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "mail",
+    "mail.callbacks",
 ]
 
 MIDDLEWARE = [
@@ -409,6 +411,49 @@ if not 1 <= AMBIGUOUS_RECHECK_SECONDS <= SQS_MAX_DELAY_SECONDS or AMBIGUOUS_LOOK
 # send_at up to this far ahead; beyond SQS_MAX_DELAY_SECONDS the message waits in the database.
 MAX_SCHEDULE_AHEAD = timedelta(hours=72)
 
+# --- Callbacks to the clients' endpoints (mail/callbacks/, docs/api.md "Callbacks") ---------------
+# Their own queue and dead-letter queue, so a slow or dead client endpoint never delays a mail.
+CALLBACK_QUEUE_NAME = env("CALLBACK_QUEUE_NAME", default=f"{SQS_QUEUE_NAME}-callbacks")
+CALLBACK_DLQ_NAME = env("CALLBACK_DLQ_NAME", default=f"{CALLBACK_QUEUE_NAME}-dlq")
+# Seconds before each retry (Svix's schedule); a wait over SQS_MAX_DELAY_SECONDS is held in the
+# database and released by housekeeping. Attempts in all: one more than the waits.
+CALLBACK_RETRY_SCHEDULE = [
+    int(n) for n in env.list("CALLBACK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"])
+]
+CALLBACK_CONNECT_TIMEOUT = env.float("CALLBACK_CONNECT_TIMEOUT", default=3.0)
+CALLBACK_READ_TIMEOUT = env.float("CALLBACK_READ_TIMEOUT", default=5.0)
+# What is read of an endpoint's answer (the first 500 characters are kept in the attempt's log).
+CALLBACK_MAX_RESPONSE_BYTES = env.int("CALLBACK_MAX_RESPONSE_BYTES", default=4096)
+# A worker's hold on one delivery: longer than connect + read, shorter than the queue's visibility.
+CALLBACK_LEASE_SECONDS = env.int("CALLBACK_LEASE_SECONDS", default=int(CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT) * 2)
+CALLBACK_VISIBILITY_TIMEOUT = env.int("CALLBACK_VISIBILITY_TIMEOUT", default=max(60, CALLBACK_LEASE_SECONDS * 2))
+if not CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT < CALLBACK_LEASE_SECONDS < CALLBACK_VISIBILITY_TIMEOUT:
+    raise environ.ImproperlyConfigured(
+        "Need CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT < CALLBACK_LEASE_SECONDS < CALLBACK_VISIBILITY_TIMEOUT"
+    )
+# Deliveries in flight to one endpoint at once, across all workers; more wait CALLBACK_BUSY_DELAY_SECONDS.
+CALLBACK_ENDPOINT_CONCURRENCY = env.int("CALLBACK_ENDPOINT_CONCURRENCY", default=4)
+CALLBACK_BUSY_DELAY_SECONDS = env.int("CALLBACK_BUSY_DELAY_SECONDS", default=2)
+# An endpoint whose attempts have all failed for this long is disabled (the reason is kept on it).
+CALLBACK_DISABLE_AFTER_SECONDS = env.int("CALLBACK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
+# A rotated-out secret still signs for this long.
+CALLBACK_SECRET_OVERLAP_SECONDS = env.int("CALLBACK_SECRET_OVERLAP_SECONDS", default=24 * 3600)
+# A delivery due this long ago whose task never ran (lost publish, dead-lettered task) is published again.
+CALLBACK_STALE_SECONDS = env.int("CALLBACK_STALE_SECONDS", default=900)
+# Plain-http endpoint URLs: only for development.
+CALLBACK_ALLOW_HTTP = env.bool("CALLBACK_ALLOW_HTTP", default=DEBUG)
+# Networks (CIDR) a callback may reach although they are loopback, private or link-local; none by default.
+CALLBACK_ALLOWED_NETWORKS = env.list("CALLBACK_ALLOWED_NETWORKS", default=[])
+# Encrypts the endpoints' signing secrets at rest; derived from SECRET_KEY when empty. Changing it
+# (or SECRET_KEY, when empty) makes the stored secrets unreadable: rotate every endpoint's then.
+CALLBACK_ENCRYPTION_KEY = env("CALLBACK_ENCRYPTION_KEY", default="")
+# What a Celery worker consumes: "mail" or "callbacks" (`manage.py serve` runs one of each).
+WORKER_CONSUMES = env("WORKER_CONSUMES", default="mail")
+if WORKER_CONSUMES not in ("mail", "callbacks"):
+    raise environ.ImproperlyConfigured("WORKER_CONSUMES must be mail or callbacks")
+# The callbacks worker's greenlets.
+CALLBACK_WORKER_CONCURRENCY = env.int("CALLBACK_WORKER_CONCURRENCY", default=16)
+
 # --- Celery on SQS (docs/architecture.md, "Celery on SQS") ----------------------------------------
 # Two attempts in all (one retry) of at most 3 s to connect and 5 s to answer: SQS answers in
 # milliseconds when it works, and a client waiting for its 503 should not wait long.
@@ -446,6 +491,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = SQS_QUEUE_NAME
+# Both queues named; a worker consumes the one WORKER_CONSUMES says (mailer_project/celery.py).
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in (SQS_QUEUE_NAME, CALLBACK_QUEUE_NAME)]
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -201,3 +201,15 @@ def test_compose_runs_every_service_of_the_image_read_only_with_tmp_in_memory():
     for name, service in services.items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_cloudformation_callback_queues_are_what_provision_queues_makes():
+    resources = template()["Resources"]
+    queue, dlq = resources["CallbackQueue"]["Properties"], resources["CallbackDeadLetterQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] == settings.CALLBACK_VISIBILITY_TIMEOUT
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == settings.SQS_MAX_RECEIVE_COUNT
+    assert queue["MessageRetentionPeriod"] == queues.MAIN_QUEUE_RETENTION_SECONDS
+    assert dlq["MessageRetentionPeriod"] == settings.SQS_DLQ_RETENTION_SECONDS
+    for name in ("consumer", "processor"):
+        env = container_env(containers()[name])
+        assert "CallbackQueue" in str(env["CALLBACK_QUEUE_NAME"]) and "CallbackDeadLetterQueue" in str(env["CALLBACK_DLQ_NAME"])

@@ -61,8 +61,9 @@ def entrypoint_env(make_stack, tmp_path):
 
 EXPECTED_CHILDREN = {
     "consumer": ["gunicorn"],
-    "processor": ["celery", "drain_dlq", "housekeeping"],
-    "all": ["celery", "drain_dlq", "gunicorn", "housekeeping"],
+    # The mail worker and the callbacks' worker.
+    "processor": ["celery", "celery", "drain_dlq", "housekeeping"],
+    "all": ["celery", "celery", "drain_dlq", "gunicorn", "housekeeping"],
 }
 
 

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 
 from mail import keys
 from mail.api import archive
+from mail.callbacks.models import Delivery, Endpoint
 from mail.models import DeadLetter, Erasure, Message, MessageEvent, Scope, Suppression, Team
 
 from .support import sent_message
@@ -107,6 +108,10 @@ def test_after_an_erasure_nothing_of_the_team_holds_the_address(db, provisioned_
     assert Suppression.objects.filter(team=team_a, address=person).exists()
     DeadLetter.objects.create(
         sqs_message_id="dl-1", message=sent, task_args=[{"to": [person]}], raw_body=json.dumps({"to": person})
+    )
+    endpoint = Endpoint.objects.create(api_key=sender_key, url="https://hooks.example.com/mail", secret="encrypted")
+    Delivery.objects.create(
+        endpoint=endpoint, message=sent, event_id="evt-1", event_type="message.bounced", payload={"recipient": person}
     )
     assert client_for(sender).post("/api/v1/messages", {**mail, "to": person, "from": "nobody"}, format="json").status_code == 400
     assert mongo().count_documents({"body": {"$regex": person}}) == 1

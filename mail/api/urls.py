@@ -4,7 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from . import erasures, messages, probes, suppressions, webhooks
+from . import callbacks, erasures, messages, probes, suppressions, webhooks
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
@@ -21,6 +21,14 @@ urlpatterns = [
     ),
     re_path(r"^api/v1/erasures/?\Z", erasures.ErasureCollectionView.as_view(), name="erasure-list"),
     re_path(rf"^api/v1/erasures/(?P<erasure_id>{UUID})/?\Z", erasures.ErasureDetailView.as_view(), name="erasure-detail"),
+    re_path(r"^api/v1/webhooks/?\Z", callbacks.EndpointCollectionView.as_view(), name="webhook-list"),
+    re_path(rf"^api/v1/webhooks/(?P<endpoint_id>{UUID})/?\Z", callbacks.EndpointDetailView.as_view(), name="webhook-detail"),
+    re_path(rf"^api/v1/webhooks/(?P<endpoint_id>{UUID})/rotate-secret/?\Z", callbacks.RotateSecretView.as_view()),
+    re_path(rf"^api/v1/webhooks/(?P<endpoint_id>{UUID})/deliveries/?\Z", callbacks.DeliveryCollectionView.as_view()),
+    re_path(
+        rf"^api/v1/webhooks/(?P<endpoint_id>{UUID})/deliveries/(?P<delivery_id>{UUID})/replay/?\Z",
+        callbacks.ReplayView.as_view(),
+    ),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]), name="schema"),
     # Its init script at ?script, not inline, so the page's Content-Security-Policy allows no
     # inline script (mailer_project/content_security.py).

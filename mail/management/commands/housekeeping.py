@@ -7,6 +7,7 @@ from django.db import close_old_connections
 from mail import accepting, erasure, retention, status, sweeper
 from mail.api import idempotency
 from mail.api.archive import ARCHIVE
+from mail.callbacks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
 def run_once() -> list[tuple[int, str]]:
     return [
         (accepting.release_scheduled(), "scheduled message(s) released"),
+        (outbox.release_due(), "callback(s) due released to their queue"),
         (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
         (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
         (sweeper.sweep(), "stale message(s) settled (mail/sweeper.py)"),

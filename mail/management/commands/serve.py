@@ -1,4 +1,5 @@
 import logging
+import os
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -56,6 +57,13 @@ def children_for_mode(mode: str) -> list[Child]:
     children = []
     if mode in ("processor", "all"):
         children.append(Child("processor", processor_argv()))
+        # The callbacks' worker, a process of its own on its own queue: a slow or dead client
+        # endpoint holds its greenlets, never the mail worker's (mailer_project/celery.py).
+        callbacks_env = {**os.environ, "WORKER_CONSUMES": "callbacks"}
+        if settings.WORKER_HEARTBEAT_FILE:
+            # Its own file: the container's health check follows the mail worker's.
+            callbacks_env["WORKER_HEARTBEAT_FILE"] = f"{settings.WORKER_HEARTBEAT_FILE}-callbacks"
+        children.append(Child("callbacks", processor_argv(), env=callbacks_env))
         # The dead-letter drainer and housekeeping, in one process: it mostly waits.
         children.append(Child("jobs", python_argv("manage.py", "jobs", "drain_dlq", "housekeeping")))
     if mode in ("consumer", "all"):
