@@ -55,6 +55,8 @@ def record(sqs_message: dict) -> DeadLetter:
     else:
         reason = f"no message matches this task ({celery_message.task_name or 'no task name'})"
     receive_count = int(attributes.get("ApproximateReceiveCount", 0))
+    # A task of a message whose recipient was erased may still reach the DLQ: its mail is not kept.
+    keep_task = celery_message is not None and (message is None or message.erased_at is None)
     with transaction.atomic():
         dead_letter, created = DeadLetter.objects.get_or_create(
             sqs_message_id=sqs_message["MessageId"],
@@ -63,8 +65,8 @@ def record(sqs_message: dict) -> DeadLetter:
                 "task_name": celery_message.task_name if celery_message else "",
                 "task_id": celery_message.task_id if celery_message else "",
                 # As DeliveryTask.record() keeps a task: its arguments, then its keyword arguments.
-                "task_args": [*celery_message.args, celery_message.kwargs] if celery_message else None,
-                "raw_body": "" if celery_message else body[:100_000],
+                "task_args": [*celery_message.args, celery_message.kwargs] if keep_task else None,
+                "raw_body": "" if celery_message or (message and message.erased_at) else body[:100_000],
                 "reason": reason,
                 "receive_count": receive_count,
                 "first_queued_at": _timestamp(attributes, "SentTimestamp"),

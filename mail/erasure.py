@@ -96,6 +96,7 @@ def _erase_message(message: Message, address: str) -> None:
             recipients=", ".join(_without(message.recipients.split(","), address)),
             recipient_addresses=[ERASED if entry == address else entry for entry in message.recipient_addresses],
             subject=ERASED,
+            erased_at=timezone.now(),
             tags=[],
             metadata={},
             last_error=pattern.sub(ERASED, message.last_error),

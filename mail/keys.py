@@ -14,11 +14,13 @@ from django.db import transaction
 from rest_framework_api_key.models import APIKey
 
 from . import accepting
+from .callbacks.models import Endpoint
 from .client_address import normalised_networks
 from .exceptions import NotCancelable
 from .models import DEFAULT_TEAM_NAME, ApiKeyProfile, Message, Scope, Team, default_scopes
 
 REVOKED_DETAIL = "the API key was revoked"
+SANDBOX_REFUSED_SCOPES = (Scope.SUPPRESSIONS_MANAGE, Scope.ERASURES_MANAGE)
 
 
 def revoke(api_key) -> int:
@@ -27,6 +29,8 @@ def revoke(api_key) -> int:
     accepted)."""
     type(api_key).objects.filter(pk=api_key.pk).update(revoked=True)
     api_key.revoked = True
+    # Its callback endpoints stop too: a leaked key's endpoint must not go on hearing of the mail.
+    Endpoint.objects.filter(api_key=api_key, enabled=True).update(enabled=False, disabled_reason=REVOKED_DETAIL)
     return cancel_pending(api_key)
 
 
@@ -55,6 +59,9 @@ def create(
     default team when None), with `scopes` (default_scopes when None); a sandbox key's mail is
     never sent (providers/sandbox.py). Raises ValueError for an unknown scope or a malformed network."""
     scopes = list(dict.fromkeys(default_scopes() if scopes is None else scopes))
+    if sandbox:
+        # A sandbox key tests sending; the team's live list and people's data are not its to change.
+        scopes = [scope for scope in scopes if scope not in SANDBOX_REFUSED_SCOPES]
     unknown = [scope for scope in scopes if scope not in Scope.values]
     if unknown:
         raise ValueError(f"unknown scope(s) {', '.join(unknown)}; the scopes are {', '.join(Scope.values)}")

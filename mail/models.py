@@ -116,6 +116,9 @@ class Message(models.Model):
     # Sent with a sandbox key: delivered by providers/sandbox.py, never by a real provider, and
     # never touching the suppression list.
     sandbox = models.BooleanField(default=False)
+    # When a person it was sent to or from was erased (mail/erasure.py): whatever turns up of it
+    # later (its task in the dead-letter queue) is not stored.
+    erased_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=998)
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import claim_check
+from .callbacks import outbox
 from .delivery_task import DeliveryTask, UnreadableTask
 from .exceptions import QueueUnavailable
 from .models import DeadLetter, Message, MessageEvent
@@ -92,12 +93,14 @@ def discard(dead_letter: DeadLetter, operator: str) -> bool:
             status=DeadLetter.Status.DISCARDED, handled_by=operator, handled_at=now
         )
         if discarded and dead_letter.message_id:
-            Message.objects.filter(pk=dead_letter.message_id, status=Message.Status.QUEUED).update(
+            failed = Message.objects.filter(pk=dead_letter.message_id, status=Message.Status.QUEUED).update(
                 status=Message.Status.FAILED, last_error=f"discarded by {operator}", updated_at=now
             )
-            MessageEvent.objects.create(
+            event = MessageEvent.objects.create(
                 message_id=dead_letter.message_id, type=MessageEvent.Type.DISCARDED, detail=f"by {operator}"
             )
+            if failed:
+                outbox.record([event])  # message.failed for the client
     if discarded and dead_letter.message_id and claim_check.enabled():
         # Its stored body, if it had one, unless a live task of the message still needs it (a
         # discarded stale duplicate's message may be on its way to be sent).

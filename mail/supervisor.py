@@ -72,11 +72,12 @@ PR_SET_PDEATHSIG = 1
 def _die_with(parent_pid: int):
     """What the child runs between fork and exec: SIGTERM when the parent dies, and at once if it
     already has (the parent can die before the request is made). Where prctl does not exist (not
-    Linux) there is nothing to ask, and a child outlives a killed supervisor as before."""
+    Linux) there is nothing to ask, and a child outlives a killed supervisor as before. The library
+    is looked up here, in the parent: between fork and exec only the call itself is safe."""
+    library = ctypes.util.find_library("c")
+    prctl = getattr(ctypes.CDLL(library, use_errno=True), "prctl", None) if library else None
 
     def ask() -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        prctl = getattr(libc, "prctl", None)
         if prctl is None:
             return
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

@@ -28,8 +28,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import queues
+from .callbacks import outbox
 from .models import DeadLetter, Message, MessageEvent
-from .status import PROVIDER_EVENT_TYPES
+from .status import PROVIDER_EVENT_TYPES, catch_up
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,10 @@ def _write(message: Message, status: str, event_type: str, detail: str, provider
     with transaction.atomic():
         changed = Message.objects.filter(pk=message.pk, status=message.status, updated_at=message.updated_at).update(**fields)
         if changed:
-            MessageEvent.objects.create(message_id=message.pk, type=event_type, provider=provider, detail=detail)
+            event = MessageEvent.objects.create(message_id=message.pk, type=event_type, provider=provider, detail=detail)
+            outbox.record([event])  # the client hears of it as of any other send or failure
+            if status == Message.Status.SENT:
+                catch_up(message.pk)  # the provider's events already recorded: status, suppressions
     if changed:
         log.warning(detail, extra={"message_id": str(message.pk), "outcome": "swept", "status": status})
     return bool(changed)

@@ -433,6 +433,8 @@ if not CALLBACK_CONNECT_TIMEOUT + CALLBACK_READ_TIMEOUT < CALLBACK_LEASE_SECONDS
     )
 # Deliveries in flight to one endpoint at once, across all workers; more wait CALLBACK_BUSY_DELAY_SECONDS.
 CALLBACK_ENDPOINT_CONCURRENCY = env.int("CALLBACK_ENDPOINT_CONCURRENCY", default=4)
+# Each event writes a row per endpoint inside the mail path's own transactions: a key has a few.
+CALLBACK_MAX_ENDPOINTS_PER_KEY = env.int("CALLBACK_MAX_ENDPOINTS_PER_KEY", default=10)
 CALLBACK_BUSY_DELAY_SECONDS = env.int("CALLBACK_BUSY_DELAY_SECONDS", default=2)
 # An endpoint whose attempts have all failed for this long is disabled (the reason is kept on it).
 CALLBACK_DISABLE_AFTER_SECONDS = env.int("CALLBACK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)

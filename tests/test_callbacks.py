@@ -65,6 +65,17 @@ def test_a_public_address_is_the_one_connected_to_and_an_allowed_network_passes(
     assert isinstance(destination.check("http://127.0.0.2:9/", allow_http=True, allowed=allowed), destination.Refused)
 
 
+def test_an_international_name_is_connected_to_as_idna_and_ipv4_comes_first():
+    checked = destination.check("https://bücher.example/in", allow_http=False, resolver=resolver_of("93.184.216.34"))
+    assert checked.host == "xn--bcher-kva.example"
+    refused = destination.check("https://a\u2028b.example/", allow_http=False, resolver=resolver_of("93.184.216.34"))
+    assert isinstance(refused, destination.Refused) and "not a valid host name" in refused.reason
+    both = destination.check(
+        "https://hooks.example.com/", allow_http=False, resolver=lambda host, port: ["93.184.216.34", "2606:2800:220:1::1"]
+    )
+    assert both.address == "93.184.216.34"
+
+
 def test_plain_http_and_credentials_are_refused():
     assert (
         "https" in destination.check("http://hooks.example.com/", allow_http=False, resolver=resolver_of("93.184.216.34")).reason
@@ -217,6 +228,33 @@ def test_the_outbox_row_is_written_in_the_events_transaction_and_only_for_wanted
     # One event, one id, whichever endpoint it goes to.
     assert len({d.event_id for d in Delivery.objects.filter(event_type="message.delivered")}) == 1
     json.dumps(payload)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_or_expired_keys_endpoints_hear_nothing_more(api_key):
+    endpoint, _ = endpoints.create(api_key[0], "https://hooks.example.com/a", [], "", True)
+    message = sent_message(api_key[0])
+    api_key[0].expiry_date = timezone.now() - timedelta(minutes=1)
+    api_key[0].save()
+    outbox.record([MessageEvent.objects.create(message=message, type=MessageEvent.Type.DELIVERED)])
+    assert not Delivery.objects.exists()
+
+    api_key[0].expiry_date = None
+    api_key[0].save()
+    keys.revoke(api_key[0])
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled and endpoint.disabled_reason == keys.REVOKED_DETAIL
+    endpoints.update(endpoint, enabled=True)  # even re-enabled by hand, a revoked key's endpoint hears nothing
+    outbox.record([MessageEvent.objects.create(message=message, type=MessageEvent.Type.BOUNCED)])
+    assert not Delivery.objects.exists()
+
+
+def test_a_key_has_a_bounded_number_of_endpoints(api_client, api_key, settings):
+    settings.CALLBACK_MAX_ENDPOINTS_PER_KEY = 2
+    for letter in "ab":
+        endpoints.create(api_key[0], f"https://hooks.example.com/{letter}", [], "", False)
+    refused = api_client.post("/api/v1/webhooks", {"url": "https://hooks.example.com/c", "enabled": False}, format="json")
+    assert refused.status_code == 400 and "the most it may have" in json.dumps(refused.json())
 
 
 # --- the worker's rules, without the worker ------------------------------------------------

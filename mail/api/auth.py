@@ -15,6 +15,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework_api_key.models import APIKey
 
 from ..client_address import address_allowed, client_address
+from ..keys import SANDBOX_REFUSED_SCOPES
 from .rate_limit import Verdict, limiter_for, message_cost
 
 # The library's keys: an 8-character prefix, a dot, a 32-character secret. Checking the shape
@@ -95,7 +96,8 @@ class ScopeRequired(BasePermission):
         needed = getattr(view, "required_scopes", {}).get(method)
         if needed is None:
             raise exceptions.PermissionDenied(f"{method} here needs a scope no key can have.")
-        if needed not in request.auth.profile.scopes:
+        profile = request.auth.profile
+        if needed not in profile.scopes or (profile.sandbox and needed in SANDBOX_REFUSED_SCOPES):
             raise InsufficientScope(needed)
         return True
 

@@ -1,10 +1,12 @@
 """/api/v1/webhooks: a key's callback endpoints, their deliveries and replays. A key sees only
 its own endpoints (another key's are 404)."""
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -53,6 +55,10 @@ class EndpointCollectionView(APIView):
         responses={201: CreatedEndpointSerializer, **schema.COMMON_ERRORS},
     )
     def post(self, request):
+        # Before the URL is checked (which resolves its name): a key at its limit costs nothing more.
+        limit = settings.CALLBACK_MAX_ENDPOINTS_PER_KEY
+        if Endpoint.objects.filter(api_key=request.auth).count() >= limit:
+            raise ValidationError({"url": [f"This key has {limit} endpoints, the most it may have; delete one first."]})
         serializer = EndpointSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

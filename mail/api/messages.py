@@ -29,8 +29,12 @@ from .serializers import (
 
 
 def message_for_key(api_key, message_id) -> Message:
-    """The message if it is the key's team's; 404 otherwise, as if there were none."""
-    return get_object_or_404(Message.objects.prefetch_related("events"), pk=message_id, team_id=api_key.profile.team_id)
+    """The message if it is the key's team's, and live for a live key or sandbox for a sandbox key
+    (a sandbox key can neither read nor cancel real mail); 404 otherwise, as if there were none."""
+    profile = api_key.profile
+    return get_object_or_404(
+        Message.objects.prefetch_related("events"), pk=message_id, team_id=profile.team_id, sandbox=profile.sandbox
+    )
 
 
 class MessageCollectionView(APIView):
@@ -55,7 +59,7 @@ class MessageCollectionView(APIView):
     )
     def get(self, request):
         query = read_query(request, MessageQuerySerializer)
-        found = search.messages(request.auth.profile.team_id, query.filters())
+        found = search.messages(request.auth.profile.team_id, query.filters()).filter(sandbox=request.auth.profile.sandbox)
         return page_response(page_of(found, query), MessageSummarySerializer)
 
     @extend_schema(

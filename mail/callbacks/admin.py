@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from . import outbox
+from . import endpoints, outbox
 from .models import Attempt, Delivery, Endpoint
 
 
@@ -29,6 +29,14 @@ class EndpointAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # a client's own, through the API
+
+    def save_model(self, request, obj, form, change):
+        # Through endpoints.update, as the API's PATCH: re-enabling clears why it was disabled
+        # and since when it failed, or the next failure would disable it again at once.
+        was = Endpoint.objects.get(pk=obj.pk)
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        obj.enabled = was.enabled
+        endpoints.update(obj, **changes)
 
     @admin.action(description="Replay every failed delivery in a time window", permissions=["change"])
     def replay_failed_in_window(self, request, queryset):

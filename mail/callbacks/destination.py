@@ -79,7 +79,9 @@ Resolver = Callable[[str, int], list[str]]
 
 
 def resolve(host: str, port: int) -> list[str]:
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+    # IPv4 first: the connection goes to the first address, and many networks (an AWS VPC by
+    # default) have no IPv6 route out.
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}, key=lambda a: (":" in a, a))
 
 
 def check(url: str, *, allow_http: bool, allowed: tuple = (), resolver: Resolver = resolve) -> Destination | Refused:
@@ -90,7 +92,12 @@ def check(url: str, *, allow_http: bool, allowed: tuple = (), resolver: Resolver
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = resolver(parts.hostname, port)
+        # The name as DNS, TLS and the Host header carry it: an internationalised one in IDNA.
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        return Refused(f"{parts.hostname} is not a valid host name")
+    try:
+        addresses = resolver(host, port)
     except (OSError, UnicodeError) as exc:
         return Refused(f"{parts.hostname} does not resolve ({exc.__class__.__name__})")
     if not addresses:
@@ -100,4 +107,4 @@ def check(url: str, *, allow_http: bool, allowed: tuple = (), resolver: Resolver
         if reason:
             return Refused(f"{parts.hostname} resolves to {reason}")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Destination(scheme=parts.scheme, host=parts.hostname, port=port, target=target, address=addresses[0])
+    return Destination(scheme=parts.scheme, host=host, port=port, target=target, address=addresses[0])

@@ -32,6 +32,9 @@ NAMES = {
     MessageEvent.Type.CLICKED: "message.clicked",
     MessageEvent.Type.UNSUBSCRIBED: "message.unsubscribed",
     MessageEvent.Type.DEAD_LETTERED: "message.dead_lettered",
+    MessageEvent.Type.DROPPED: "message.dropped",
+    # An operator gave up on a dead letter: for the client, its message failed.
+    MessageEvent.Type.DISCARDED: "message.failed",
 }
 EVENT_TYPES = tuple(NAMES.values())
 # Sent when an endpoint is created or re-enabled, to see whether it answers; never retried.

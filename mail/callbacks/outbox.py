@@ -32,7 +32,10 @@ def record(events: Iterable[MessageEvent]) -> None:
         return
     message_ids = {event.message_id for event in named}
     endpoints = list(
-        Endpoint.objects.filter(enabled=True, api_key__messages__id__in=message_ids)
+        Endpoint.objects.filter(enabled=True, api_key__revoked=False, api_key__messages__id__in=message_ids)
+        # A key that expired or was revoked no longer hears of its mail (mail/keys.py revoke also
+        # disables its endpoints, for the record in the admin).
+        .filter(Q(api_key__expiry_date__isnull=True) | Q(api_key__expiry_date__gt=timezone.now()))
         .annotate(for_message=F("api_key__messages__id"))
         .only("id", "event_types")
     )

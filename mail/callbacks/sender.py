@@ -85,7 +85,7 @@ def post(url: str, headers: dict[str, str], body: str) -> Outcome:
         return Outcome(False, True, latency_ms=_since(started), error=f"connection error: {exc.__class__.__name__}")
     except urllib3.exceptions.TimeoutError as exc:
         return Outcome(False, True, latency_ms=_since(started), error=f"timeout: {exc.__class__.__name__}")
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:  # ValueError: a header http.client refuses
         return Outcome(False, True, latency_ms=_since(started), error=f"connection error: {exc.__class__.__name__}: {exc}"[:500])
     finally:
         pool.close()

@@ -35,17 +35,31 @@ class Command(BaseCommand):
         run_forever()
 
 
+# Each job on its own: one that fails (MongoDB away for an erasure, say) must not stop the others.
+JOBS = (
+    (accepting.release_scheduled, "scheduled message(s) released"),
+    (outbox.release_due, "callback(s) due released to their queue"),
+    (idempotency.purge_expired, "expired Idempotency-Key record(s) deleted"),
+    (status.forget_old_webhook_tokens, "webhook token(s) too old to replay deleted"),
+    (sweeper.sweep, "stale message(s) settled (mail/sweeper.py)"),
+    (retention.forget_old_bodies, "dead letter body(ies) past BODY_RETENTION_DAYS forgotten"),
+    (retention.delete_old_messages, "message(s) past MESSAGE_RETENTION_DAYS deleted"),
+    (lambda: erasure.work(ARCHIVE.erase_mentions), "message(s) erased at their team's request"),
+)
+
+
 def run_once() -> list[tuple[int, str]]:
-    return [
-        (accepting.release_scheduled(), "scheduled message(s) released"),
-        (outbox.release_due(), "callback(s) due released to their queue"),
-        (idempotency.purge_expired(), "expired Idempotency-Key record(s) deleted"),
-        (status.forget_old_webhook_tokens(), "webhook token(s) too old to replay deleted"),
-        (sweeper.sweep(), "stale message(s) settled (mail/sweeper.py)"),
-        (retention.forget_old_bodies(), "dead letter body(ies) past BODY_RETENTION_DAYS forgotten"),
-        (retention.delete_old_messages(), "message(s) past MESSAGE_RETENTION_DAYS deleted"),
-        (erasure.work(ARCHIVE.erase_mentions), "message(s) erased at their team's request"),
-    ]
+    """Run every job once; raise the first failure after all have had their turn."""
+    done, failures = [], []
+    for job, what in JOBS:
+        try:
+            done.append((job(), what))
+        except Exception as exc:
+            log.exception("a housekeeping job failed: %s", what)
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+    return done
 
 
 def run_forever() -> None:
@@ -57,6 +71,6 @@ def run_forever() -> None:
                 if count:
                     log.info("%d %s", count, what)
         except Exception:
-            # The database away for a while: keep going and try again.
-            log.exception("housekeeping failed; retrying in %d s", INTERVAL_SECONDS)
+            # Logged job by job; the database away for a while: keep going and try again.
+            log.warning("housekeeping: a job failed; retrying in %d s", INTERVAL_SECONDS)
         time.sleep(INTERVAL_SECONDS)
