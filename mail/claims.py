@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from providers.base import ProviderError, SendResult
+from providers.events import WebhookBatch
 
 from . import status
 from .callbacks import outbox
@@ -273,4 +274,8 @@ def _write_sent(claim: Claim, result: SendResult, detail: str) -> bool:
         )
         outbox.record([event])
         status.catch_up(claim.message_id)  # the provider's webhook may have come first
+        if result.events:
+            # What the provider knew at once (the sandbox): recorded as its webhook would be, in
+            # the same transaction, so a crash cannot leave the send without its outcome.
+            status.record_events(WebhookBatch(result.events))
     return bool(claim_held)

@@ -13,14 +13,12 @@ import logging
 from dataclasses import dataclass, field
 
 from providers.base import ProviderError, SendResult, TransientError
-from providers.events import WebhookBatch
 
 from . import claim_check, claims
 from .claims import Claim
 from .delivery_task import DeliveryTask
 from .exceptions import DeliveryFailed
 from .models import Message, MessageEvent
-from .status import record_events
 
 log = logging.getLogger("mail.delivery")
 
@@ -167,9 +165,6 @@ def carry_out(task: DeliveryTask, decision: Decision) -> None:
                     **({"resolved_by": resolved_by} if resolved_by else {}),
                 },
             )
-            if result.events:
-                # What the provider knew at once (the sandbox): recorded as its webhook would be.
-                record_events(WebhookBatch(result.events))
             if body_stored:
                 claim_check.discard(task.message_id)
         case Crash(claim, provider, error):
