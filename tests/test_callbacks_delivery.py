@@ -238,3 +238,18 @@ def test_a_deleted_endpoints_callbacks_are_dropped_and_a_redirect_is_a_recorded_
     finally:
         failing.stop()
         redirecting.stop()
+
+
+def test_a_sandbox_keys_mail_brings_the_callbacks_a_real_send_would(stack, receiver):
+    _, key = keys.create("sandbox callbacks", sandbox=True)
+    stack.headers = {"Authorization": f"Bearer {key}"}
+    endpoint = create_endpoint(stack, receiver.url, event_types=["message.sent", "message.bounced"])
+    sent_before = len(Simulator().requests())
+
+    message_id = stack.post({**mail_body(), "to": "bounced+signup@sandbox.example.com"})
+    wait_until(lambda: receiver.events("message.bounced"), timeout=30, what="message.bounced")
+    wait_until(lambda: receiver.events("message.sent"), timeout=30, what="message.sent")
+    bounced = receiver.events("message.bounced")[0].verified_with(endpoint["secret"])
+    assert bounced["data"]["message_id"] == message_id and bounced["data"]["provider"] == "sandbox"
+    assert bounced["data"]["recipient"] == "bounced+signup@sandbox.example.com"
+    assert len(Simulator().requests()) == sent_before  # no provider heard of it
