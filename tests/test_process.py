@@ -182,7 +182,8 @@ def test_the_children_of_a_supervisor_killed_with_sigkill_stop_with_it(tmp_path)
     process, _ = serve("processor", env, tmp_path / "serve.log")
     process.wait_for_output("ready.")
     children = [int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", process.output())]
-    assert len(children) == 2 and all(map(running, children))  # the worker, and the drainer with housekeeping
+    # The mail worker, the callbacks' worker, and the drainer with housekeeping.
+    assert len(children) == 3 and all(map(running, children))
 
     os.kill(process.process.pid, signal.SIGKILL)  # the supervisor alone: it can pass nothing on
     process.process.wait()
