@@ -7,7 +7,7 @@ INSERT = """
 INSERT INTO mail_message (
     id, api_key_id, team_id, status, from_email, recipients, recipient_addresses, tags, metadata,
     recipient_count, subject, provider, provider_message_id, attempts, step, last_error,
-    created_at, updated_at, sent_at
+    created_at, updated_at, sent_at, sandbox
 )
 SELECT
     gen_random_uuid(), %(api_key)s,
@@ -22,7 +22,8 @@ SELECT
     (ARRAY['sendgrid', 'mailgun', 'ses'])[1 + i %% 3], '', 1, 1, '',
     %(newest)s - make_interval(secs => i),
     %(newest)s - make_interval(secs => i),
-    CASE WHEN i %% 5 <> 0 THEN %(newest)s - make_interval(secs => i - 1) END
+    CASE WHEN i %% 5 <> 0 THEN %(newest)s - make_interval(secs => i - 1) END,
+    false
 FROM generate_series(%(first)s, %(last)s) AS i
 """
 

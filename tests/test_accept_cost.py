@@ -71,4 +71,6 @@ def test_an_accept_is_one_transaction_and_one_sqs_publish(api_client, provisione
     assert writes == [("INSERT", "mail_message", True), ("INSERT", "mail_messageevent", True)]
     assert statements["commits"] == 1
     reads = [sql.split(" FROM ")[1].split()[0].strip('"') for sql, _ in statements["sql"] if sql.startswith("SELECT")]
-    assert reads == ["rest_framework_api_key_apikey", "mail_suppression"]
+    # The key with its profile; the team's suppressions; the key's callback endpoints (none here:
+    # the outbox writes nothing, mail/callbacks/outbox.py).
+    assert reads == ["rest_framework_api_key_apikey", "mail_suppression", "callbacks_endpoint"]

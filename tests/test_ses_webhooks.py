@@ -160,9 +160,9 @@ def test_a_signed_delivery_is_recorded(client, signer, message, version):
     [
         (("Bounce", {"bounceType": "Permanent", "bounceSubType": "General", "bouncedRecipients": [{"emailAddress": "Ann@example.com", "diagnosticCode": "550 no such user"}]}), "bounced", "bounced", "hard_bounce"),
         (("Bounce", {"bounceType": "Transient", "bounceSubType": "MailboxFull", "bouncedRecipients": [{"emailAddress": "ann@example.com"}]}), "bounced", "bounced", None),
-        (("Bounce", {"bounceType": "Permanent", "bounceSubType": "Suppressed", "bouncedRecipients": [{"emailAddress": "ann@example.com"}]}), "sent", "dropped", None),
+        (("Bounce", {"bounceType": "Permanent", "bounceSubType": "Suppressed", "bouncedRecipients": [{"emailAddress": "ann@example.com"}]}), "dropped", "dropped", None),
         (("Complaint", {"complainedRecipients": [{"emailAddress": "ann@example.com"}], "complaintFeedbackType": "abuse"}), "complained", "complained", "complaint"),
-        (("Reject", {"reason": "Bad content"}), "sent", "dropped", None),
+        (("Reject", {"reason": "Bad content"}), "dropped", "dropped", None),
         (("DeliveryDelay", {"delayType": "MailboxFull", "delayedRecipients": [{"emailAddress": "ann@example.com"}]}), "sent", "deferred", None),
         (("Open", {"ipAddress": "192.0.2.1"}), "sent", "opened", None),
         (("Click", {"link": "https://example.com/x"}), "sent", "clicked", None),

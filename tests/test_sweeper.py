@@ -1,6 +1,7 @@
 """mail/sweeper.py through the housekeeping command's jobs: stale `queued`/`sending` rows are
 settled by the documented rule, against the real database and the embedded SQS server."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,9 +10,16 @@ from django.utils import timezone
 from mail.management.commands.housekeeping import run_once
 from mail.models import DeadLetter, Message, MessageEvent
 
-from .support import drain
-
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def own_queue(settings, sqs, provisioned_queues):
+    """A mail queue of the test's own: "completely empty" must not depend on what other tests left
+    in flight or delayed in the shared one."""
+    name = f"sweep-{uuid.uuid4().hex[:10]}"
+    settings.SQS_QUEUE_NAME = name
+    return sqs.create_queue(QueueName=name)["QueueUrl"]
 
 
 def stuck(api_key, status: str, age_seconds: float | None = None) -> Message:
@@ -37,7 +45,7 @@ def swept(message: Message) -> tuple[str, str]:
     return message.status, last.detail if last else ""
 
 
-def test_stale_rows_are_settled_by_the_rule_and_live_ones_left_alone(api_key, empty_queues):
+def test_stale_rows_are_settled_by_the_rule_and_live_ones_left_alone(api_key, own_queue):
     reported = stuck(api_key, "sending")
     MessageEvent.objects.create(message=reported, type="processed", provider="mailgun", provider_event_id="e1")
     dead = stuck(api_key, "queued")
@@ -54,12 +62,9 @@ def test_stale_rows_are_settled_by_the_rule_and_live_ones_left_alone(api_key, em
     assert not recent.events.exists()
 
 
-def test_a_stale_row_whose_task_may_still_be_queued_is_left_alone(api_key, empty_queues, sqs):
+def test_a_stale_row_whose_task_may_still_be_queued_is_left_alone(api_key, own_queue, sqs):
     waiting = stuck(api_key, "queued")
-    sqs.send_message(QueueUrl=empty_queues.queue_url, MessageBody="a task of someone's")
-    try:
-        run_once()
-    finally:
-        drain(sqs, empty_queues.queue_url)
+    sqs.send_message(QueueUrl=own_queue, MessageBody="a task of someone's")
+    run_once()
     assert Message.objects.get(pk=waiting.pk).status == "queued"
     assert not waiting.events.exists()
