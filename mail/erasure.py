@@ -89,7 +89,8 @@ def work_on(erasure: Erasure, erase_archived: ArchiveEraser | None = None) -> in
 
 
 def _erase_message(message: Message, address: str) -> None:
-    pattern = re.compile(re.escape(address), re.IGNORECASE)
+    # The address as a whole: not the tail of joann@… when ann@… is erased, nor the head of ann@example.com.au.
+    pattern = re.compile(rf"(?<![\w.+-]){re.escape(address)}(?![\w-]|\.\w)", re.IGNORECASE)
     with transaction.atomic():
         Message.objects.filter(pk=message.pk).update(
             from_email=ERASED if message.from_email.lower() == address else message.from_email,
