@@ -123,6 +123,9 @@ class Deployment:
             **ecs.REFERENCES,
             "MailQueue.QueueName": queue,
             "DeadLetterQueue.QueueName": f"{queue}-dlq",
+            # The callbacks' pair, as the template names them beside the mail queue.
+            "CallbackQueue.QueueName": f"{queue}-callbacks",
+            "CallbackDeadLetterQueue.QueueName": f"{queue}-callbacks-dlq",
             "LargeMessageBucket": self.bucket,
             "RedisUrl": "redis://127.0.0.1:6379/12",
         }

@@ -33,6 +33,8 @@ REFERENCES = {
     "AppLogGroup": "/mailer-image-test/app",
     "MailQueue.QueueName": None,
     "DeadLetterQueue.QueueName": None,
+    "CallbackQueue.QueueName": None,
+    "CallbackDeadLetterQueue.QueueName": None,
     "LargeMessageBucket": None,
     "RedisUrl": None,
 }
