@@ -113,7 +113,10 @@ def test_deployment_checks_pass_inside_the_image_as_the_task_runs_it(deployment,
 def test_one_off_commands_run_as_tasks(deployment):
     queue = deployment.new_queue()  # `provision`, under the read-only root file system
     urls = deployment.aws("sqs").list_queues(QueueNamePrefix=queue)["QueueUrls"]
-    assert sorted(url.rsplit("/", 1)[1] for url in urls) == [queue, f"{queue}-dlq"]
+    # The mail queue and the callbacks' queue, each with its dead-letter queue.
+    assert sorted(url.rsplit("/", 1)[1] for url in urls) == sorted(
+        [queue, f"{queue}-dlq", f"{queue}-callbacks", f"{queue}-callbacks-dlq"]
+    )
     migrated = deployment.run_once("migrate", "unused", "migrate")
     assert migrated.returncode == 0 and "No migrations to apply" in migrated.stdout, migrated.stdout + migrated.stderr
     drained = deployment.run_once("processor", queue, "manage", "drain_dlq", "--once")
