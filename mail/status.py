@@ -69,9 +69,17 @@ class Scope:
     why_not: str = ""
 
 
-def scope_of(event: DeliveryEvent, status: str, provider: str, recipients: str, attempted: frozenset[str] = frozenset()) -> Scope:
+def scope_of(
+    event: DeliveryEvent,
+    status: str,
+    provider: str,
+    recipients: str,
+    attempted: frozenset[str] = frozenset(),
+    sandbox: bool = False,
+) -> Scope:
     """What a verified event may change about a message with this status, sending provider,
-    comma-separated recipients (as Message stores them) and providers it was handed to.
+    comma-separated recipients (as Message stores them) and providers it was handed to. A sandbox
+    message's bounces and complaints are make-believe: they never suppress anyone.
 
     Nothing for an address the message was not sent to. The status moves only for a sent message
     and only on its sending provider's word. A recipient is suppressed on the word of any provider
@@ -82,9 +90,9 @@ def scope_of(event: DeliveryEvent, status: str, provider: str, recipients: str, 
         return Scope(False, False, "the address is not one of the message's recipients")
     sent_by_it = status in STATUS_ORDER and event.provider == provider
     if sent_by_it:
-        return Scope(True, True)
+        return Scope(True, not sandbox)
     if event.provider in attempted:
-        return Scope(False, True, f"the message's status follows {provider or 'the provider that sends it'}")
+        return Scope(False, not sandbox, f"the message's status follows {provider or 'the provider that sends it'}")
     if status not in STATUS_ORDER:
         return Scope(False, False, "the message has not been sent")
     return Scope(False, False, f"the message was sent by {provider or 'no provider'}")
@@ -119,10 +127,11 @@ def catch_up(message_id) -> None:
             permanent=row.permanent,
             detail=row.detail,
         )
-        if scope_of(delivery_event, message.status, message.provider, message.recipients).advance:
+        scope = scope_of(delivery_event, message.status, message.provider, message.recipients, sandbox=message.sandbox)
+        if scope.advance:
             advance_status(message_id, row.type)
-            if not message.sandbox:
-                suppress_if_final(delivery_event, message_id, message.team_id)
+        if scope.suppress:
+            suppress_if_final(delivery_event, message_id, message.team_id)
 
 
 def record_events(batch: WebhookBatch) -> list[Outcome]:
@@ -184,10 +193,10 @@ def _record(event: DeliveryEvent) -> Outcome:
         attempted = frozenset(
             MessageEvent.objects.filter(message_id=message_id, type__in=HANDED_TO_PROVIDER).values_list("provider", flat=True)
         )
-        scope = scope_of(event, message.status, message.provider, message.recipients, attempted)
+        scope = scope_of(event, message.status, message.provider, message.recipients, attempted, message.sandbox)
         if scope.advance:
             advance_status(message_id, event.type.value)
-        if scope.suppress and not message.sandbox:  # a sandbox's bounces are make-believe
+        if scope.suppress:
             suppress_if_final(event, message_id, message.team_id)
     extra = {"message_id": str(message_id), "provider": event.provider, "event": event.type.value}
     if scope.why_not and not scope.suppress and message.status in STATUS_ORDER:
