@@ -73,3 +73,37 @@ class DeliveryFailed(Exception):
 
 class Replayed(Exception):
     """A webhook's single-use token seen before: the same signed request sent again."""
+
+
+class TemplateNotFound(MessageRefused):
+    """A send names a template (or a version of one) the team does not have, or one never published."""
+
+
+class VariablesInvalid(MessageRefused):
+    """A send's template variables do not match the declaration: problems by variable name."""
+
+    def __init__(self, problems: dict[str, list[str]]):
+        self.problems = problems
+        super().__init__(f"template variables: {', '.join(sorted(problems))}")
+
+
+class RenderFailed(MessageRefused):
+    """Rendering a template with a send's values failed (an undefined attribute, a limit, a line
+    break in the subject): `part` is subject, html or text."""
+
+    def __init__(self, part: str, reason: str):
+        self.part = part
+        self.reason = reason
+        super().__init__(f"{part}: {reason}")
+
+
+class TemplateInvalid(Exception):
+    """A template's source or declarations that cannot be saved: problems by field."""
+
+    def __init__(self, problems: dict[str, list[str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {' '.join(found)}" for field, found in problems.items()))
+
+
+class NothingToPublish(Exception):
+    """Publish found no draft: another publish took it, or nothing was edited since."""

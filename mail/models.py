@@ -120,6 +120,10 @@ class Message(models.Model):
     # later (its task in the dead-letter queue) is not stored.
     erased_at = models.DateTimeField(null=True, blank=True)
     subject = models.CharField(max_length=998)
+    # The template it was rendered from at accept (mail/templating/), if any: its alias and the
+    # version used. Names only, so deleting the template later changes nothing here.
+    template_alias = models.CharField(max_length=100, blank=True)
+    template_version = models.PositiveIntegerField(null=True, blank=True)
     provider = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True)
     attempts = models.PositiveIntegerField(default=0)

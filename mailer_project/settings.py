@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "csp",
     "mail",
     "mail.callbacks",
+    "mail.templating",
 ]
 
 MIDDLEWARE = [
@@ -168,6 +169,15 @@ STATIC_URL = "static/"
 # the apps' static folders, so a local run or a test needs no collectstatic.
 STATIC_ROOT = env("STATIC_ROOT", default=None)
 WHITENOISE_USE_FINDERS = True
+
+# --- Templates (mail/templating/, docs/templates.md) -------------------------------------------
+# A render's bounds: block bodies entered (loop passes, branches taken), wall time as a backstop,
+# characters of each part's output (and of any value an operator or filter makes); and the size of
+# a template's source. Over a bound, a send is refused with 422, never rendered half.
+TEMPLATE_MAX_ITERATIONS = env.int("TEMPLATE_MAX_ITERATIONS", default=50_000)
+TEMPLATE_RENDER_SECONDS = env.float("TEMPLATE_RENDER_SECONDS", default=1.0)
+TEMPLATE_MAX_OUTPUT_CHARS = env.int("TEMPLATE_MAX_OUTPUT_CHARS", default=1_000_000)
+TEMPLATE_MAX_SOURCE_CHARS = env.int("TEMPLATE_MAX_SOURCE_CHARS", default=200_000)
 
 # --- Retention (mail/retention.py, run by the housekeeping command) ---------------------------------
 # Bodies: the tasks kept with dead letters (and, by the bucket's lifecycle rule, large messages' S3

@@ -1,0 +1,97 @@
+"""A message's three parts (subject, HTML, text) from a template version and a send's values.
+
+HTML is autoescaped, so a variable's `<script>` arrives as text; the subject and the text part
+are not (they are not HTML), and the subject must come out as one line: a line break there
+would be a header injection at the provider, so it is refused, never passed on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from jinja2 import TemplateSyntaxError
+
+from ..exceptions import RenderFailed, TemplateInvalid
+from . import sandbox
+from .variables import Variable, values_for
+
+PARTS = ("subject", "html", "text")
+# Control characters a subject header may not carry (a tab is allowed, as the API allows it).
+SUBJECT_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit, as the API holds a subject to
+
+
+@dataclass(frozen=True)
+class Content:
+    """A version's sources, one per part; text may be empty (the message then has no text part)."""
+
+    subject: str
+    html: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+
+
+def limits() -> sandbox.Limits:
+    return sandbox.Limits(
+        iterations=settings.TEMPLATE_MAX_ITERATIONS,
+        seconds=settings.TEMPLATE_RENDER_SECONDS,
+        output_chars=settings.TEMPLATE_MAX_OUTPUT_CHARS,
+    )
+
+
+def check(content: Content, variables: list[Variable]) -> None:
+    """Refuse (TemplateInvalid, problems by part) a source that does not parse, is outside the
+    language, or reads a variable it does not declare."""
+    problems: dict[str, list[str]] = {}
+    declared = {variable.name for variable in variables}
+    for part in PARTS:
+        source = getattr(content, part)
+        if len(source) > settings.TEMPLATE_MAX_SOURCE_CHARS:
+            problems[part] = [f"at most {settings.TEMPLATE_MAX_SOURCE_CHARS} characters"]
+            continue
+        try:
+            found = sandbox.problems(source)
+            undeclared = sorted(sandbox.names_used(source) - declared)
+        except TemplateSyntaxError as exc:
+            problems[part] = [f"line {exc.lineno}: {exc.message}"]
+            continue
+        found += [f"uses '{name}', which is not among the declared variables" for name in undeclared]
+        if found:
+            problems[part] = found
+    if problems:
+        raise TemplateInvalid(problems)
+
+
+def render(content: Content, variables: list[Variable], given: dict) -> Rendered:
+    """The message's parts for these values. Raises VariablesInvalid (the values do not match the
+    declaration) or RenderFailed (the render went wrong, or the subject is not one line)."""
+    values = values_for(variables, given)
+    bounds = limits()
+    rendered = {}
+    for part in PARTS:
+        source = getattr(content, part)
+        try:
+            rendered[part] = sandbox.render(source, part == "html", values, bounds) if source else ""
+        except Exception as exc:  # noqa: BLE001 - whatever a client's template raises is its own error, not ours
+            raise RenderFailed(part, _reason(exc)) from exc
+    subject = rendered["subject"].strip()
+    if SUBJECT_FORBIDDEN.search(subject):
+        raise RenderFailed("subject", "the rendered subject contains a line break or control character")
+    if not subject:
+        raise RenderFailed("subject", "the rendered subject is empty")
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise RenderFailed("subject", f"the rendered subject is longer than {MAX_SUBJECT_CHARS} characters")
+    return Rendered(subject=subject, html=rendered["html"], text=rendered["text"])
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, sandbox.BudgetExceeded):
+        return f"the render went over its limits: {exc}"
+    return f"{type(exc).__name__}: {exc}" if not str(exc).startswith("'") else str(exc)
