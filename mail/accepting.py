@@ -109,6 +109,7 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     fields = dict(fields)
     send_at = fields.pop("send_at", None)
     ignore_suppressions = fields.pop("ignore_suppressions", False)
+    template_alias, template_version = fields.pop("template", None) or ("", None)
     message_id = uuid.uuid4()
     outbound = OutboundMessage(message_id=str(message_id), **fields)
     team_id = api_key.profile.team_id  # read with the key (mail/api/auth.py): no query
@@ -139,6 +140,8 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
         metadata=dict(outbound.metadata),
         recipient_count=len(recipients),
         subject=outbound.subject,
+        template_alias=template_alias,
+        template_version=template_version,
         send_at=send_at,
         scheduled_payload=task.payload if held else None,
     )

@@ -15,11 +15,19 @@ class MessageRefused(Exception):
     """A message the service does not accept; nothing of it is kept."""
 
     position: int | None = None  # its index, when it is one of a batch's messages
+    field: str | None = None  # the request's field it is about, when the refusal names its parts
 
     def at(self, position: int) -> MessageRefused:
         """The same refusal, naming the message's position in its batch."""
+        return self._copy(position=position)
+
+    def under(self, field: str) -> MessageRefused:
+        """The same refusal, about this field of the request (a send's `template`)."""
+        return self._copy(field=field)
+
+    def _copy(self, **changes) -> MessageRefused:
         located = type(self).__new__(type(self))
-        located.__dict__.update(self.__dict__, position=position)
+        located.__dict__.update(self.__dict__, **changes)
         located.args = self.args
         return located
 

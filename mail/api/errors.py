@@ -12,7 +12,19 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from ..exceptions import NotCancelable, QueueUnavailable, RecipientsSuppressed, StorageUnavailable, TooLargeForQueue
+from ..exceptions import (
+    MessageRefused,
+    NotCancelable,
+    NothingToPublish,
+    QueueUnavailable,
+    RecipientsSuppressed,
+    RenderFailed,
+    StorageUnavailable,
+    TemplateInvalid,
+    TemplateNotFound,
+    TooLargeForQueue,
+    VariablesInvalid,
+)
 from .error_shape import error_body
 
 # Retry-After on a 503: SQS outages are usually short, and clients should not hammer a recovering queue.
@@ -84,7 +96,32 @@ def _as_http(exc):
             naming_message(exc.position, sentence),
             {str(exc.position): fields} if exc.position is not None else fields,
         )
+    if isinstance(exc, (TemplateNotFound, VariablesInvalid, RenderFailed)):
+        return _template_refusal(exc)
+    if isinstance(exc, TemplateInvalid):
+        return HttpError(422, "template_invalid", "The template cannot be saved; see fields.", exc.problems)
+    if isinstance(exc, NothingToPublish):
+        return HttpError(409, "nothing_to_publish", "There is no draft to publish: edit the template first.")
     return None
+
+
+def _template_refusal(exc: MessageRefused) -> HttpError:
+    """A send's (or a test render's) template refused: 422, `fields` shaped like the request."""
+    if isinstance(exc, TemplateNotFound):
+        code, sentence, fields = "template_not_found", f"No such template: {exc}.", {"template": [str(exc)]}
+    elif isinstance(exc, VariablesInvalid):
+        code, sentence, fields = (
+            "invalid_variables",
+            "The template's variables are invalid; see fields.",
+            {"variables": exc.problems},
+        )
+    else:
+        code, sentence, fields = "template_render_failed", f"The template could not be rendered: {exc}.", {exc.part: [exc.reason]}
+    if exc.field and not isinstance(exc, TemplateNotFound):
+        fields = {exc.field: fields}
+    return HttpError(
+        422, code, naming_message(exc.position, sentence), {str(exc.position): fields} if exc.position is not None else fields
+    )
 
 
 def api_exception_handler(exc, context):

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from .. import accepting, search
 from ..exceptions import QueueUnavailable
 from ..models import Message, Scope
+from ..templating.versions import SendTemplates
 from . import schema
 from .auth import charge_for_messages
 from .errors import QUEUE_UNAVAILABLE, error_body
@@ -35,6 +36,11 @@ def message_for_key(api_key, message_id) -> Message:
     return get_object_or_404(
         Message.objects.prefetch_related("events"), pk=message_id, team_id=profile.team_id, sandbox=profile.sandbox
     )
+
+
+def send_context(request) -> dict:
+    """What validating a send needs beyond its body: the team's templates, each read once per request."""
+    return {"templates": SendTemplates(request.auth.profile.team_id)}
 
 
 class MessageCollectionView(APIView):
@@ -107,7 +113,7 @@ class MessageCollectionView(APIView):
         # Charged for what it asks before any address is parsed: parsing is the costly part, and
         # an invalid request costs it as much as a valid one.
         charge_for_messages(request, [raw_recipient_count(request.data)])
-        serializer = MessageCreateSerializer(data=request.data)
+        serializer = MessageCreateSerializer(data=request.data, context=send_context(request))
         serializer.is_valid(raise_exception=True)
         return answer_once(request, lambda: self.accept(request, serializer))
 
@@ -170,7 +176,7 @@ class MessageBatchView(APIView):
     def post(self, request):
         items = request.data if isinstance(request.data, list) else []
         charge_for_messages(request, [raw_recipient_count(item) for item in items])  # as for one message
-        serializer = MessageBatchSerializer(data=request.data)
+        serializer = MessageBatchSerializer(data=request.data, context=send_context(request))
         serializer.is_valid(raise_exception=True)
         return answer_once(request, lambda: self.accept(request, serializer))
 

@@ -17,11 +17,13 @@ from rest_framework import serializers
 from providers.base import MESSAGE_ID_KEY, Attachment, MessageRejected, OutboundMessage
 from providers.registry import REGISTRY
 
+from ..exceptions import MessageRefused
 from ..models import MAX_ADDRESS_LENGTH, Message, MessageEvent
 from ..search import MessageFilters
 from .errors import PayloadTooLarge, naming_message
 from .fields import AddressField, AddressListField, Base64ContentField, shortened, single_line
 from .listing import ListQuerySerializer, single_line_text
+from .template_serializers import TemplateReferenceSerializer
 
 # As the OpenAPI description documents them; validation asks the registry each time, so a
 # provider registered later (a test's throwaway one) is held to as well.
@@ -109,7 +111,7 @@ class MessageCreateSerializer(serializers.Serializer):
     cc = AddressListField(required=False)
     bcc = AddressListField(required=False)
     reply_to = AddressListField(required=False)
-    subject = single_line(max_length=998)
+    subject = single_line(max_length=998, required=False, help_text="Required unless `template` is given.")
     text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     html = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     attachments = AttachmentSerializer(many=True, required=False, max_length=MAX_ATTACHMENTS)
@@ -120,6 +122,10 @@ class MessageCreateSerializer(serializers.Serializer):
     ignore_suppressions = serializers.BooleanField(
         default=False,
         help_text="Send even to addresses that hard-bounced or complained before (refused with 422 otherwise).",
+    )
+    template = TemplateReferenceSerializer(
+        required=False,
+        help_text="A stored template rendered here, instead of subject, html and text (docs/templates.md).",
     )
 
     def get_fields(self):
@@ -173,6 +179,9 @@ class MessageCreateSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs):
+        template = self._render_template(attrs) if "template" in attrs else None
+        if "subject" not in attrs:
+            raise serializers.ValidationError({"subject": "This field is required (or give a template)."})
         if not (attrs.get("text") or attrs.get("html")):
             raise serializers.ValidationError({"text": "Give text, html or both; neither may be empty."})
         self._check_recipients(attrs)
@@ -203,7 +212,22 @@ class MessageCreateSerializer(serializers.Serializer):
             ) from exc
         fields["send_at"] = attrs.get("send_at")
         fields["ignore_suppressions"] = attrs["ignore_suppressions"]
+        fields["template"] = template
         return fields
+
+    def _render_template(self, attrs) -> tuple[str, int]:
+        """Fill subject, html and text from the template; its alias and version. Rendered here, at
+        accept, so every attempt and every provider carries the same bytes. Refusals (unknown
+        template, variables, render) are the domain's, raised as they are (mail/api/errors.py)."""
+        given = [name for name in ("subject", "html", "text") if name in attrs]
+        if given:
+            raise serializers.ValidationError({given[0]: f"Give a template or {given[0]}, not both: the template makes it."})
+        try:
+            version, rendered = self.context["templates"].render(attrs["template"])
+        except MessageRefused as refusal:
+            raise refusal.under("template") from None
+        attrs.update(subject=rendered.subject, html=rendered.html, text=rendered.text)
+        return version.template.alias, version.number
 
     @staticmethod
     def _check_recipients(attrs):
@@ -242,12 +266,15 @@ class MessageBatchSerializer(serializers.ListSerializer):
         return super().to_internal_value(data)
 
     def run_child_validation(self, data):
-        # DRF names the index of a ValidationError, but a 413 would leave which message unsaid.
+        # DRF names the index of a ValidationError, but a 413 or a template's 422 would leave which
+        # message unsaid.
         index, self._next_index = self._next_index, self._next_index + 1
         try:
             return super().run_child_validation(data)
         except PayloadTooLarge as exc:
             raise PayloadTooLarge(naming_message(index, str(exc.detail))) from exc
+        except MessageRefused as refusal:
+            raise refusal.at(index) from None
 
 
 def raw_recipient_count(item) -> int:
@@ -285,6 +312,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "recipient_count",
             "subject",
             "sandbox",
+            "template_alias",
+            "template_version",
             "provider",
             "provider_message_id",
             "attempts",

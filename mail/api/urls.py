@@ -4,8 +4,10 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
-from . import callbacks, erasures, messages, probes, suppressions, webhooks
+from . import callbacks, erasures, messages, probes, suppressions, templates, webhooks
 
+# A template by its id or its alias (a slug).
+TEMPLATE = r"(?P<template>[A-Za-z0-9_-]{1,100})"
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 urlpatterns = [
@@ -29,6 +31,15 @@ urlpatterns = [
         rf"^api/v1/webhooks/(?P<endpoint_id>{UUID})/deliveries/(?P<delivery_id>{UUID})/replay/?\Z",
         callbacks.ReplayView.as_view(),
     ),
+    re_path(r"^api/v1/templates/?\Z", templates.TemplateCollectionView.as_view(), name="template-list"),
+    re_path(rf"^api/v1/templates/{TEMPLATE}/?\Z", templates.TemplateDetailView.as_view(), name="template-detail"),
+    re_path(rf"^api/v1/templates/{TEMPLATE}/versions/?\Z", templates.VersionCollectionView.as_view()),
+    re_path(
+        rf"^api/v1/templates/{TEMPLATE}/versions/(?P<version>[0-9]{{1,10}}|draft)/?\Z", templates.VersionDetailView.as_view()
+    ),
+    re_path(rf"^api/v1/templates/{TEMPLATE}/versions/(?P<version>[0-9]{{1,10}})/restore/?\Z", templates.RestoreView.as_view()),
+    re_path(rf"^api/v1/templates/{TEMPLATE}/publish/?\Z", templates.PublishView.as_view()),
+    re_path(rf"^api/v1/templates/{TEMPLATE}/render/?\Z", templates.RenderView.as_view()),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]), name="schema"),
     # Its init script at ?script, not inline, so the page's Content-Security-Policy allows no
     # inline script (mailer_project/content_security.py).

@@ -2,8 +2,9 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import mail.models
 from django.db import migrations, models
+
+import mail.models
 
 # The list's containment filters (mail/search.py): GIN indexes, PostgreSQL's; jsonb_path_ops is
 # the smaller, faster operator class for `@>`, the only operator the filters use.

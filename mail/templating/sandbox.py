@@ -98,9 +98,15 @@ def _replace(eval_context, value, old, new, count=None):
 
 
 def _date(value, format: str = "%Y-%m-%d") -> str:
-    """`{{ booked_on|date("%d %B %Y") }}`: a date or datetime variable in strftime's format."""
+    """`{{ booked_on|date("%d %B %Y") }}`: a date (a date variable, or an ISO 8601 string such as
+    a list's item) in strftime's format."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"the date filter takes ISO 8601 dates, not {value[:40]!r}") from None
     if not isinstance(value, (date, datetime)):
-        raise TypeError("the date filter takes a date variable")
+        raise TypeError("the date filter takes a date")
     CURRENT_BUDGET.get().check_size(len(format) * 16)
     return value.strftime(format)
 

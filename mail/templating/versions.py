@@ -140,10 +140,10 @@ class SendTemplates:
             version = template.versions.filter(number=number).first()
             if version is None:
                 raise TemplateNotFound(f"the template with {named} has no version {number}")
-            return version
-        if template.published is None:
+        elif (version := template.published) is None:
             raise TemplateNotFound(f"the template with {named} has no published version yet")
-        return template.published
+        version.template = template  # already read: naming it costs no query
+        return version
 
     def render(self, reference: dict) -> tuple[TemplateVersion, Rendered]:
         version = self.version(reference)
