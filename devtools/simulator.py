@@ -158,6 +158,14 @@ class Simulator:
             (self.outbox / name).write_text(json.dumps(entry, indent=2, ensure_ascii=False))
 
 
+def json_of(body: bytes) -> dict:
+    """{"json": the body parsed} when the body is JSON (SendGrid's, SES's), else {}."""
+    try:
+        return {"json": json.loads(body)}
+    except ValueError:
+        return {}
+
+
 def parse_form(content_type: str, body: bytes) -> tuple[dict[str, list[str]], list[dict]]:
     """Mailgun's form fields (repeated ones as lists) and its file parts, from either encoding."""
     if content_type.startswith("application/x-www-form-urlencoded"):
@@ -352,7 +360,8 @@ class Handler(BaseHTTPRequestHandler):
             simulator.finish(entry, state="dropped")
             return self._drop()
         if fail:
-            simulator.finish(entry, state="answered", status=behaviour.status)
+            # What a refused JSON request carried is kept too: a test compares a retry's bytes.
+            simulator.finish(entry, state="answered", status=behaviour.status, **json_of(body))
             headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
             if provider == "ses":
                 headers["x-amzn-ErrorType"] = behaviour.error_code or "InternalFailure"
