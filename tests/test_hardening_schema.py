@@ -18,8 +18,9 @@ def schema():
 def test_every_operation_taking_a_key_documents_its_429_and_retry_after(schema):
     operations = [op for path in schema["paths"].values() for method, op in path.items() if method in METHODS]
     # messages: send, batch, list, get, cancel; suppressions: list, add, delete; erasures: request,
-    # read; webhooks: 8
-    assert len(operations) == 18
+    # read; webhooks: 8; templates: list, create, get, update, delete, versions, version, publish,
+    # restore, render
+    assert len(operations) == 28
     for operation in operations:
         assert operation["security"] == [{"ApiKey": []}]
         throttled = operation["responses"]["429"]
