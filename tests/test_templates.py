@@ -312,3 +312,17 @@ def test_a_render_that_outlasts_its_time_is_refused(api_client, published, setti
     response = call(api_client, "post", f"{TEMPLATES}/{published['id']}/render")
     assert response.status_code == 422
     assert "longer than 0 s" in error(response)["fields"]["html"][0]
+
+
+def test_text_that_can_be_neither_stored_nor_sent_is_refused_not_a_500(api_client, published):
+    variables = [{**BOOKING["variables"][0], "example": "A\u0000nn"}, *BOOKING["variables"][1:]]
+    refused = call(api_client, "post", TEMPLATES, {**BOOKING, "alias": "other", "variables": variables})
+    assert refused.status_code == 400, refused.content
+    assert "NUL" in error(refused)["fields"]["variables"]["0"]["example"][0]
+
+    deep = "x\u0000"
+    for _ in range(500):
+        deep = [deep]
+    response = send(api_client, {"alias": "booking-confirmation", "variables": {**VALUES, "nights": deep}})
+    assert response.status_code == 422, response.content
+    assert "NUL" in error(response)["fields"]["template"]["variables"]["nights"][0]

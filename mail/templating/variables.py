@@ -39,8 +39,13 @@ def declared(stored: list[dict]) -> list[Variable]:
     return [Variable(**item) for item in stored]
 
 
+# Neither can be stored (PostgreSQL's text and jsonb refuse NUL) nor sent (not valid UTF-8 or XML).
+UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def convert(type_name: str, value: Any) -> Any:
     """The value as a template sees it; raises ValueError with a sentence for the client."""
+    _refuse_unsendable(value)
     if type_name == "string" and isinstance(value, str):
         return value
     if type_name == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -57,6 +62,20 @@ def convert(type_name: str, value: Any) -> Any:
         return value
     article = "an" if type_name[0] in "aeiou" else "a"
     raise ValueError(f"expected {article} {type_name}, not {_json_type(value)}")
+
+
+def _refuse_unsendable(value: Any) -> None:
+    """Walked without recursion: JSON may nest deeper than Python's stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and UNSENDABLE.search(item):
+            raise ValueError("a text in it has a NUL character or an unpaired surrogate")
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def _date(value: str) -> date | datetime:
