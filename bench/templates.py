@@ -102,6 +102,7 @@ def render_rate(seconds: float) -> dict:
 def accept_latency(sqs: str, database_url: str, count: int) -> dict:
     with local_servers(sqs, database_url) as servers:
         env = {**servers.env, "API_RATE_LIMIT": "1000000/min"}
+        manage(env, "provision_queues")
         key = manage(env, "create_api_key", "bench templates").strip()
         with service(env, "consumer", servers.log_dir / "serve.log") as base:
             session = requests.Session()
