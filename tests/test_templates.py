@@ -4,6 +4,7 @@ before the 202, rendered at accept into the stored message; per team and per sco
 
 import json
 import threading
+from html.parser import HTMLParser
 
 import pytest
 from django.db import connection, connections
@@ -137,7 +138,7 @@ def test_variables_are_escaped_in_html_and_a_line_break_never_reaches_the_subjec
     render = f"{TEMPLATES}/booking-confirmation/render"
     rendered = call(api_client, "post", render, {"variables": {"guest": '<script>alert("x")</script>'}})
     assert rendered.status_code == 200, rendered.content
-    assert "<p>Dear &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;,</p>" in rendered.json()["html"]
+    assert '<p>Dear &lt;script&gt;alert("x")&lt;/script&gt;,</p>' in rendered.json()["html"]
     assert rendered.json()["text"].startswith('Dear <script>alert("x")</script>,')  # text is not HTML
     assert "<li>24 December</li>" in rendered.json()["html"]  # the example nights, as dates
 
@@ -182,6 +183,7 @@ def test_hostile_or_broken_templates_are_refused_when_saved(api_client, html, pr
         ("{{ 2 ** 100000 }}", "too large"),
         ("{% for n in range(1000) %}{{ guest }}{% endfor %}", "characters"),
         ("{{ nights|join(guest) }}", "characters"),
+        ("<style>" + "p { color: red }" * 4000 + "</style>{% for n in range(1000) %}<p>x</p>{% endfor %}", "inlined"),
     ],
 )
 def test_a_template_over_its_limits_is_refused_at_send_not_run(api_client, settings, html, limit):
@@ -326,3 +328,33 @@ def test_text_that_can_be_neither_stored_nor_sent_is_refused_not_a_500(api_clien
     response = send(api_client, {"alias": "booking-confirmation", "variables": {**VALUES, "nights": deep}})
     assert response.status_code == 422, response.content
     assert "NUL" in error(response)["fields"]["template"]["variables"]["nights"][0]
+
+
+class Elements(HTMLParser):
+    """The elements of an HTML document as a browser's parser sees them: (tag, attributes)."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.found: list[tuple[str, dict]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs)))
+
+
+@pytest.mark.parametrize("inline_css", [True, False])
+def test_a_hostile_value_stays_text_and_attribute_value_in_the_html_whether_or_not_css_is_inlined(api_client, inline_css):
+    hostile = '"><script>alert(1)</script><img src=x onerror="alert(2)'
+    template = {
+        **BOOKING,
+        "html": '<style>p { color: red }</style><p title="{{ guest }}">{{ guest }}</p><a href="/r?g={{ guest|urlencode }}">x</a>',
+        "inline_css": inline_css,
+    }
+    assert call(api_client, "post", TEMPLATES, template).status_code == 201
+    rendered = call(api_client, "post", f"{TEMPLATES}/booking-confirmation/render", {"variables": {"guest": hostile}})
+    assert rendered.status_code == 200, rendered.content
+    elements = Elements(rendered.json()["html"]).found
+    assert {tag for tag, _ in elements} <= {"html", "head", "body", "style", "p", "a"}  # no script, no img
+    (paragraph,) = [attributes for tag, attributes in elements if tag == "p"]
+    assert paragraph["title"] == hostile  # the whole value, inside its attribute
+    assert (paragraph.get("style") == "color: red;") is inline_css

@@ -79,6 +79,7 @@ class TemplateCreateSerializer(RefusingUnknownFields):
     subject = source(help_text="A template of the subject; renders to one line.")
     html = source(help_text="A template of the HTML body; variables are HTML-escaped.")
     text = source(required=False, allow_blank=True, default="", help_text="A template of the text body (optional).")
+    inline_css = serializers.BooleanField(default=True, help_text="Move <style> rules into style attributes.")
     variables = VariableListField(required=False, default=list)
     publish = serializers.BooleanField(default=False, help_text="Publish the first version at once (else it stays a draft).")
 
@@ -90,6 +91,7 @@ class TemplateUpdateSerializer(RefusingUnknownFields):
     subject = source(required=False)
     html = source(required=False)
     text = source(required=False, allow_blank=True)
+    inline_css = serializers.BooleanField(required=False)
     variables = VariableListField(required=False)
 
 
@@ -98,7 +100,7 @@ class VersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TemplateVersion
-        fields = ["number", "subject", "html", "text", "variables", "created_at", "updated_at", "published_at"]
+        fields = ["number", "subject", "html", "text", "inline_css", "variables", "created_at", "updated_at", "published_at"]
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):

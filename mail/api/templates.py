@@ -96,7 +96,7 @@ class TemplateCollectionView(APIView):
             request.auth.profile.team_id,
             data["alias"],
             data["name"],
-            Content(subject=data["subject"], html=data["html"], text=data["text"]),
+            Content(subject=data["subject"], html=data["html"], text=data["text"], inline_css=data["inline_css"]),
             data["variables"],
             publish=data["publish"],
         )

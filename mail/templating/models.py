@@ -46,6 +46,9 @@ class TemplateVersion(models.Model):
     subject = models.TextField()
     html = models.TextField()
     text = models.TextField(blank=True)
+    inline_css = models.BooleanField(
+        default=True, help_text="Move the HTML's <style> rules into style attributes, as many mail clients need."
+    )
     variables = models.JSONField(default=list, blank=True, help_text="The declared variables (docs/templates.md).")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -67,7 +70,7 @@ class TemplateVersion(models.Model):
 
     @property
     def content(self) -> Content:
-        return Content(subject=self.subject, html=self.html, text=self.text)
+        return Content(subject=self.subject, html=self.html, text=self.text, inline_css=self.inline_css)
 
     @property
     def declared(self) -> list[Variable]:

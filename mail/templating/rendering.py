@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import css_inline
 from django.conf import settings
 from jinja2 import TemplateSyntaxError
 
@@ -20,6 +21,11 @@ PARTS = ("subject", "html", "text")
 # Control characters a subject header may not carry (a tab is allowed, as the API allows it).
 SUBJECT_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit, as the API holds a subject to
+# Never fetches a stylesheet (a <link> or @import naming a local file or an internal address).
+INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
+STYLE_BLOCK = re.compile(r"<style\b.*?</style>", re.IGNORECASE | re.DOTALL)
+# How much larger than the output limit elements × style sheet may be: most rules match few elements.
+INLINE_GROWTH_BOUND = 100
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Content:
     subject: str
     html: str
     text: str = ""
+    inline_css: bool = True  # the rendered HTML's <style> rules moved into style attributes
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,8 @@ def render(content: Content, variables: list[Variable], given: dict) -> Rendered
             rendered[part] = sandbox.render(source, part == "html", values, bounds) if source else ""
         except Exception as exc:  # noqa: BLE001 - whatever a client's template raises is its own error, not ours
             raise RenderFailed(part, _reason(exc)) from exc
+    if content.inline_css and rendered["html"]:
+        rendered["html"] = _inline_css(rendered["html"], bounds)
     subject = rendered["subject"].strip()
     if SUBJECT_FORBIDDEN.search(subject):
         raise RenderFailed("subject", "the rendered subject contains a line break or control character")
@@ -89,6 +98,22 @@ def render(content: Content, variables: list[Variable], given: dict) -> Rendered
     if len(subject) > MAX_SUBJECT_CHARS:
         raise RenderFailed("subject", f"the rendered subject is longer than {MAX_SUBJECT_CHARS} characters")
     return Rendered(subject=subject, html=rendered["html"], text=rendered["text"])
+
+
+def _inline_css(html: str, bounds: sandbox.Limits) -> str:
+    """The HTML with its <style> rules applied as style attributes (css-inline: no stylesheet is
+    ever fetched, local or remote). Each element gets the declarations that match it, so the
+    output can grow by up to elements × style sheet: refused before that could pass the limit."""
+    style_chars = sum(len(block) for block in STYLE_BLOCK.findall(html))
+    if style_chars and html.count("<") * style_chars > INLINE_GROWTH_BOUND * bounds.output_chars:
+        raise RenderFailed("html", "too many elements for its style sheet to be inlined; set inline_css to false")
+    try:
+        inlined = INLINER.inline(html)
+    except css_inline.InlineError as exc:
+        raise RenderFailed("html", f"its CSS could not be inlined: {exc}") from exc
+    if len(inlined) > bounds.output_chars:
+        raise RenderFailed("html", f"with its CSS inlined, more than {bounds.output_chars} characters")
+    return inlined
 
 
 def _reason(exc: Exception) -> str:

@@ -18,8 +18,6 @@ from .models import Template, TemplateVersion
 from .rendering import Content, Rendered, check, render
 from .variables import Variable
 
-CONTENT_FIELDS = ("subject", "html", "text", "variables")
-
 
 def create(team_id: int, alias: str, name: str, content: Content, variables: list[Variable], publish: bool) -> Template:
     """A new template whose draft is this content (published at once if asked). Raises
@@ -49,6 +47,7 @@ def edit(template: Template, name: str | None, changes: dict) -> Template:
                 subject=changes.get("subject", draft.subject),
                 html=changes.get("html", draft.html),
                 text=changes.get("text", draft.text),
+                inline_css=changes.get("inline_css", draft.inline_css),
             )
             variables = changes.get("variables", draft.declared)
             check(content, variables)
@@ -110,6 +109,7 @@ def _fields(content: Content, variables: list[Variable]) -> dict:
         "subject": content.subject,
         "html": content.html,
         "text": content.text,
+        "inline_css": content.inline_css,
         "variables": [variable.as_json() for variable in variables],
     }
 
