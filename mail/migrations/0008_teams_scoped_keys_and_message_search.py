@@ -2,9 +2,8 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-from django.db import migrations, models
-
 import mail.models
+from django.db import migrations, models
 
 # The list's containment filters (mail/search.py): GIN indexes, PostgreSQL's; jsonb_path_ops is
 # the smaller, faster operator class for `@>`, the only operator the filters use.

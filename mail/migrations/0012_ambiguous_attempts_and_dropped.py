@@ -4,70 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("mail", "0011_erasures"),
+        ('mail', '0011_erasures'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="message",
-            name="ambiguous_since",
+            model_name='message',
+            name='ambiguous_since',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name="message",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("scheduled", "Scheduled"),
-                    ("queued", "Queued"),
-                    ("sending", "Sending"),
-                    ("sent", "Sent"),
-                    ("dropped", "Dropped"),
-                    ("delivered", "Delivered"),
-                    ("bounced", "Bounced"),
-                    ("complained", "Complained"),
-                    ("failed", "Failed"),
-                    ("canceled", "Canceled"),
-                    ("withdrawn", "Withdrawn"),
-                ],
-                db_index=True,
-                default="queued",
-                max_length=16,
-            ),
+            model_name='message',
+            name='status',
+            field=models.CharField(choices=[('scheduled', 'Scheduled'), ('queued', 'Queued'), ('sending', 'Sending'), ('sent', 'Sent'), ('dropped', 'Dropped'), ('delivered', 'Delivered'), ('bounced', 'Bounced'), ('complained', 'Complained'), ('failed', 'Failed'), ('canceled', 'Canceled'), ('withdrawn', 'Withdrawn')], db_index=True, default='queued', max_length=16),
         ),
         migrations.AlterField(
-            model_name="messageevent",
-            name="type",
-            field=models.CharField(
-                choices=[
-                    ("queued", "Queued"),
-                    ("retry_scheduled", "Retry Scheduled"),
-                    ("failover", "Failover"),
-                    ("skipped", "Skipped"),
-                    ("waiting", "Waiting"),
-                    ("failed", "Failed"),
-                    ("error", "Error"),
-                    ("dead_lettered", "Dead Lettered"),
-                    ("requeued", "Requeued"),
-                    ("discarded", "Discarded"),
-                    ("scheduled", "Scheduled"),
-                    ("released", "Released"),
-                    ("canceled", "Canceled"),
-                    ("ambiguous", "Ambiguous"),
-                    ("resent", "Resent"),
-                    ("sent", "Sent"),
-                    ("processed", "Processed"),
-                    ("delivered", "Delivered"),
-                    ("deferred", "Deferred"),
-                    ("bounced", "Bounced"),
-                    ("dropped", "Dropped"),
-                    ("complained", "Complained"),
-                    ("unsubscribed", "Unsubscribed"),
-                    ("opened", "Opened"),
-                    ("clicked", "Clicked"),
-                ],
-                max_length=32,
-            ),
+            model_name='messageevent',
+            name='type',
+            field=models.CharField(choices=[('queued', 'Queued'), ('retry_scheduled', 'Retry Scheduled'), ('failover', 'Failover'), ('skipped', 'Skipped'), ('waiting', 'Waiting'), ('failed', 'Failed'), ('error', 'Error'), ('dead_lettered', 'Dead Lettered'), ('requeued', 'Requeued'), ('discarded', 'Discarded'), ('scheduled', 'Scheduled'), ('released', 'Released'), ('canceled', 'Canceled'), ('ambiguous', 'Ambiguous'), ('resent', 'Resent'), ('sent', 'Sent'), ('processed', 'Processed'), ('delivered', 'Delivered'), ('deferred', 'Deferred'), ('bounced', 'Bounced'), ('dropped', 'Dropped'), ('complained', 'Complained'), ('unsubscribed', 'Unsubscribed'), ('opened', 'Opened'), ('clicked', 'Clicked')], max_length=32),
         ),
     ]

@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("mail", "0012_ambiguous_attempts_and_dropped"),
+        ('mail', '0012_ambiguous_attempts_and_dropped'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="apikeyprofile",
-            name="sandbox",
-            field=models.BooleanField(default=False, help_text="Mail is accepted and followed as usual, but never sent."),
+            model_name='apikeyprofile',
+            name='sandbox',
+            field=models.BooleanField(default=False, help_text='Mail is accepted and followed as usual, but never sent.'),
         ),
         migrations.AddField(
-            model_name="message",
-            name="sandbox",
+            model_name='message',
+            name='sandbox',
             field=models.BooleanField(default=False),
         ),
     ]

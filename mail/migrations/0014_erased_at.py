@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("mail", "0013_sandbox_keys"),
+        ('mail', '0013_sandbox_keys'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="message",
-            name="erased_at",
+            model_name='message',
+            name='erased_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
