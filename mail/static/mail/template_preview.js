@@ -1,0 +1,89 @@
+// The template editor's live preview (mail/templating/admin.py). As the operator types, the form's
+// subject, HTML, text and variables are posted (after a pause in typing) to the admin's preview
+// view, which renders them with the declared examples. The HTML is shown in an iframe whose
+// sandbox allows nothing (no script, no form, no navigation of this page); the subject, the text
+// and the problems are set as text, never as markup. A file, not an inline script: the admin's
+// Content-Security-Policy allows no inline script.
+"use strict";
+
+(function () {
+  const PAUSE_MS = 300;
+  const FIELDS = ["subject", "html", "text", "variables"];
+
+  function start() {
+    const panel = document.getElementById("template-preview");
+    if (!panel) {
+      return;
+    }
+    const form = panel.closest("form");
+    const inputs = FIELDS.map((name) => form.elements.namedItem(name)).filter(Boolean);
+    const shown = {
+      state: document.getElementById("preview-state"),
+      problems: document.getElementById("preview-problems"),
+      examples: document.getElementById("preview-examples"),
+      subject: document.getElementById("preview-subject"),
+      html: document.getElementById("preview-html"),
+      text: document.getElementById("preview-text"),
+    };
+    let timer = null;
+    let asked = 0; // only the answer to the latest request is shown
+
+    function showProblems(problems) {
+      shown.problems.replaceChildren();
+      for (const [part, found] of Object.entries(problems)) {
+        const item = document.createElement("p");
+        item.className = "errornote";
+        item.dataset.part = part;
+        item.textContent = (part === "__all__" ? "" : part + ": ") + found.join(" ");
+        shown.problems.append(item);
+      }
+      shown.problems.hidden = false;
+    }
+
+    function show(answer) {
+      if (answer.examples) {
+        shown.examples.textContent = JSON.stringify(answer.examples, null, 2);
+      }
+      if (answer.rendered) {
+        shown.problems.hidden = true;
+        shown.subject.textContent = answer.rendered.subject;
+        shown.html.srcdoc = answer.rendered.html;
+        shown.text.textContent = answer.rendered.text || "(no text part)";
+        shown.state.textContent = "with the example values";
+        panel.dataset.state = "rendered";
+      } else {
+        showProblems(answer.problems || { __all__: ["The preview failed."] });
+        shown.state.textContent = "not updated: see the problems";
+        panel.dataset.state = "problems";
+      }
+    }
+
+    function refresh() {
+      const mine = ++asked;
+      const body = new FormData();
+      body.append("csrfmiddlewaretoken", form.elements.namedItem("csrfmiddlewaretoken").value);
+      for (const input of inputs) {
+        body.append(input.name, input.value);
+      }
+      panel.dataset.state = "rendering";
+      fetch(panel.dataset.url, { method: "POST", body: body, credentials: "same-origin", redirect: "error" })
+        .then((response) => response.json())
+        .then((answer) => mine === asked && show(answer))
+        .catch(() => mine === asked && show({ problems: { __all__: ["The preview is unavailable (logged out?): reload the page."] } }));
+    }
+
+    for (const input of inputs) {
+      input.addEventListener("input", () => {
+        clearTimeout(timer);
+        timer = setTimeout(refresh, PAUSE_MS);
+      });
+    }
+    refresh();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
