@@ -89,7 +89,7 @@ def test_preview_answers_the_problem_naming_its_part(operator, changes, part, sa
 
     response = operator.post(PREVIEW, posted)
 
-    assert response.status_code == 422
+    assert response.status_code == 200 and "rendered" not in response.json()
     problems = response.json()["problems"]
     assert list(problems) == [part] and says in " ".join(problems[part]), problems
 
@@ -97,7 +97,7 @@ def test_preview_answers_the_problem_naming_its_part(operator, changes, part, sa
 def test_a_subject_rendered_with_a_line_break_is_a_problem_of_the_subject(operator):
     variables = [{"name": "first_name", "type": "string", "example": "Ada\r\nBcc: all@example.com"}]
     response = operator.post(PREVIEW, fields(subject="Hi {{ first_name }}", variables=variables))
-    assert response.status_code == 422
+    assert response.status_code == 200
     assert response.json()["problems"] == {"subject": ["the rendered subject contains a line break or control character"]}
 
 

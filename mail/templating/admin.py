@@ -112,8 +112,8 @@ class TemplateAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not (self.has_add_permission(request) or self.has_change_permission(request)):
             return JsonResponse({"problems": {"__all__": ["You may not edit templates."]}}, status=403)
-        status, answer = preview(request.POST)
-        return JsonResponse(answer, status=status)
+        # Problems are an answer too (the operator is mid-typing), not a failed request: 200.
+        return JsonResponse(preview(request.POST))
 
     def publish_view(self, request, object_id):
         return self._act(request, object_id, self._publish)

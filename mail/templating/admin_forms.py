@@ -161,12 +161,12 @@ class PreviewForm(ContentFields):
     pass
 
 
-def preview(data) -> tuple[int, dict]:
-    """The preview of the posted fields with the declared examples: (200, the rendered parts and
-    the examples) or (422, the problems by part: subject, html, text or variables)."""
+def preview(data) -> dict:
+    """The preview of the posted fields with the declared examples: the rendered parts, or the
+    problems by part (subject, html, text or variables); and the examples used, when known."""
     form = PreviewForm(data)
     if not form.is_valid():
-        return 422, {"problems": {field: [str(e) for e in errors] for field, errors in form.errors.items()}}
+        return {"problems": {field: [str(e) for e in errors] for field, errors in form.errors.items()}}
     variables = form.cleaned_data["variables"]
     values = examples(variables)
     shown = {"examples": values}
@@ -174,7 +174,7 @@ def preview(data) -> tuple[int, dict]:
         rendered = render(form.content(), variables, values)
     except VariablesInvalid as exc:
         problems = [f"'{name}': {' '.join(found)} (give it an example to preview)" for name, found in exc.problems.items()]
-        return 422, {**shown, "problems": {"variables": problems}}
+        return {**shown, "problems": {"variables": problems}}
     except RenderFailed as exc:
-        return 422, {**shown, "problems": {exc.part: [exc.reason]}}
-    return 200, {**shown, "rendered": {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}}
+        return {**shown, "problems": {exc.part: [exc.reason]}}
+    return {**shown, "rendered": {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}}

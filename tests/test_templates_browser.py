@@ -1,0 +1,147 @@
+"""An operator writes a template in the admin, in a real browser (Debian's headless Chromium driven
+by Selenium, as tests/test_admin_browser.py): creates it, types into its HTML and watches the
+preview follow with the example values, sees a hostile example shown as text and a template's own
+script kept from running by the preview's sandbox, publishes version 1, and the browser reports no
+violation of the admin's Content-Security-Policy. Screenshots are kept in var/test-artifacts/."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from mail.models import Team
+from mail.templating.models import Template
+
+from .browser import chromium, needs_chromium
+from .support import wait_until
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
+HOSTILE = "<script>parent.document.title='pwned'</script>"
+OWN_SCRIPT = '<script>document.body.dataset.ran = "yes"</script>'
+VARIABLES = [
+    {"name": "first_name", "type": "string", "required": True, "example": f"Ada {HOSTILE}"},
+    {"name": "nights", "type": "number", "required": False, "default": 1, "example": 3},
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    needs_chromium,
+]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = chromium(tmp_path / "chromium", implicit_wait=5)
+    yield driver
+    driver.quit()
+
+
+def log_in(browser, url, username="ops", password="a-long-password"):
+    get_user_model().objects.create_superuser(username, f"{username}@example.com", password)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{url}/admin/")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+
+def console(browser) -> list[str]:
+    """What the pages logged (a refused script, style or frame is an error there), but the
+    browser's own request for /favicon.ico, which the admin does not serve."""
+    return [entry["message"] for entry in browser.get_log("browser") if "/favicon.ico" not in entry["message"]]
+
+
+def notices(browser) -> str:
+    return " ".join(element.text for element in browser.find_elements(By.CSS_SELECTOR, "ul.messagelist"))
+
+
+def type_into(browser, name: str, text: str, clear: bool = True) -> None:
+    field = browser.find_element(By.NAME, name)
+    if clear:
+        field.clear()
+    field.send_keys(text)
+
+
+def preview_shows(browser, words: str) -> str:
+    """The preview's HTML as its iframe shows it once it holds these words (the frame's text)."""
+    frame = browser.find_element(By.ID, "preview-html")
+
+    def shown():
+        if words not in (frame.get_attribute("srcdoc") or ""):
+            return ""
+        browser.switch_to.frame(frame)
+        try:
+            return browser.find_element(By.TAG_NAME, "body").text
+        finally:
+            browser.switch_to.default_content()
+
+    return wait_until(shown, timeout=15, what=f"the preview to show {words!r}")
+
+
+def test_an_operator_writes_a_template_watching_its_preview_and_publishes_it(make_stack, browser):
+    stack = make_stack()
+    team = Team.objects.create(name="bookings")
+    log_in(browser, stack.api_url)
+
+    # A new template: its preview renders as soon as the fields make a template.
+    browser.get(f"{stack.api_url}/admin/templating/template/add/")
+    Select(browser.find_element(By.NAME, "team")).select_by_visible_text("bookings")
+    type_into(browser, "alias", "booking-confirmation")
+    type_into(browser, "name", "Booking confirmation")
+    type_into(browser, "variables", json.dumps(VARIABLES, indent=2))
+    type_into(browser, "subject", "Your booking, {{ first_name }}")
+    type_into(browser, "text", "Hello {{ first_name }}, {{ nights }} nights.")
+    type_into(browser, "html", "<h1>Hello {{ first_name }}</h1>")
+    assert preview_shows(browser, "<h1>Hello Ada") == f"Hello Ada {HOSTILE}"
+    browser.find_element(By.NAME, "_continue").click()
+    template = wait_until(lambda: Template.objects.filter(alias="booking-confirmation").first(), what="the template")
+    assert template.team_id == team.pk and template.versions.get().is_draft
+
+    # Typing into the HTML: the preview follows, with the example values; the hostile example is
+    # text in the frame, never an element, and nothing ran (the page's title is its own).
+    type_into(browser, "html", "<p>Your stay: {{ nights }} nights.</p>", clear=False)
+    frame_text = preview_shows(browser, "Your stay: 3 nights.")
+    assert frame_text == f"Hello Ada {HOSTILE}\nYour stay: 3 nights."
+    browser.switch_to.frame(browser.find_element(By.ID, "preview-html"))
+    assert browser.find_elements(By.TAG_NAME, "script") == []
+    browser.switch_to.default_content()
+    assert "pwned" not in browser.title
+    assert browser.find_element(By.ID, "preview-subject").text == f"Your booking, Ada {HOSTILE}"
+    assert browser.find_element(By.ID, "preview-text").text == f"Hello Ada {HOSTILE}, 3 nights."
+    assert json.loads(browser.find_element(By.ID, "preview-examples").text) == {"first_name": f"Ada {HOSTILE}", "nights": 3}
+    browser.save_screenshot(str(ARTIFACTS / "template-editor-preview.png"))
+
+    # A mistake is named with its part, and the last good preview stays (dimmed).
+    type_into(browser, "subject", " {{ last_name }}", clear=False)
+    problem = wait_until(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "#preview-problems [data-part=subject]"), what="a problem"
+    )
+    assert "uses 'last_name', which is not among the declared variables" in problem[0].text
+    browser.save_screenshot(str(ARTIFACTS / "template-editor-problem.png"))
+    type_into(browser, "subject", "Your booking, {{ first_name }}")
+    wait_until(lambda: browser.find_element(By.ID, "template-preview").get_attribute("data-state") == "rendered", what="a render")
+    assert console(browser) == []  # no Content-Security-Policy violation, nothing else refused
+
+    # Save, then publish: version 1, the one sends use.
+    browser.find_element(By.NAME, "_continue").click()
+    wait_until(lambda: "was changed successfully" in notices(browser), what="the notice of saving")
+    browser.find_element(By.ID, "publish-button").click()
+    wait_until(lambda: "Published version 1: sends use it from now on." in notices(browser), what="the notice of publishing")
+    assert "in use" in browser.find_element(By.ID, "version-1").text
+    template.refresh_from_db()
+    assert template.published.number == 1 and "Your stay" in template.published.html
+    browser.save_screenshot(str(ARTIFACTS / "template-published.png"))
+
+    # A template's own script, should an author write one, does not run in the preview either: the
+    # frame's sandbox allows no script.
+    type_into(browser, "html", OWN_SCRIPT, clear=False)
+    preview_shows(browser, OWN_SCRIPT)
+    browser.switch_to.frame(browser.find_element(By.ID, "preview-html"))
+    assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ran") is None
+    browser.switch_to.default_content()
+    assert not [entry for entry in console(browser) if "Content Security Policy" in entry]
