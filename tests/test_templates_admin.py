@@ -17,6 +17,7 @@ from mail.templating.rendering import Content
 from mail.templating.variables import declared
 
 PREVIEW = "/admin/templating/template/preview/"
+PREVIEW_FRAME = "/admin/templating/template/preview/frame/"
 GREETING = [{"name": "first_name", "type": "string", "required": True, "example": "Ada"}]
 
 
@@ -121,6 +122,44 @@ def test_preview_is_for_staff_who_may_edit_templates_posting_with_the_csrf_token
     checked = Client(enforce_csrf_checks=True)
     checked.force_login(django_user_model.objects.get(username="ops"))
     assert checked.post(PREVIEW, fields()).status_code == 403
+
+
+def test_the_preview_frame_is_the_html_alone_under_a_policy_of_its_own(operator):
+    """The iframe's document: the mail's inline styles apply, nothing runs or loads, only the
+    admin may frame it; a source with problems is an empty page (the page shows the problems)."""
+    response = operator.post(PREVIEW_FRAME, fields(html='<p style="color: red">Hi {{ first_name }}</p>'))
+
+    assert response.status_code == 200 and response["Content-Type"] == "text/html; charset=utf-8"
+    assert response.content.decode() == '<p style="color: red">Hi Ada</p>'
+    policy = {part.strip() for part in response["Content-Security-Policy"].split(";")}
+    assert policy == {
+        "default-src 'none'",
+        "style-src 'unsafe-inline'",
+        "img-src data:",
+        "font-src data:",
+        "sandbox",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'self'",
+    }
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    # The editor's own page keeps the admin's policy: no inline style, no framing.
+    page = operator.get("/admin/templating/template/add/")
+    assert "frame-ancestors 'none'" in page["Content-Security-Policy"] and page["X-Frame-Options"] == "DENY"
+
+    broken = operator.post(PREVIEW_FRAME, fields(html="{{ ''.__class__ }}"))
+    assert broken.status_code == 200 and broken.content == b""
+    assert operator.get(PREVIEW_FRAME).status_code == 405
+
+
+def test_the_preview_frame_is_for_staff_who_may_edit_templates(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("customer", "c@example.com", "pw"))
+    response = client.post(PREVIEW_FRAME, fields())
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    viewer = django_user_model.objects.create_user("viewer", "v@example.com", "pw", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_template"))
+    client.force_login(viewer)
+    assert client.post(PREVIEW_FRAME, fields()).status_code == 403
 
 
 def test_the_add_form_creates_the_template_and_its_draft_through_versions(operator, team):

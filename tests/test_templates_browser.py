@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -66,18 +67,23 @@ def type_into(browser, name: str, text: str, clear: bool = True) -> None:
     field.send_keys(text)
 
 
+def in_preview(browser, look):
+    """What look(browser) finds inside the preview's iframe (None while its next document loads)."""
+    browser.switch_to.frame(browser.find_element(By.ID, "preview-html"))
+    try:
+        return look(browser)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return None
+    finally:
+        browser.switch_to.default_content()
+
+
 def preview_shows(browser, words: str) -> str:
-    """The preview's HTML as its iframe shows it once it holds these words (the frame's text)."""
-    frame = browser.find_element(By.ID, "preview-html")
+    """The text of the preview's HTML once it holds these words."""
 
     def shown():
-        if words not in (frame.get_attribute("srcdoc") or ""):
-            return ""
-        browser.switch_to.frame(frame)
-        try:
-            return browser.find_element(By.TAG_NAME, "body").text
-        finally:
-            browser.switch_to.default_content()
+        text = in_preview(browser, lambda frame: frame.find_element(By.TAG_NAME, "body").text)
+        return text if text and words in text else ""
 
     return wait_until(shown, timeout=15, what=f"the preview to show {words!r}")
 
@@ -96,19 +102,21 @@ def test_an_operator_writes_a_template_watching_its_preview_and_publishes_it(mak
     type_into(browser, "subject", "Your booking, {{ first_name }}")
     type_into(browser, "text", "Hello {{ first_name }}, {{ nights }} nights.")
     type_into(browser, "html", "<h1>Hello {{ first_name }}</h1>")
-    assert preview_shows(browser, "<h1>Hello Ada") == f"Hello Ada {HOSTILE}"
+    assert preview_shows(browser, "Hello Ada") == f"Hello Ada {HOSTILE}"
     browser.find_element(By.NAME, "_continue").click()
     template = wait_until(lambda: Template.objects.filter(alias="booking-confirmation").first(), what="the template")
     assert template.team_id == team.pk and template.versions.get().is_draft
 
-    # Typing into the HTML: the preview follows, with the example values; the hostile example is
-    # text in the frame, never an element, and nothing ran (the page's title is its own).
-    type_into(browser, "html", "<p>Your stay: {{ nights }} nights.</p>", clear=False)
+    # Typing into the HTML: the preview follows, with the example values and the mail's own inline
+    # styles; the hostile example is text in the frame, never an element, and nothing ran.
+    type_into(browser, "html", '<p style="color: rgb(200, 0, 0)">Your stay: {{ nights }} nights.</p>', clear=False)
     frame_text = preview_shows(browser, "Your stay: 3 nights.")
     assert frame_text == f"Hello Ada {HOSTILE}\nYour stay: 3 nights."
-    browser.switch_to.frame(browser.find_element(By.ID, "preview-html"))
-    assert browser.find_elements(By.TAG_NAME, "script") == []
-    browser.switch_to.default_content()
+    assert in_preview(browser, lambda frame: frame.find_elements(By.TAG_NAME, "script")) == []
+    assert in_preview(browser, lambda frame: frame.find_element(By.TAG_NAME, "p").value_of_css_property("color")) == (
+        "rgba(200, 0, 0, 1)"
+    )
+    assert browser.find_element(By.ID, "preview-html").get_attribute("sandbox") == ""  # allows nothing
     assert "pwned" not in browser.title
     assert browser.find_element(By.ID, "preview-subject").text == f"Your booking, Ada {HOSTILE}"
     assert browser.find_element(By.ID, "preview-text").text == f"Hello Ada {HOSTILE}, 3 nights."
@@ -134,14 +142,18 @@ def test_an_operator_writes_a_template_watching_its_preview_and_publishes_it(mak
     assert "in use" in browser.find_element(By.ID, "version-1").text
     template.refresh_from_db()
     assert template.published.number == 1 and "Your stay" in template.published.html
+    preview_shows(browser, "Your stay: 3 nights.")
     browser.save_screenshot(str(ARTIFACTS / "template-published.png"))
 
     # A template's own script, should an author write one, does not run in the preview either: the
-    # frame's sandbox allows no script.
+    # frame's sandbox allows no script, nor does its document's policy.
     type_into(browser, "html", OWN_SCRIPT, clear=False)
-    preview_shows(browser, OWN_SCRIPT)
-    browser.switch_to.frame(browser.find_element(By.ID, "preview-html"))
-    assert len(browser.find_elements(By.TAG_NAME, "script")) == 1
-    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-ran") is None
-    browser.switch_to.default_content()
-    assert not [entry for entry in console(browser) if "Content Security Policy" in entry]
+
+    def script_ran(frame) -> str:
+        if not frame.find_elements(By.TAG_NAME, "script"):
+            return ""  # not there yet
+        return frame.find_element(By.TAG_NAME, "body").get_attribute("data-ran") or "no"
+
+    assert wait_until(lambda: in_preview(browser, script_ran), what="the preview with the script") == "no"
+    logged = console(browser)
+    assert not [entry for entry in logged if "Content Security Policy" in entry]

@@ -5,16 +5,25 @@ Every write goes through versions.py (create, edit, publish, restore), which hol
 lock; this module checks who may act, writes the admin's log entry (who, when) and tells the
 operator what happened, as mail/admin_actions.py does for messages. The preview is a view of its
 own (staff, CSRF-checked) that renders the unsaved form with the declared examples
-(admin_forms.preview); mail/static/mail/template_preview.js calls it as the operator types and shows
-the HTML in a sandboxed iframe, where a template's script cannot run."""
+(admin_forms.preview); mail/static/mail/template_preview.js calls it as the operator types.
+
+The HTML is shown in a sandboxed iframe as a document of its own (preview_frame_view, posted into
+the frame), not through srcdoc: a srcdoc document inherits the admin page's Content-Security-
+Policy, which refuses inline styles, and a mail's styles are inline; the preview would show the
+mail unstyled. Its own policy allows inline styles and nothing else: no script (and the CSP's
+`sandbox`, besides the iframe's), no request out of it (a remote image would tell a third party
+the operator looked), framed only by the admin."""
 
 from __future__ import annotations
 
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from csp.decorators import csp
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from ..exceptions import NothingToPublish, TemplateInvalid, TemplateNotFound
 from . import versions
@@ -22,6 +31,16 @@ from .admin_forms import TemplateAddForm, TemplateEditForm, editing_version, pre
 from .models import Template
 
 CONTENT = ("subject", "html", "text", "variables")
+PREVIEW_FRAME_CSP = {
+    "default-src": [NONE],
+    "style-src": [UNSAFE_INLINE],
+    "img-src": ["data:"],
+    "font-src": ["data:"],
+    "sandbox": True,
+    "base-uri": [NONE],
+    "form-action": [NONE],
+    "frame-ancestors": [SELF],
+}
 
 
 @admin.register(Template)
@@ -84,7 +103,10 @@ class TemplateAdmin(admin.ModelAdmin):
     def _editor(self, request, template: Template | None) -> dict:
         """What the page shows beside the form: the preview's address, and for a template its
         draft's state, its published versions and the buttons the operator may use."""
-        shown = {"preview_url": reverse("admin:templating_template_preview")}
+        shown = {
+            "preview_url": reverse("admin:templating_template_preview"),
+            "preview_frame_url": reverse("admin:templating_template_preview_frame"),
+        }
         if template is None:
             return shown
         editing = editing_version(template)
@@ -100,6 +122,11 @@ class TemplateAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("preview/", view(self.preview_view), name="templating_template_preview"),
+            path(
+                "preview/frame/",
+                view(csp(PREVIEW_FRAME_CSP)(xframe_options_sameorigin(self.preview_frame_view))),
+                name="templating_template_preview_frame",
+            ),
             path("<path:object_id>/publish/", view(self.publish_view), name="templating_template_publish"),
             path("<path:object_id>/restore/<int:number>/", view(self.restore_view), name="templating_template_restore"),
             *super().get_urls(),
@@ -110,10 +137,23 @@ class TemplateAdmin(admin.ModelAdmin):
         JSON: for staff who may add or change templates, POST with the CSRF token only."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+        if not self._may_edit(request):
             return JsonResponse({"problems": {"__all__": ["You may not edit templates."]}}, status=403)
         # Problems are an answer too (the operator is mid-typing), not a failed request: 200.
         return JsonResponse(preview(request.POST))
+
+    def preview_frame_view(self, request):
+        """The same render's HTML part as a document for the preview's iframe, under
+        PREVIEW_FRAME_CSP; the page shows the problems, so a render that fails is an empty page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self._may_edit(request):
+            raise PermissionDenied
+        rendered = preview(request.POST).get("rendered")
+        return HttpResponse(rendered["html"] if rendered else "", content_type="text/html; charset=utf-8")
+
+    def _may_edit(self, request) -> bool:
+        return self.has_add_permission(request) or self.has_change_permission(request)
 
     def publish_view(self, request, object_id):
         return self._act(request, object_id, self._publish)

@@ -1,9 +1,11 @@
 // The template editor's live preview (mail/templating/admin.py). As the operator types, the form's
 // subject, HTML, text and variables are posted (after a pause in typing) to the admin's preview
-// view, which renders them with the declared examples. The HTML is shown in an iframe whose
-// sandbox allows nothing (no script, no form, no navigation of this page); the subject, the text
-// and the problems are set as text, never as markup. A file, not an inline script: the admin's
-// Content-Security-Policy allows no inline script.
+// view, which renders them with the declared examples and answers JSON; the subject, the text and
+// the problems are set as text, never as markup. When they render, the same fields are posted into
+// the preview's iframe, whose sandbox allows nothing (no script, no form, no navigation of this
+// page), and whose document comes with a policy of its own that lets the mail's inline styles
+// apply (a srcdoc would inherit this page's, which refuses them). A file, not an inline script:
+// the admin's Content-Security-Policy allows no inline script.
 "use strict";
 
 (function () {
@@ -25,6 +27,13 @@
       html: document.getElementById("preview-html"),
       text: document.getElementById("preview-text"),
     };
+    // The form that posts into the iframe: outside the editor's form (forms do not nest).
+    const frameForm = document.createElement("form");
+    frameForm.method = "post";
+    frameForm.action = panel.dataset.frameUrl;
+    frameForm.target = shown.html.name;
+    frameForm.hidden = true;
+    document.body.append(frameForm);
     let timer = null;
     let asked = 0; // only the answer to the latest request is shown
 
@@ -40,14 +49,26 @@
       shown.problems.hidden = false;
     }
 
-    function show(answer) {
+    function showHtml(fields) {
+      frameForm.replaceChildren();
+      for (const [name, value] of fields.entries()) {
+        const input = document.createElement("input");
+        input.type = "hidden";
+        input.name = name;
+        input.value = value;
+        frameForm.append(input);
+      }
+      frameForm.submit();
+    }
+
+    function show(answer, fields) {
       if (answer.examples) {
         shown.examples.textContent = JSON.stringify(answer.examples, null, 2);
       }
       if (answer.rendered) {
         shown.problems.hidden = true;
         shown.subject.textContent = answer.rendered.subject;
-        shown.html.srcdoc = answer.rendered.html;
+        showHtml(fields);
         shown.text.textContent = answer.rendered.text || "(no text part)";
         shown.state.textContent = "with the example values";
         panel.dataset.state = "rendered";
@@ -68,7 +89,7 @@
       panel.dataset.state = "rendering";
       fetch(panel.dataset.url, { method: "POST", body: body, credentials: "same-origin", redirect: "error" })
         .then((response) => response.json())
-        .then((answer) => mine === asked && show(answer))
+        .then((answer) => mine === asked && show(answer, body))
         .catch(() => mine === asked && show({ problems: { __all__: ["The preview is unavailable (logged out?): reload the page."] } }));
     }
 
