@@ -249,8 +249,11 @@ def test_staff_who_may_only_view_templates_may_not_publish_or_restore(client, dj
     viewer = django_user_model.objects.create_user("viewer", "v@example.com", "pw", is_staff=True)
     viewer.user_permissions.set(Permission.objects.filter(codename="view_template"))
     client.force_login(viewer)
-    page = client.get(f"/admin/templating/template/{template.pk}/change/").content.decode()
-    assert 'id="publish-button"' not in page
+    response = client.get(f"/admin/templating/template/{template.pk}/change/")
+    page = response.content.decode()
+    assert response.status_code == 200 and 'id="publish-button"' not in page and 'id="template-preview"' not in page
+    assert '<pre class="template-source">&lt;p&gt;Hello {{ first_name }}&lt;/p&gt;</pre>' in page  # the draft, as text
+    assert 'name="html"' not in page
     assert client.post(f"/admin/templating/template/{template.pk}/publish/").status_code == 403
     assert client.post(f"/admin/templating/template/{template.pk}/restore/1/").status_code == 403
     template.refresh_from_db()

@@ -16,6 +16,8 @@ the operator looked), framed only by the admin."""
 
 from __future__ import annotations
 
+import json
+
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from csp.decorators import csp
 from django.contrib import admin, messages
@@ -23,6 +25,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from ..exceptions import NothingToPublish, TemplateInvalid, TemplateNotFound
@@ -59,6 +62,8 @@ class TemplateAdmin(admin.ModelAdmin):
         return obj.published.number if obj.published else "—"
 
     def get_fieldsets(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):  # view only: the sources as text
+            return [(None, {"fields": ["team", "alias", "name"]}), ("Draft", {"fields": [f"{f}_source" for f in CONTENT]})]
         return [
             (None, {"fields": ["team", "alias", "name"]}),
             ("Draft" if obj else "Content", {"fields": list(CONTENT)}),
@@ -66,6 +71,29 @@ class TemplateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["team", "alias"] if obj else []  # sends name it by alias: it is not renamed
+
+    @admin.display(description="subject")
+    def subject_source(self, obj):
+        return self._source(obj, "subject")
+
+    @admin.display(description="HTML")
+    def html_source(self, obj):
+        return self._source(obj, "html")
+
+    @admin.display(description="text")
+    def text_source(self, obj):
+        return self._source(obj, "text")
+
+    @admin.display(description="variables")
+    def variables_source(self, obj):
+        return self._source(obj, "variables")
+
+    def _source(self, obj, part: str):
+        version = editing_version(obj)
+        if version is None:
+            return "—"
+        value = json.dumps(version.variables, indent=2, ensure_ascii=False) if part == "variables" else getattr(version, part)
+        return format_html('<pre class="template-source">{}</pre>', value)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         base = TemplateEditForm if obj is not None else TemplateAddForm
@@ -103,8 +131,10 @@ class TemplateAdmin(admin.ModelAdmin):
     def _editor(self, request, template: Template | None) -> dict:
         """What the page shows beside the form: the preview's address, and for a template its
         draft's state, its published versions and the buttons the operator may use."""
+        may_act = template is None or self.has_change_permission(request, template)
         shown = {
-            "preview_url": reverse("admin:templating_template_preview"),
+            "may_act": may_act,
+            "preview_url": reverse("admin:templating_template_preview") if may_act else None,
             "preview_frame_url": reverse("admin:templating_template_preview_frame"),
         }
         if template is None:
@@ -112,7 +142,6 @@ class TemplateAdmin(admin.ModelAdmin):
         editing = editing_version(template)
         return {
             **shown,
-            "may_act": self.has_change_permission(request, template),
             "has_draft": editing is not None and editing.is_draft,
             "published_number": template.published.number if template.published else None,
             "published_versions": template.versions.filter(number__isnull=False).order_by("-number"),
