@@ -4,10 +4,12 @@ forms (writes through mail/templating/versions.py, problems on the form), and th
 Restore buttons with their audit entries. The browser's side is tests/test_templates_browser.py."""
 
 import json
+import threading
 
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth.models import Permission
+from django.db import connection, transaction
 from django.test import Client
 
 from mail.models import Team
@@ -15,6 +17,8 @@ from mail.templating import versions
 from mail.templating.models import Template
 from mail.templating.rendering import Content
 from mail.templating.variables import declared
+
+from .support import wait_until
 
 PREVIEW = "/admin/templating/template/preview/"
 PREVIEW_FRAME = "/admin/templating/template/preview/frame/"
@@ -266,3 +270,45 @@ def test_the_list_finds_templates_by_alias_or_name_and_shows_the_published_versi
         page = operator.get("/admin/templating/template/", {"q": query}).content.decode()
         assert f"/admin/templating/template/{template.pk}/change/" in page
     assert operator.get("/admin/templating/template/", {"team__id__exact": template.team_id}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_alias_another_operator_takes_while_the_form_is_saved_is_shown_on_the_form(operator, team):
+    """The form found the alias free, but another operator's insert, not yet committed, holds it:
+    versions.create then fails on the unique index, and the page shows why (no 500)."""
+    theirs_inserted, commit_theirs = threading.Event(), threading.Event()
+
+    def another_operator():
+        with transaction.atomic():
+            Template.objects.create(team=team, alias="welcome", name="theirs")
+            theirs_inserted.set()
+            commit_theirs.wait(30)
+        connection.close()
+
+    def waiting_on_the_index() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT%'")
+            return cursor.fetchone()[0] > 0
+
+    answer = {}
+
+    def save_ours():
+        posted = {"team": team.pk, "alias": "welcome", "name": "ours", **fields()}
+        answer["response"] = operator.post("/admin/templating/template/add/", posted)
+        connection.close()
+
+    theirs = threading.Thread(target=another_operator)
+    theirs.start()
+    assert theirs_inserted.wait(30)
+    ours = threading.Thread(target=save_ours)
+    ours.start()
+    wait_until(waiting_on_the_index, timeout=30, what="our insert to wait on theirs")
+    commit_theirs.set()
+    theirs.join(30)
+    ours.join(30)
+
+    response = answer["response"]
+    assert response.status_code == 200
+    errors = " ".join(response.context["adminform"].form.errors.get("alias", []))
+    assert "The team already has a template with the alias 'welcome'." in errors
+    assert list(Template.objects.values_list("name", flat=True)) == ["theirs"]
