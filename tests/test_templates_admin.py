@@ -63,10 +63,17 @@ def test_preview_renders_the_parts_with_the_declared_examples_and_escapes_them_i
     }
 
 
-def test_preview_uses_an_optional_variables_default_when_it_has_no_example(operator):
-    variables = [{"name": "city", "type": "string", "required": False, "default": "Lisbon"}]
+def test_a_variable_with_a_default_is_optional_and_previews_with_its_example(operator):
+    variables = [{"name": "city", "type": "string", "default": "Lisbon", "example": "Porto"}]
     response = operator.post(PREVIEW, fields(subject="To {{ city }}", html="{{ city }}", variables=variables))
-    assert response.status_code == 200 and response.json()["rendered"]["html"] == "Lisbon"
+    assert response.status_code == 200 and response.json()["rendered"]["html"] == "Porto"
+
+
+def test_the_preview_inlines_the_css_when_the_version_asks(operator):
+    html = "<style>p { color: red }</style><p>Hi {{ first_name }}</p>"
+    inlined = operator.post(PREVIEW, {**fields(html=html), "inline_css": "on"}).json()["rendered"]["html"]
+    assert '<p style="color: red;">Hi Ada</p>' in inlined and "<style>" not in inlined
+    assert operator.post(PREVIEW, fields(html=html)).json()["rendered"]["html"] == html.replace("{{ first_name }}", "Ada")
 
 
 @pytest.mark.parametrize(
@@ -79,11 +86,26 @@ def test_preview_uses_an_optional_variables_default_when_it_has_no_example(opera
         ({"html": "{{ first_name.upper_case }}"}, "html", "upper_case"),  # found on rendering, not on checking
         ({"variables": "not json"}, "variables", "Not JSON"),
         ({"variables": [{"name": "first_name", "type": "text"}]}, "variables", "the type is one of string, number"),
-        ({"variables": [{"name": "first_name", "type": "string"}]}, "variables", "give it an example to preview"),
+        ({"variables": [{"name": "first_name", "type": "string"}]}, "variables", "an example is needed"),
         ({"variables": [{"name": "n", "type": "number", "example": "3"}]}, "variables", "'n': the example: expected a number"),
-        ({"variables": [{"name": "n", "type": "number", "required": False}]}, "variables", "needs a default"),
+        ({"variables": [{"name": "n", "type": "number", "required": False, "example": 1}]}, "variables", "needs a default"),
+        ({"variables": [{"name": "n", "type": "number", "required": True, "default": 1, "example": 1}]}, "variables", "takes no"),
+        ({"variables": [{"name": "loop", "type": "number", "example": 1}]}, "variables", "the template language's own"),
     ],
-    ids=["unsafe", "syntax", "undeclared", "recursive", "render", "json", "type", "no-example", "example-type", "no-default"],
+    ids=[
+        "unsafe",
+        "syntax",
+        "undeclared",
+        "recursive",
+        "render",
+        "json",
+        "type",
+        "no-example",
+        "example-type",
+        "no-default",
+        "required-default",
+        "reserved",
+    ],
 )
 def test_preview_answers_the_problem_naming_its_part(operator, changes, part, says):
     posted = fields(**{k: v for k, v in changes.items() if k != "variables"})
@@ -167,14 +189,23 @@ def test_the_preview_frame_is_for_staff_who_may_edit_templates(client, django_us
 
 
 def test_the_add_form_creates_the_template_and_its_draft_through_versions(operator, team):
-    posted = {"team": team.pk, "alias": "booking-confirmation", "name": "Booking", **fields(text="Hi {{ first_name }}\r\n")}
+    # The admin writes help texts as HTML: one saying "<style>" would swallow the rest of the page.
+    assert "<style" not in operator.get("/admin/templating/template/add/").content.decode()
+    posted = {
+        "team": team.pk,
+        "alias": "booking-confirmation",
+        "name": "Booking",
+        "inline_css": "on",
+        **fields(text="Hi {{ first_name }}\r\n"),
+    }
     response = operator.post("/admin/templating/template/add/", {**posted, "_continue": "1"})
 
     template = Template.objects.get(alias="booking-confirmation")
     assert response.status_code == 302 and response["Location"] == f"/admin/templating/template/{template.pk}/change/"
     draft = template.versions.get()
     assert draft.is_draft and template.published is None
-    assert (draft.subject, draft.text, draft.declared) == ("Hi {{ first_name }}", "Hi {{ first_name }}\n", declared(GREETING))
+    assert (draft.subject, draft.text, draft.inline_css) == ("Hi {{ first_name }}", "Hi {{ first_name }}\n", True)
+    assert draft.declared == declared(GREETING)
     assert LogEntry.objects.filter(object_id=str(template.pk), action_flag=ADDITION).count() == 1
 
     page = operator.get(response["Location"]).content.decode()
@@ -202,6 +233,7 @@ def test_editing_changes_the_draft_or_starts_one_from_the_published_version(oper
     unchanged = {
         **fields(subject="Hello {{ first_name }}", html="<p>Hello {{ first_name }}</p>"),
         "text": "Hello {{ first_name }}",
+        "inline_css": "on",
     }
     operator.post(url, {**unchanged, "name": "Welcome aboard", "variables": json.dumps(GREETING, indent=2).replace("\n", "\r\n")})
     template.refresh_from_db()
@@ -211,6 +243,9 @@ def test_editing_changes_the_draft_or_starts_one_from_the_published_version(oper
     assert response.status_code == 302
     draft = template.versions.get(number__isnull=True)
     assert draft.html == "<h1>Hello {{ first_name }}</h1>" and draft.subject == "Hello {{ first_name }}"
+    assert draft.inline_css
+    # The variables as typed: a required variable's empty default is not shown.
+    assert json.loads(operator.get(url).context["adminform"].form.initial["variables"]) == GREETING
     assert template.published.html == "<p>Hello {{ first_name }}</p>"  # published versions never change
 
     response = operator.post(url, {**unchanged, "name": "x", "subject": "{{ nope }}"})

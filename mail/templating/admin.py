@@ -16,8 +16,6 @@ the operator looked), framed only by the admin."""
 
 from __future__ import annotations
 
-import json
-
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from csp.decorators import csp
 from django.contrib import admin, messages
@@ -30,10 +28,10 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from ..exceptions import NothingToPublish, TemplateInvalid, TemplateNotFound
 from . import versions
-from .admin_forms import TemplateAddForm, TemplateEditForm, editing_version, preview
+from .admin_forms import TemplateAddForm, TemplateEditForm, as_typed, editing_version, preview
 from .models import Template
 
-CONTENT = ("subject", "html", "text", "variables")
+CONTENT = ("subject", "html", "text", "inline_css", "variables")
 PREVIEW_FRAME_CSP = {
     "default-src": [NONE],
     "style-src": [UNSAFE_INLINE],
@@ -84,6 +82,10 @@ class TemplateAdmin(admin.ModelAdmin):
     def text_source(self, obj):
         return self._source(obj, "text")
 
+    @admin.display(description="inline CSS")
+    def inline_css_source(self, obj):
+        return self._source(obj, "inline_css")
+
     @admin.display(description="variables")
     def variables_source(self, obj):
         return self._source(obj, "variables")
@@ -92,8 +94,8 @@ class TemplateAdmin(admin.ModelAdmin):
         version = editing_version(obj)
         if version is None:
             return "—"
-        value = json.dumps(version.variables, indent=2, ensure_ascii=False) if part == "variables" else getattr(version, part)
-        return format_html('<pre class="template-source">{}</pre>', value)
+        value = as_typed(version.variables) if part == "variables" else getattr(version, part)
+        return format_html('<pre class="template-source">{}</pre>', "yes" if value is True else "no" if value is False else value)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         base = TemplateEditForm if obj is not None else TemplateAddForm

@@ -17,10 +17,11 @@ from .rendering import PARTS, Content, check, render
 from .variables import NAME, RESERVED_NAMES, TYPES, Variable, convert, examples
 
 DECLARATION_KEYS = ("name", "type", "required", "default", "example")
+MAX_VARIABLES = 100  # as the API allows
 VARIABLES_HELP = (
-    'A JSON list, e.g. [{"name": "first_name", "type": "string", "required": true, "example": "Ada"}]. '
-    f"Types: {', '.join(TYPES)}. An optional variable needs a default; the preview uses each example "
-    "(or the default)."
+    'A JSON list, e.g. [{"name": "first_name", "type": "string", "example": "Ada"}, '
+    '{"name": "nights", "type": "number", "required": false, "default": 1, "example": 3}]. '
+    f"Types: {', '.join(TYPES)}. Each has an example, which the preview uses; an optional one has a default."
 )
 
 
@@ -45,6 +46,8 @@ def declarations(text: str) -> list[Variable]:
         raise forms.ValidationError(f"Not JSON: {exc}") from None
     if not isinstance(items, list):
         raise forms.ValidationError("A JSON list of declarations, [] for none.")
+    if len(items) > MAX_VARIABLES:
+        raise forms.ValidationError(f"At most {MAX_VARIABLES} variables.")
     problems, found, seen = [], [], set()
     for position, item in enumerate(items, start=1):
         if not isinstance(item, dict):
@@ -56,31 +59,39 @@ def declarations(text: str) -> list[Variable]:
         problems += [f"{label}: {mistake}" for mistake in mistakes]
         if not mistakes:
             seen.add(name)
-            found.append(Variable(**{key: item[key] for key in DECLARATION_KEYS if key in item}))
+            required = item.get("required", "default" not in item)
+            found.append(Variable(item["name"], item["type"], required, item.get("default"), item["example"]))
     if problems:
         raise forms.ValidationError(problems)
     return found
 
 
 def _declaration_mistakes(item: dict, seen: set) -> list[str]:
+    """The rules of the API's declarations (mail/api/template_serializers.py VariableSerializer),
+    in the operator's words: the admin may not import the API, so they are said again here."""
     unknown = sorted(set(item) - set(DECLARATION_KEYS))
     if unknown:
         return [f"unknown keys {', '.join(unknown)} (known: {', '.join(DECLARATION_KEYS)})"]
     name, kind = item.get("name"), item.get("type")
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        return ["a name of letters, digits and _ (not starting with a digit), up to 64 characters"]
+        return ["a name is a letter or _ then up to 63 letters, digits or _"]
     if name in RESERVED_NAMES or name in seen:
-        return ["the name is the language's own" if name in RESERVED_NAMES else "declared twice"]
+        return ["the name is the template language's own" if name in RESERVED_NAMES else "declared twice"]
     if kind not in TYPES:
         return [f"the type is one of {', '.join(TYPES)}"]
-    required = item.get("required", True)
+    has_default = "default" in item
+    required = item.get("required", not has_default)
     if not isinstance(required, bool):
         return ['"required" is true or false']
     mistakes = []
-    if not required and item.get("default") is None:
+    if required and has_default:
+        mistakes.append("a required variable takes no default")
+    if not required and not has_default:
         mistakes.append("an optional variable needs a default")
+    if "example" not in item:
+        mistakes.append("an example is needed (what the preview and a test render use)")
     for key in ("default", "example"):
-        if item.get(key) is not None:
+        if key in item:
             try:
                 convert(kind, item[key])
             except ValueError as exc:
@@ -88,12 +99,24 @@ def _declaration_mistakes(item: dict, seen: set) -> list[str]:
     return mistakes
 
 
+def as_typed(variables: list[dict]) -> str:
+    """Stored declarations as the operator edits them: a required variable's empty default left out."""
+    shown = [{key: value for key, value in item.items() if not (key == "default" and item.get("required"))} for item in variables]
+    return json.dumps(shown, indent=2, ensure_ascii=False)
+
+
 class ContentFields(forms.Form):
     """The parts of a version and its declared variables, checked together."""
 
     subject = forms.CharField(strip=False, widget=forms.TextInput(attrs={"class": "template-subject"}))
     html = SourceField(rows=18, label="HTML")
-    text = SourceField(rows=8, required=False, help_text="Optional: the message then has no text part.")
+    text = SourceField(rows=8, required=False, help_text="Optional: without it the message has no text part.")
+    inline_css = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Inline CSS",
+        help_text="Apply the HTML's style blocks as style attributes, as many mail clients need.",
+    )
     variables = SourceField(rows=10, required=False, initial="[]", help_text=VARIABLES_HELP)
     # What versions.py refused when writing (another operator took the alias meanwhile), to be
     # shown on the fields as if found by clean: set by TemplateAdmin.get_form.
@@ -104,7 +127,7 @@ class ContentFields(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
-        if all(field in cleaned for field in (*PARTS, "variables")):
+        if all(field in cleaned for field in (*PARTS, "inline_css", "variables")):
             try:
                 check(self.content(), cleaned["variables"])
             except TemplateInvalid as exc:
@@ -117,7 +140,7 @@ class ContentFields(forms.Form):
             self.add_error(field if field in self.fields else None, found)
 
     def content(self) -> Content:
-        return Content(subject=self.cleaned_data["subject"], html=self.cleaned_data["html"], text=self.cleaned_data["text"])
+        return Content(**{field: self.cleaned_data[field] for field in (*PARTS, "inline_css")})
 
 
 class TemplateAddForm(ContentFields, forms.ModelForm):
@@ -138,17 +161,18 @@ class TemplateEditForm(ContentFields, forms.ModelForm):
         super().__init__(*args, instance=instance, **kwargs)
         editing = editing_version(instance)
         if editing is not None:
-            for part in PARTS:
-                self.initial[part] = getattr(editing, part)
-            self.initial["variables"] = json.dumps(editing.variables, indent=2, ensure_ascii=False)
+            for field in (*PARTS, "inline_css"):
+                self.initial[field] = getattr(editing, field)
+            self.initial["variables"] = as_typed(editing.variables)
 
     def changes(self) -> dict:
         """What differs from the version the page opened on: what versions.edit is to change."""
         editing = editing_version(self.instance)
-        now = {**{part: self.cleaned_data[part] for part in PARTS}, "variables": self.cleaned_data["variables"]}
+        fields = (*PARTS, "inline_css")
+        now = {**{field: self.cleaned_data[field] for field in fields}, "variables": self.cleaned_data["variables"]}
         if editing is None:
             return now
-        was = {**{part: getattr(editing, part) for part in PARTS}, "variables": editing.declared}
+        was = {**{field: getattr(editing, field) for field in fields}, "variables": editing.declared}
         return {field: value for field, value in now.items() if value != was[field]}
 
 
@@ -172,9 +196,8 @@ def preview(data) -> dict:
     shown = {"examples": values}
     try:
         rendered = render(form.content(), variables, values)
-    except VariablesInvalid as exc:
-        problems = [f"'{name}': {' '.join(found)} (give it an example to preview)" for name, found in exc.problems.items()]
-        return {**shown, "problems": {"variables": problems}}
+    except VariablesInvalid as exc:  # an example the declaration's check let through
+        return {**shown, "problems": {"variables": [f"'{name}': {' '.join(found)}" for name, found in exc.problems.items()]}}
     except RenderFailed as exc:
         return {**shown, "problems": {exc.part: [exc.reason]}}
     return {**shown, "rendered": {"subject": rendered.subject, "html": rendered.html, "text": rendered.text}}

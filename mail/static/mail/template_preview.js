@@ -10,7 +10,7 @@
 
 (function () {
   const PAUSE_MS = 300;
-  const FIELDS = ["subject", "html", "text", "variables"];
+  const FIELDS = ["subject", "html", "text", "inline_css", "variables"];
 
   function start() {
     const panel = document.getElementById("template-preview");
@@ -84,7 +84,9 @@
       const body = new FormData();
       body.append("csrfmiddlewaretoken", form.elements.namedItem("csrfmiddlewaretoken").value);
       for (const input of inputs) {
-        body.append(input.name, input.value);
+        if (input.type !== "checkbox" || input.checked) {
+          body.append(input.name, input.value);
+        }
       }
       panel.dataset.state = "rendering";
       fetch(panel.dataset.url, { method: "POST", body: body, credentials: "same-origin", redirect: "error" })
@@ -93,11 +95,13 @@
         .catch(() => mine === asked && show({ problems: { __all__: ["The preview is unavailable (logged out?): reload the page."] } }));
     }
 
+    function later() {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, PAUSE_MS);
+    }
     for (const input of inputs) {
-      input.addEventListener("input", () => {
-        clearTimeout(timer);
-        timer = setTimeout(refresh, PAUSE_MS);
-      });
+      input.addEventListener("input", later);
+      input.addEventListener("change", later);
     }
     refresh();
   }
