@@ -115,3 +115,11 @@ class TemplateInvalid(Exception):
 
 class NothingToPublish(Exception):
     """Publish found no draft: another publish took it, or nothing was edited since."""
+
+
+class DeclarationsInvalid(Exception):
+    """A template's variable declarations that break the rules: one sentence per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))

@@ -4,59 +4,33 @@ changing and test-rendering one take, and the `template` object of a send."""
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ..exceptions import DeclarationsInvalid
 from ..templating import variables
 from ..templating.models import Template, TemplateVersion
 from .fields import shortened
 
 
 class VariableSerializer(serializers.Serializer):
-    """One declared variable. Required unless it has a default; every variable has an example
-    (what a test render and the admin's preview use)."""
+    """One declared variable, as the OpenAPI description shows it; the rules are
+    variables.declare's (the admin's form holds declarations to the same)."""
 
-    name = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=64, help_text="A letter or _, then up to 63 letters, digits or _.")
     type = serializers.ChoiceField(choices=variables.TYPES)
     required = serializers.BooleanField(required=False, help_text="Default: true, or false when a default is given.")
     default = serializers.JSONField(required=False, help_text="Used when a send leaves the variable out.")
     example = serializers.JSONField(help_text="A value of the type, for test renders and the admin's preview.")
 
-    def validate_name(self, value: str) -> str:
-        if not variables.NAME.fullmatch(value):
-            raise serializers.ValidationError("A name is a letter or _ then up to 63 letters, digits or _.")
-        if value in variables.RESERVED_NAMES:
-            raise serializers.ValidationError(f"{value!r} is the template language's own name.")
-        return value
 
-    def validate(self, attrs):
-        has_default = "default" in attrs
-        required = attrs.get("required", not has_default)
-        if required and has_default:
-            raise serializers.ValidationError({"default": ["A required variable takes no default."]})
-        if not required and not has_default:
-            raise serializers.ValidationError({"default": ["An optional variable needs a default."]})
-        for field in ("default", "example") if has_default else ("example",):
-            try:
-                variables.convert(attrs["type"], attrs[field])
-            except ValueError as exc:
-                raise serializers.ValidationError({field: [f"{str(exc)[0].upper()}{str(exc)[1:]}."]}) from exc
-        return variables.Variable(
-            name=attrs["name"], type=attrs["type"], required=required, default=attrs.get("default"), example=attrs["example"]
-        )
-
-
-class VariableListField(serializers.ListField):
-    child = VariableSerializer()
-
-    def __init__(self, **kwargs):
-        super().__init__(max_length=100, **kwargs)
-
+@extend_schema_field(VariableSerializer(many=True))
+class VariableListField(serializers.JSONField):
     def to_internal_value(self, data):
-        declared = super().to_internal_value(data)
-        names = [variable.name for variable in declared]
-        if len(set(names)) != len(names):
-            raise serializers.ValidationError("Each variable is declared once.")
-        return declared
+        try:
+            return variables.declare(super().to_internal_value(data))
+        except DeclarationsInvalid as exc:
+            raise serializers.ValidationError(exc.problems) from None
 
 
 def source(**kwargs) -> serializers.CharField:

@@ -11,13 +11,11 @@ import json
 
 from django import forms
 
-from ..exceptions import RenderFailed, TemplateInvalid, VariablesInvalid
+from ..exceptions import DeclarationsInvalid, RenderFailed, TemplateInvalid, VariablesInvalid
 from .models import Template, TemplateVersion
 from .rendering import PARTS, Content, check, render
-from .variables import NAME, RESERVED_NAMES, TYPES, Variable, convert, examples
+from .variables import TYPES, Variable, declare, examples
 
-DECLARATION_KEYS = ("name", "type", "required", "default", "example")
-MAX_VARIABLES = 100  # as the API allows
 VARIABLES_HELP = (
     'A JSON list, e.g. [{"name": "first_name", "type": "string", "example": "Ada"}, '
     '{"name": "nights", "type": "number", "required": false, "default": 1, "example": 3}]. '
@@ -38,65 +36,16 @@ class SourceField(forms.CharField):
 
 
 def declarations(text: str) -> list[Variable]:
-    """The variables declared by the JSON an operator typed. Raises forms.ValidationError listing
-    every problem (what a send would otherwise find, or what would fail its default)."""
+    """The variables declared by the JSON an operator typed; forms.ValidationError listing every
+    problem (the API's rules: variables.declare)."""
     try:
         items = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
         raise forms.ValidationError(f"Not JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise forms.ValidationError("A JSON list of declarations, [] for none.")
-    if len(items) > MAX_VARIABLES:
-        raise forms.ValidationError(f"At most {MAX_VARIABLES} variables.")
-    problems, found, seen = [], [], set()
-    for position, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            problems.append(f"Declaration {position}: an object with a name and a type.")
-            continue
-        name = item.get("name")
-        label = f"'{name}'" if isinstance(name, str) and name else f"Declaration {position}"
-        mistakes = _declaration_mistakes(item, seen)
-        problems += [f"{label}: {mistake}" for mistake in mistakes]
-        if not mistakes:
-            seen.add(name)
-            required = item.get("required", "default" not in item)
-            found.append(Variable(item["name"], item["type"], required, item.get("default"), item["example"]))
-    if problems:
-        raise forms.ValidationError(problems)
-    return found
-
-
-def _declaration_mistakes(item: dict, seen: set) -> list[str]:
-    """The rules of the API's declarations (mail/api/template_serializers.py VariableSerializer),
-    in the operator's words: the admin may not import the API, so they are said again here."""
-    unknown = sorted(set(item) - set(DECLARATION_KEYS))
-    if unknown:
-        return [f"unknown keys {', '.join(unknown)} (known: {', '.join(DECLARATION_KEYS)})"]
-    name, kind = item.get("name"), item.get("type")
-    if not isinstance(name, str) or not NAME.fullmatch(name):
-        return ["a name is a letter or _ then up to 63 letters, digits or _"]
-    if name in RESERVED_NAMES or name in seen:
-        return ["the name is the template language's own" if name in RESERVED_NAMES else "declared twice"]
-    if kind not in TYPES:
-        return [f"the type is one of {', '.join(TYPES)}"]
-    has_default = "default" in item
-    required = item.get("required", not has_default)
-    if not isinstance(required, bool):
-        return ['"required" is true or false']
-    mistakes = []
-    if required and has_default:
-        mistakes.append("a required variable takes no default")
-    if not required and not has_default:
-        mistakes.append("an optional variable needs a default")
-    if "example" not in item:
-        mistakes.append("an example is needed (what the preview and a test render use)")
-    for key in ("default", "example"):
-        if key in item:
-            try:
-                convert(kind, item[key])
-            except ValueError as exc:
-                mistakes.append(f"the {key}: {exc}")
-    return mistakes
+    try:
+        return declare(items)
+    except DeclarationsInvalid as exc:
+        raise forms.ValidationError(exc.problems) from None
 
 
 def as_typed(variables: list[dict]) -> str:

@@ -47,7 +47,7 @@ class TemplateVersion(models.Model):
     html = models.TextField()
     text = models.TextField(blank=True)
     inline_css = models.BooleanField(
-        default=True, help_text="Move the HTML's <style> rules into style attributes, as many mail clients need."
+        default=True, help_text="Apply the HTML's style sheet as style attributes, as many mail clients need."
     )
     variables = models.JSONField(default=list, blank=True, help_text="The declared variables (docs/templates.md).")
     created_at = models.DateTimeField(default=timezone.now)

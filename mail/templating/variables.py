@@ -14,11 +14,13 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from ..exceptions import VariablesInvalid
+from ..exceptions import DeclarationsInvalid, VariablesInvalid
 
 TYPES = ("string", "number", "boolean", "date", "list", "object")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # The language's own names: a variable called so would be shadowed or shadow them.
+DECLARATION_KEYS = ("name", "type", "required", "default", "example")
+MAX_VARIABLES = 100
 RESERVED_NAMES = frozenset({"range", "loop", "true", "false", "none", "True", "False", "None", "self", "varargs", "kwargs"})
 
 
@@ -94,6 +96,64 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
+def declare(items) -> list[Variable]:
+    """The variables a template declares, from their JSON (the API's and the admin's). Raises
+    DeclarationsInvalid listing every problem: what a send would otherwise find, or what would
+    fail its default."""
+    if not isinstance(items, list):
+        raise DeclarationsInvalid(["A JSON list of declarations, [] for none."])
+    if len(items) > MAX_VARIABLES:
+        raise DeclarationsInvalid([f"At most {MAX_VARIABLES} variables."])
+    problems, found, seen = [], [], set()
+    for position, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            problems.append(f"Declaration {position}: an object with a name and a type.")
+            continue
+        name = item.get("name")
+        label = f"'{name}'" if isinstance(name, str) and name else f"Declaration {position}"
+        mistakes = _declaration_mistakes(item, seen)
+        problems += [f"{label}: {mistake}" for mistake in mistakes]
+        if not mistakes:
+            seen.add(name)
+            required = item.get("required", "default" not in item)
+            found.append(Variable(item["name"], item["type"], required, item.get("default"), item["example"]))
+    if problems:
+        raise DeclarationsInvalid(problems)
+    return found
+
+
+def _declaration_mistakes(item: dict, seen: set) -> list[str]:
+    """What is wrong with one declaration, in words for whoever typed it."""
+    unknown = sorted(set(item) - set(DECLARATION_KEYS))
+    if unknown:
+        return [f"unknown keys {', '.join(unknown)} (known: {', '.join(DECLARATION_KEYS)})"]
+    name, kind = item.get("name"), item.get("type")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        return ["a name is a letter or _ then up to 63 letters, digits or _"]
+    if name in RESERVED_NAMES or name in seen:
+        return ["the name is the template language's own" if name in RESERVED_NAMES else "declared twice"]
+    if kind not in TYPES:
+        return [f"the type is one of {', '.join(TYPES)}"]
+    has_default = "default" in item
+    required = item.get("required", not has_default)
+    if not isinstance(required, bool):
+        return ['"required" is true or false']
+    mistakes = []
+    if required and has_default:
+        mistakes.append("a required variable takes no default")
+    if not required and not has_default:
+        mistakes.append("an optional variable needs a default")
+    if "example" not in item:
+        mistakes.append("an example is needed (what the preview and a test render use)")
+    for key in ("default", "example"):
+        if key in item:
+            try:
+                convert(kind, item[key])
+            except ValueError as exc:
+                mistakes.append(f"the {key}: {exc}")
+    return mistakes
+
+
 def values_for(variables: list[Variable], given: dict) -> dict:
     """The template's values for a send: what it gave, converted, and the defaults of what it did
     not. Raises VariablesInvalid naming every variable at fault."""
@@ -105,15 +165,13 @@ def values_for(variables: list[Variable], given: dict) -> dict:
             problems[name] = [f"not declared by the template (it declares: {known})"]
     values = {}
     for variable in variables:
-        if variable.name in given:
-            try:
-                values[variable.name] = convert(variable.type, given[variable.name])
-            except ValueError as exc:
-                problems[variable.name] = [str(exc)]
-        elif variable.required:
+        if variable.name not in given and variable.required:
             problems[variable.name] = [f"required: the template needs this {variable.type}"]
-        else:
-            values[variable.name] = convert(variable.type, variable.default)
+            continue
+        try:
+            values[variable.name] = convert(variable.type, given.get(variable.name, variable.default))
+        except ValueError as exc:
+            problems[variable.name] = [str(exc)]
     if problems:
         raise VariablesInvalid(problems)
     return values

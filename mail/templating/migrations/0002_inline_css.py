@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
             model_name="templateversion",
             name="inline_css",
             field=models.BooleanField(
-                default=True, help_text="Move the HTML's <style> rules into style attributes, as many mail clients need."
+                default=True, help_text="Apply the HTML's style sheet as style attributes, as many mail clients need."
             ),
         ),
     ]
