@@ -8,12 +8,19 @@ A supervisor that is itself killed (SIGKILL, the OOM killer) cannot pass anythin
 children run in sessions of their own, so nothing else would stop them: each child asks Linux
 for a SIGTERM when its parent dies (prctl PR_SET_PDEATHSIG, through ctypes, between fork and
 exec), and so winds down as on a stop, never left orphaned. Chosen over a shared process group,
-which only a signal someone sends to the group reaches: no one is left to send it."""
+which only a signal someone sends to the group reaches: no one is left to send it.
+
+It needs nothing of Django, and so loads none of it: `manage.py serve` reads the settings, builds
+the children's command lines, then replaces itself (same pid) with `python -m mail.supervisor
+PLAN`, which imports only the standard library and python-json-logger. A supervisor that kept the
+Django process it started in would hold about 110 MB for nothing (docs/benchmarks.md, issue 21)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -21,14 +28,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from pythonjsonlogger.json import JsonFormatter
+
+log = logging.getLogger("mail.serve")
 
 
 @dataclass
 class Child:
     name: str
     argv: list[str]
-    env: dict[str, str] | None = None
+    env: dict[str, str] | None = None  # the whole environment; None: the supervisor's own
+    extra_env: dict[str, str] = field(default_factory=dict)  # set on top of it
     process: subprocess.Popen | None = None
 
 
@@ -89,7 +101,8 @@ def _die_with(parent_pid: int):
 
 def start(child: Child, announce=None) -> Child:
     # A session of its own: a terminal's Ctrl-C reaches the supervisor, which stops children in order.
-    child.process = subprocess.Popen(child.argv, env=child.env, start_new_session=True, preexec_fn=_die_with(os.getpid()))
+    env = {**(child.env or os.environ), **child.extra_env} if child.extra_env else child.env
+    child.process = subprocess.Popen(child.argv, env=env, start_new_session=True, preexec_fn=_die_with(os.getpid()))
     if announce:
         announce(f"started {child.name} (pid {child.process.pid})")
     return child
@@ -130,3 +143,45 @@ def stop_all(children: list[Child], grace_seconds: float) -> None:
 
 def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+# --- the supervisor as a process of its own (`python -m mail.supervisor PLAN`) ---------------------
+
+
+def plan_argv(children: list[Child], grace_seconds: float, log_level: str, log_format: str) -> list[str]:
+    """The command line of a supervisor for these children. Only what differs from the
+    supervisor's own environment travels on it (a command line is visible to every user of the
+    host, an environment is not): the children inherit the rest, secrets included."""
+    plan = {
+        "children": [{"name": child.name, "argv": child.argv, "extra_env": child.extra_env} for child in children],
+        "grace_seconds": grace_seconds,
+        "log_level": log_level,
+        "log_format": log_format,
+    }
+    return python_argv("-m", "mail.supervisor", json.dumps(plan))
+
+
+def _log_to_stderr(level: str, style: str) -> None:
+    """The supervisor's few lines, shaped like the app's (mailer_project/log_format.py: the same
+    JSON fields, or one readable line), on stderr like the app's handler. They carry process names
+    and exit codes, never a secret, so they need none of that module's redaction."""
+    handler = logging.StreamHandler()
+    if style == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(name)s  %(message)s", datefmt="%H:%M:%S"))
+    else:
+        fields = "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"
+        handler.setFormatter(
+            JsonFormatter(fields, rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"})
+        )
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def main(argv: list[str]) -> int:
+    plan = json.loads(argv[0])
+    _log_to_stderr(plan["log_level"], plan["log_format"])
+    children = [Child(spec["name"], spec["argv"], extra_env=spec["extra_env"]) for spec in plan["children"]]
+    return supervise(children, grace_seconds=plan["grace_seconds"], announce=log.info)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
