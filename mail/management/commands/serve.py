@@ -52,15 +52,22 @@ def processor_argv(pool: str | None = None) -> list[str]:
 # fmt: on
 
 
+# Django's system checks ran in `serve` itself, before it handed over to the supervisor. A Celery
+# worker would run them again at start (Celery's Django fixup), importing every URL, view and
+# middleware of the API to check them: DRF, drf-spectacular, MongoDB's client, about 15 MB a worker
+# kept for nothing (docs/benchmarks.md, issue 21).
+CHECKED_BY_SERVE = {"CELERY_SKIP_CHECKS": "1"}
+
+
 def children_for_mode(mode: str) -> list[Child]:
     children = []
     if mode in ("processor", "all"):
-        children.append(Child("processor", processor_argv()))
+        children.append(Child("processor", processor_argv(), extra_env=CHECKED_BY_SERVE))
         # The callbacks' worker, a process of its own on its own queue: a slow or dead client
         # endpoint holds its greenlets, never the mail worker's (mailer_project/celery.py).
         # It also runs the dead-letter drainer and housekeeping, which mostly wait: greenlets
         # beside its callbacks rather than a Django process of their own (mailer_project/worker_jobs.py).
-        callbacks_env = {"WORKER_CONSUMES": "callbacks", "WORKER_JOBS": "drain_dlq,housekeeping"}
+        callbacks_env = {**CHECKED_BY_SERVE, "WORKER_CONSUMES": "callbacks", "WORKER_JOBS": "drain_dlq,housekeeping"}
         if settings.WORKER_HEARTBEAT_FILE:
             # Its own file: the container's health check follows the mail worker's.
             callbacks_env["WORKER_HEARTBEAT_FILE"] = f"{settings.WORKER_HEARTBEAT_FILE}-callbacks"
