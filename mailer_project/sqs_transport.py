@@ -20,9 +20,10 @@ once, on the caller's thread), and those still waiting when the channel closes a
 cannot finish in time are logged with outcome "acks_not_deleted" and their count (a field a log
 metric filter can sum).
 
-Every connection of a process shares one boto3 client per configuration (SharedClients): kombu
-would make a boto3 Session and a client for each queue of each connection, and each Session parses
-SQS's model again, about 8 MB apiece (docs/benchmarks.md, issue 21).
+Every connection of a process shares one boto3 client per configuration (SharedClients), made
+from boto3's default session: kombu would make a boto3 Session and a client for each queue of each
+connection, and each Session parses SQS's model again, about 8 MB apiece (docs/benchmarks.md,
+issue 21).
 
 Selected with CELERY_BROKER_TRANSPORT; the URL stays sqs://."""
 
@@ -34,6 +35,7 @@ import queue as queue_module
 import threading
 from dataclasses import dataclass
 
+import boto3
 from botocore.config import Config
 from kombu.transport import SQS, virtual
 
@@ -245,12 +247,23 @@ class Channel(SQS.Channel):
         options = self.transport_options.get("client-config") or {}
         key = (service, region, access_key_id, secret_access_key, session_token, self.endpoint_url, self.is_secure)
         key += (repr(sorted(options.items())), repr(config))
-        shared = Config(max_pool_connections=SHARED_CLIENT_CONNECTIONS)
-        config = shared.merge(config) if config is not None else shared
+        client_config = Config(**options).merge(Config(max_pool_connections=SHARED_CLIENT_CONNECTIONS))
+        if config is not None:
+            client_config = client_config.merge(config)
+        endpoint = {"endpoint_url": self.endpoint_url} if self.endpoint_url is not None else {}
 
         def make():
-            return super(Channel, self)._new_boto_client(
-                service, region, access_key_id, secret_access_key, session_token=session_token, config=config
+            # As kombu's own _new_boto_client, but from boto3's default session, whose parsed
+            # models mail/queues.py's clients share: a Session of its own parses SQS's again.
+            return boto3.client(
+                service,
+                region_name=region,
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                aws_session_token=session_token,
+                use_ssl=self.is_secure if self.is_secure is not None else True,
+                config=client_config,
+                **endpoint,
             )
 
         return CLIENTS.get(key, make)
