@@ -26,8 +26,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 from pythonjsonlogger.json import JsonFormatter
@@ -110,6 +108,11 @@ def start(child: Child, announce=None) -> Child:
 
 def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
     """Poll url until it answers with any HTTP status, the process dies, or time runs out."""
+    # Imported here, for the callers that wait (runlocal, the tests, the benchmarks): the
+    # supervisor process never does, and urllib.request brings ssl and http, 7 MB of its 22.
+    import urllib.error
+    import urllib.request
+
     deadline = time.monotonic() + timeout
     while True:
         try:
