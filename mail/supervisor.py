@@ -11,8 +11,8 @@ exec), and so winds down as on a stop, never left orphaned. Chosen over a shared
 which only a signal someone sends to the group reaches: no one is left to send it.
 
 It needs nothing of Django, and so loads none of it: `manage.py serve` reads the settings, builds
-the children's command lines, then replaces itself (same pid) with `python -m mail.supervisor
-PLAN`, which imports only the standard library and python-json-logger. A supervisor that kept the
+the children's command lines, then replaces itself (same pid) with `python -m mail.supervisor`,
+given the plan in its environment, which imports only the standard library and python-json-logger. A supervisor that kept the
 Django process it started in would hold about 110 MB for nothing (docs/benchmarks.md, issue 21)."""
 
 from __future__ import annotations
@@ -148,20 +148,23 @@ def python_argv(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-# --- the supervisor as a process of its own (`python -m mail.supervisor PLAN`) ---------------------
+# --- the supervisor as a process of its own (`python -m mail.supervisor`) --------------------------
+
+# The plan travels in this variable, which the supervisor removes before it starts anyone: on its
+# command line it would make `ps` (and a check that reads command lines) show every child's.
+PLAN_VARIABLE = "MAILER_SUPERVISOR_PLAN"
 
 
-def plan_argv(children: list[Child], grace_seconds: float, log_level: str, log_format: str) -> list[str]:
-    """The command line of a supervisor for these children. Only what differs from the
-    supervisor's own environment travels on it (a command line is visible to every user of the
-    host, an environment is not): the children inherit the rest, secrets included."""
+def supervisor_exec(children: list[Child], grace_seconds: float, log_level: str, log_format: str) -> tuple[list, dict]:
+    """The command line and environment of a supervisor for these children. Only what differs
+    from the supervisor's own environment is in the plan: the children inherit the rest."""
     plan = {
         "children": [{"name": child.name, "argv": child.argv, "extra_env": child.extra_env} for child in children],
         "grace_seconds": grace_seconds,
         "log_level": log_level,
         "log_format": log_format,
     }
-    return python_argv("-m", "mail.supervisor", json.dumps(plan))
+    return python_argv("-m", "mail.supervisor"), {**os.environ, PLAN_VARIABLE: json.dumps(plan)}
 
 
 def _log_to_stderr(level: str, style: str) -> None:
@@ -179,12 +182,12 @@ def _log_to_stderr(level: str, style: str) -> None:
     logging.basicConfig(level=level, handlers=[handler])
 
 
-def main(argv: list[str]) -> int:
-    plan = json.loads(argv[0])
+def main() -> int:
+    plan = json.loads(os.environ.pop(PLAN_VARIABLE))
     _log_to_stderr(plan["log_level"], plan["log_format"])
     children = [Child(spec["name"], spec["argv"], extra_env=spec["extra_env"]) for spec in plan["children"]]
     return supervise(children, grace_seconds=plan["grace_seconds"], announce=log.info)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -5,7 +5,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from mail.supervisor import Child, plan_argv, python_argv
+from mail.supervisor import Child, python_argv, supervisor_exec
 
 
 # Command lines as option-value pairs, one pair a line (the formatter would put one word a line).
@@ -91,10 +91,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         # The settings are read and checked here; the supervising is done by a process without
         # Django, which takes this one's place (the same pid, so a signal to `serve` reaches it).
-        argv = plan_argv(
+        argv, env = supervisor_exec(
             children_for_mode(settings.MAILER_MODE), shutdown_grace_seconds(), settings.LOG_LEVEL, settings.LOG_FORMAT
         )
         logging.shutdown()  # what a handler still holds (CloudWatch's batch) is sent before the exec
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(argv[0], argv)
+        os.execve(argv[0], argv, env)
