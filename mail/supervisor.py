@@ -12,8 +12,9 @@ which only a signal someone sends to the group reaches: no one is left to send i
 
 It needs nothing of Django, and so loads none of it: `manage.py serve` reads the settings, builds
 the children's command lines, then replaces itself (same pid) with `python -m mail.supervisor`,
-given the plan in its environment, which imports only the standard library and python-json-logger. A supervisor that kept the
-Django process it started in would hold about 110 MB for nothing (docs/benchmarks.md, issue 21)."""
+the plan in its environment, which imports only the standard library and python-json-logger. A
+supervisor that kept the Django process it started in would hold about 100 MB for nothing
+(docs/benchmarks.md, issue 21)."""
 
 from __future__ import annotations
 
