@@ -113,6 +113,14 @@ class Heartbeat(bootsteps.StartStopStep):
 app.steps["worker"].add(Heartbeat)
 
 
+@signals.worker_init.connect
+def _run_background_jobs(sender=None, **_kwargs):
+    # Before the worker builds its steps. By name, so that only a worker given jobs imports them
+    # (the drainer's and housekeeping's modules, MongoDB's client among them).
+    if settings.WORKER_JOBS and sender is not None:
+        sender.app.steps["worker"].add("mailer_project.worker_jobs:BackgroundJobs")
+
+
 @signals.worker_shutting_down.connect
 def _stop_receiving(**_kwargs):
     sqs_transport.stop_receiving()

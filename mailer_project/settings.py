@@ -465,6 +465,11 @@ if WORKER_CONSUMES not in ("mail", "callbacks"):
     raise environ.ImproperlyConfigured("WORKER_CONSUMES must be mail or callbacks")
 # The callbacks worker's greenlets.
 CALLBACK_WORKER_CONCURRENCY = env.int("CALLBACK_WORKER_CONCURRENCY", default=16)
+# Background jobs a Celery worker also runs, in greenlets of its own (mailer_project/worker_jobs.py):
+# `serve` gives drain_dlq and housekeeping to the callbacks' worker. None by default.
+WORKER_JOBS = env.list("WORKER_JOBS", default=[])
+if not set(WORKER_JOBS) <= {"drain_dlq", "housekeeping"}:
+    raise environ.ImproperlyConfigured(f"WORKER_JOBS: any of drain_dlq, housekeeping, not {WORKER_JOBS!r}")
 
 # --- Celery on SQS (docs/architecture.md, "Celery on SQS") ----------------------------------------
 # Two attempts in all (one retry) of at most 3 s to connect and 5 s to answer: SQS answers in

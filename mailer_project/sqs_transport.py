@@ -20,15 +20,23 @@ once, on the caller's thread), and those still waiting when the channel closes a
 cannot finish in time are logged with outcome "acks_not_deleted" and their count (a field a log
 metric filter can sum).
 
+Every connection of a process shares one boto3 client per configuration (SharedClients), made
+from boto3's default session: kombu would make a boto3 Session and a client for each queue of each
+connection, and each Session parses SQS's model again, about 8 MB apiece (docs/benchmarks.md,
+issue 21).
+
 Selected with CELERY_BROKER_TRANSPORT; the URL stays sqs://."""
 
 from __future__ import annotations
 
 import logging
+import os
 import queue as queue_module
 import threading
 from dataclasses import dataclass
 
+import boto3
+from botocore.config import Config
 from kombu.transport import SQS, virtual
 
 from mail.queues import SQS_MAX_BATCH
@@ -47,6 +55,9 @@ BUSY_RECHECK_SECONDS = 0.005
 MAX_PENDING_DELETES = 1000
 # How long a closing channel waits for the deleting thread to finish what it holds.
 CLOSE_WAIT_SECONDS = 20
+# HTTP connections of a shared client: one per send in flight of the largest pool (64), as many as
+# the separate clients had between them, so a publish never waits for one or discards one.
+SHARED_CLIENT_CONNECTIONS = 64
 
 
 @dataclass(frozen=True)
@@ -203,8 +214,59 @@ def _release(client, queue_url: str, messages: list) -> int:
     return len(response.get("Failed", []))
 
 
+class SharedClients:
+    """One boto3 client per configuration (service, region, credentials, endpoint, options) for
+    the whole process, made on first use. boto3's clients are thread-safe; every connection of
+    ours has the same configuration, so the producer pool's connections, the consumer's and the
+    acks' thread all use one. A forked child (the prefork pool) starts without any: a client's
+    connections must not be shared across processes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._clients: dict[tuple, object] = {}
+
+    def get(self, key: tuple, make):
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = make()
+            return self._clients[key]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clients = {}
+
+
+CLIENTS = SharedClients()
+os.register_at_fork(after_in_child=CLIENTS.reset)
+
+
 class Channel(SQS.Channel):
     QoS = QoS
+
+    def _new_boto_client(self, service, region, access_key_id, secret_access_key, session_token=None, config=None):
+        options = self.transport_options.get("client-config") or {}
+        key = (service, region, access_key_id, secret_access_key, session_token, self.endpoint_url, self.is_secure)
+        key += (repr(sorted(options.items())), repr(config))
+        client_config = Config(**options).merge(Config(max_pool_connections=SHARED_CLIENT_CONNECTIONS))
+        if config is not None:
+            client_config = client_config.merge(config)
+        endpoint = {"endpoint_url": self.endpoint_url} if self.endpoint_url is not None else {}
+
+        def make():
+            # As kombu's own _new_boto_client, but from boto3's default session, whose parsed
+            # models mail/queues.py's clients share: a Session of its own parses SQS's again.
+            return boto3.client(
+                service,
+                region_name=region,
+                aws_access_key_id=access_key_id,
+                aws_secret_access_key=secret_access_key,
+                aws_session_token=session_token,
+                use_ssl=self.is_secure if self.is_secure is not None else True,
+                config=client_config,
+                **endpoint,
+            )
+
+        return CLIENTS.get(key, make)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

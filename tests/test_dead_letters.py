@@ -12,6 +12,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from mail.management.commands.serve import processor_argv
 from mail.models import DeadLetter, Message
 
 from .stack import Stack, accepted_per_message, mail_body
@@ -100,14 +101,20 @@ def test_a_drainer_killed_mid_batch_loses_and_duplicates_nothing(make_stack, sim
     assert sorted(DeadLetter.objects.values_list("raw_body", flat=True)) == sorted(bodies)  # each once
 
 
-def test_the_jobs_process_drains_the_dlq_and_releases_scheduled_mail(make_stack):
-    """`manage.py jobs drain_dlq housekeeping`, as `serve` runs it: both jobs in one process."""
+@pytest.mark.parametrize("host", ["jobs command", "callbacks worker"])
+def test_the_jobs_drain_the_dlq_and_release_scheduled_mail(make_stack, host):
+    """Both jobs in one process: `manage.py jobs drain_dlq housekeeping`, or the callbacks' worker
+    as `serve` starts it, the jobs in greenlets beside its callbacks (WORKER_JOBS)."""
     stack = make_stack()
     held = stack.post(mail_body("later", send_at=(timezone.now() + timedelta(hours=2)).isoformat()))
     Message.objects.filter(pk=held).update(send_at=timezone.now() + timedelta(minutes=1))  # now within SQS's delay
     stack.sqs.send_message(QueueUrl=stack.dlq_url, MessageBody="not a task at all")
 
-    stack.start_command([sys.executable, "manage.py", "jobs", "drain_dlq", "housekeeping"], "jobs", wait_for=None)
+    if host == "jobs command":
+        stack.start_command([sys.executable, "manage.py", "jobs", "drain_dlq", "housekeeping"], "jobs", wait_for=None)
+    else:
+        callbacks = {"WORKER_CONSUMES": "callbacks", "WORKER_JOBS": "drain_dlq,housekeeping"}
+        stack.start_command(processor_argv(), "callbacks", env={**stack.env, **callbacks})
     wait_until(
         lambda: DeadLetter.objects.filter(raw_body="not a task at all").exists(), what="the drainer to record the DLQ message"
     )

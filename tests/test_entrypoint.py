@@ -61,9 +61,9 @@ def entrypoint_env(make_stack, tmp_path):
 
 EXPECTED_CHILDREN = {
     "consumer": ["gunicorn"],
-    # The mail worker and the callbacks' worker.
-    "processor": ["celery", "celery", "drain_dlq", "housekeeping"],
-    "all": ["celery", "celery", "drain_dlq", "gunicorn", "housekeeping"],
+    # The mail worker and the callbacks' worker (which runs the drainer and housekeeping inside).
+    "processor": ["celery", "celery"],
+    "all": ["celery", "celery", "gunicorn"],
 }
 
 
@@ -81,6 +81,7 @@ def test_each_mode_starts_its_processes_is_healthy_and_stops_on_sigterm(entrypoi
             process.wait_for_http(f"http://127.0.0.1:{port}/healthz")
         if mode != "consumer":
             process.wait_for_output("ready.")
+            process.wait_for_output("background jobs started: drain_dlq, housekeeping")
         wait_until(lambda: run_entrypoint("healthcheck", env=env).returncode == 0, what=f"the {mode} health check to pass")
         # `exec` all the way down: the entrypoint's own process is the supervisor.
         children = children_of(process.process.pid)

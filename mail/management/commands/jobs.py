@@ -11,22 +11,32 @@ log = logging.getLogger(__name__)
 JOBS = {"drain_dlq": drain_dlq.run_forever, "housekeeping": housekeeping.run_forever}
 
 
+def start(names: list[str]) -> list[threading.Thread]:
+    """Each job in a daemon thread of its own (a greenlet in a gevent worker), started."""
+    threads = [threading.Thread(target=JOBS[name], name=name, daemon=True) for name in dict.fromkeys(names)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def stopped(threads: list[threading.Thread]) -> list[str]:
+    return [thread.name for thread in threads if not thread.is_alive()]
+
+
 class Command(BaseCommand):
     help = (
         "Run several of the processor's background jobs in one process, each in a thread of its "
-        "own: `serve` runs `jobs drain_dlq housekeeping` beside the worker, one Django process "
-        "(about 100 MB) instead of one per job. Exits, for its supervisor to see, if a job stops."
+        "own, for those who run the worker their own way: `serve` runs the same jobs inside the "
+        "callbacks' worker (WORKER_JOBS, mailer_project/worker_jobs.py) rather than in a Django "
+        "process of their own (about 135 MB). Exits, for its supervisor to see, if a job stops."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("names", nargs="+", choices=sorted(JOBS), metavar="job", help=f"any of {', '.join(sorted(JOBS))}")
 
     def handle(self, *args, names, **options):
-        threads = [threading.Thread(target=JOBS[name], name=name, daemon=True) for name in dict.fromkeys(names)]
-        for thread in threads:
-            thread.start()
-        while all(thread.is_alive() for thread in threads):
+        threads = start(names)
+        while not stopped(threads):
             threads[0].join(timeout=1)
-        stopped = [thread.name for thread in threads if not thread.is_alive()]
-        log.error("background job stopped: %s", ", ".join(stopped))
+        log.error("background job stopped: %s", ", ".join(stopped(threads)))
         raise SystemExit(1)

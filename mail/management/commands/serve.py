@@ -1,12 +1,11 @@
 import logging
 import os
+import sys
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from mail.supervisor import Child, python_argv, supervise
-
-log = logging.getLogger("mail.serve")
+from mail.supervisor import Child, python_argv, supervisor_exec
 
 
 # Command lines as option-value pairs, one pair a line (the formatter would put one word a line).
@@ -53,19 +52,26 @@ def processor_argv(pool: str | None = None) -> list[str]:
 # fmt: on
 
 
+# Django's system checks ran in `serve` itself, before it handed over to the supervisor. A Celery
+# worker would run them again at start (Celery's Django fixup), importing every URL, view and
+# middleware of the API to check them: DRF, drf-spectacular, MongoDB's client, about 15 MB a worker
+# kept for nothing (docs/benchmarks.md, issue 21).
+CHECKED_BY_SERVE = {"CELERY_SKIP_CHECKS": "1"}
+
+
 def children_for_mode(mode: str) -> list[Child]:
     children = []
     if mode in ("processor", "all"):
-        children.append(Child("processor", processor_argv()))
+        children.append(Child("processor", processor_argv(), extra_env=CHECKED_BY_SERVE))
         # The callbacks' worker, a process of its own on its own queue: a slow or dead client
         # endpoint holds its greenlets, never the mail worker's (mailer_project/celery.py).
-        callbacks_env = {**os.environ, "WORKER_CONSUMES": "callbacks"}
+        # It also runs the dead-letter drainer and housekeeping, which mostly wait: greenlets
+        # beside its callbacks rather than a Django process of their own (mailer_project/worker_jobs.py).
+        callbacks_env = {**CHECKED_BY_SERVE, "WORKER_CONSUMES": "callbacks", "WORKER_JOBS": "drain_dlq,housekeeping"}
         if settings.WORKER_HEARTBEAT_FILE:
             # Its own file: the container's health check follows the mail worker's.
             callbacks_env["WORKER_HEARTBEAT_FILE"] = f"{settings.WORKER_HEARTBEAT_FILE}-callbacks"
-        children.append(Child("callbacks", processor_argv(), env=callbacks_env))
-        # The dead-letter drainer and housekeeping, in one process: it mostly waits.
-        children.append(Child("jobs", python_argv("manage.py", "jobs", "drain_dlq", "housekeeping")))
+        children.append(Child("callbacks", processor_argv(), extra_env=callbacks_env))
     if mode in ("consumer", "all"):
         children.append(Child("consumer", consumer_argv()))
     return children
@@ -83,5 +89,12 @@ class Command(BaseCommand):
     help = "Run the service in MAILER_MODE: consumer (API under gunicorn), processor (Celery worker) or all."
 
     def handle(self, *args, **options):
-        code = supervise(children_for_mode(settings.MAILER_MODE), grace_seconds=shutdown_grace_seconds(), announce=log.info)
-        raise SystemExit(code)
+        # The settings are read and checked here; the supervising is done by a process without
+        # Django, which takes this one's place (the same pid, so a signal to `serve` reaches it).
+        argv, env = supervisor_exec(
+            children_for_mode(settings.MAILER_MODE), shutdown_grace_seconds(), settings.LOG_LEVEL, settings.LOG_FORMAT
+        )
+        logging.shutdown()  # what a handler still holds (CloudWatch's batch) is sent before the exec
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(argv[0], argv, env)
