@@ -24,7 +24,7 @@ from django.utils import timezone
 from providers.base import ProviderError, SendResult
 from providers.events import WebhookBatch
 
-from . import status
+from . import delivery_sql, status
 from .callbacks import outbox
 from .delivery_task import DeliveryTask
 from .models import Message, MessageEvent
@@ -64,15 +64,17 @@ def take(task: DeliveryTask) -> Claim:
     anything is sent again). A recheck task may only take over such a claim."""
     for _ in range(2):
         now = timezone.now()
-        claimed = 0
         if not task.recheck:
-            claimed = Message.objects.filter(pk=task.message_id, status=Message.Status.QUEUED, step__lte=task.step).update(
-                **_claim_fields(task, now)
-            )
+            # The usual case, one statement: the conditional UPDATE reads the row back.
+            lease_until = now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
+            claimed_row = delivery_sql.claim(task.message_id, task.step, now, lease_until)
+            if claimed_row is not None:
+                return _claim(ClaimKind.CLAIMED, task.message_id, claimed_row)
         row = _read(task.message_id)
         if row is None:
             return Claim(ClaimKind.MISSING, task.message_id)
-        if not claimed and _expired(row, task, now):
+        claimed = 0
+        if _expired(row, task, now):
             claimed = _take_over(task, row, now)
             row = _read(task.message_id) if claimed else row
         kind = ClaimKind.CLAIMED if claimed else _why_not(row, task)
@@ -258,24 +260,23 @@ def _write_sent(claim: Claim, result: SendResult, detail: str) -> bool:
         "sent_at": now,
         "updated_at": now,
     }
+    event = MessageEvent(
+        message_id=claim.message_id,
+        type=MessageEvent.Type.SENT,
+        provider=result.provider,
+        status_code=result.status_code,
+        detail=detail,
+    )
     with transaction.atomic():
-        # The usual case, our claim still held, in one statement; else whatever became of it.
-        claim_held = Message.objects.filter(pk=claim.message_id, status=Message.Status.SENDING, attempts=claim.token).update(
-            **sent
-        )
-        if not claim_held:
-            Message.objects.filter(pk=claim.message_id, status__in=NOT_YET_SENT).update(**sent)
-        event = MessageEvent.objects.create(
-            message_id=claim.message_id,
-            type=MessageEvent.Type.SENT,
-            provider=result.provider,
-            status_code=result.status_code,
-            detail=detail,
-        )
-        outbox.record([event])
-        status.catch_up(claim.message_id)  # the provider's webhook may have come first
+        # Our claim still held, or else whatever became of it; the event; and whether anything
+        # else is to be done, in one round trip (mail/delivery_sql.py).
+        written = delivery_sql.write_sent(claim.message_id, claim.token, sent, event, NOT_YET_SENT)
+        if written.listening:
+            outbox.record([written.event])
+        if written.early_events:
+            status.catch_up(claim.message_id)  # the provider's webhook came first
         if result.events:
             # What the provider knew at once (the sandbox): recorded as its webhook would be, in
             # the same transaction, so a crash cannot leave the send without its outcome.
             status.record_events(WebhookBatch(result.events))
-    return bool(claim_held)
+    return written.held

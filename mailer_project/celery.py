@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from celery import Celery, bootsteps, signals
+from celery.backends.base import DisabledBackend
 from django.conf import settings
 
 from mail import queues
@@ -79,6 +80,19 @@ def _use_predefined_queue(sender=None, **_kwargs):
             raise SystemExit(
                 f"The worker cannot find its SQS queue {name!r} ({exc}); run `python manage.py provision_queues` first."
             ) from exc
+
+
+@signals.worker_init.connect
+def _share_the_disabled_result_backend(sender=None, **_kwargs):
+    # No result backend is configured (results are ignored): Celery's DisabledBackend, which it
+    # keeps per thread as it is not marked thread-safe. Under gevent a thread is a greenlet, and
+    # each task runs in a new one, so every task built its own from the configuration: a tenth of
+    # a worker's CPU at gevent × 64 (docs/benchmarks.md, "Issue 21: delivery"). It keeps no state,
+    # so the tasks share the one built here (a prefork pool's children inherit it).
+    backend = sender.app.backend if sender is not None else None
+    if isinstance(backend, DisabledBackend):
+        for task in sender.app.tasks.values():
+            task.backend = backend
 
 
 class Heartbeat(bootsteps.StartStopStep):

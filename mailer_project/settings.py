@@ -140,8 +140,14 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A delivery also hands its connection back while it waits for the provider, so a worker's sends
 # in flight are not capped by its connections. 0 = no pool: persistent connections instead.
 DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=10)
+# A pooled connection idle for longer than this is checked with a round trip before it is used.
+DATABASE_POOL_CHECK_IDLE_SECONDS = env.float("DATABASE_POOL_CHECK_IDLE_SECONDS", default=2.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses persistent connections with a pool
+    # Django's backend, whose pool checks a connection only when it was idle for longer than this
+    # (mailer_project/database_pool.py); Django's own check is a round trip at every checkout.
+    DATABASES["default"]["ENGINE"] = "mailer_project.postgresql"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"] = {
         **DATABASES["default"].get("OPTIONS", {}),
         # A connection waited for longer than `timeout` fails like a database outage (503, a retried task).

@@ -33,6 +33,7 @@ import logging
 import os
 import queue as queue_module
 import threading
+import time
 from dataclasses import dataclass
 
 import boto3
@@ -48,8 +49,15 @@ log = logging.getLogger(__name__)
 BATCH_WAIT_SECONDS = 0.02
 # With every prefetch slot busy kombu's event loop (threads and prefork pools) looks again after
 # polling_interval; a slot freed by an ack should be refilled sooner than that, and a look costs
-# no request. (The gevent pool has no event loop: it waits polling_interval between looks.)
+# no request.
 BUSY_RECHECK_SECONDS = 0.005
+# The gevent pool has no event loop: with every slot busy kombu slept polling_interval (0.1 s)
+# between looks, so a freed slot waited up to that long. It waits for the ack instead, at most
+# this long at a time (then kombu's loop goes round: shutdown, heartbeats) ...
+SLOT_WAIT_SECONDS = 1.0
+# ... and then this long for more slots, so that one receive (a request, and CPU) fetches
+# several messages rather than one per ack.
+RECEIVE_GATHER_SECONDS = 0.01
 # Acked messages waiting for the deleting thread: ten batches per send in flight of the largest
 # pool (64) would be 640; past this, SQS is not keeping up, and an ack deletes on its own thread.
 MAX_PENDING_DELETES = 1000
@@ -157,6 +165,9 @@ class BatchedDeleter:
 
 
 _stopping = threading.Event()
+# Set by every ack or reject (a prefetch slot freed), and at shutdown; waited on by a gevent
+# worker's receiving loop while every slot is busy.
+_slot_freed = threading.Event()
 
 
 def stop_receiving() -> None:
@@ -164,6 +175,7 @@ def stop_receiving() -> None:
     for the next worker. kombu's event loop (the threads and prefork pools) stops receiving on its
     own; the gevent pool receives with blocking calls that would go on until the last task ends."""
     _stopping.set()
+    _slot_freed.set()
 
 
 class QoS(SQS.QoS):
@@ -282,6 +294,39 @@ class Channel(SQS.Channel):
         self._deleter.add(_Delete(self.sqs(queue=queue), info["sqs_queue"], sqs_message["ReceiptHandle"]))
         # The slot is free now; the delete follows within BATCH_WAIT_SECONDS.
         virtual.Channel.basic_ack(self, delivery_tag, multiple)
+        _slot_freed.set()
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        super().basic_reject(delivery_tag, requeue)
+        _slot_freed.set()
+
+    def drain_events(self, timeout=None, callback=None, **kwargs):
+        """The gevent pool's receive (it has no event loop)."""
+        if self._consumers:
+            self._wait_for_slots()
+        return super().drain_events(timeout=timeout, callback=callback, **kwargs)
+
+    def _wait_for_slots(self) -> None:
+        """With fewer prefetch slots free than one receive may fill, wait for acks to free them:
+        for the first one (rather than return empty, which made kombu sleep polling_interval),
+        then RECEIVE_GATHER_SECONDS for more."""
+        enough = min(SQS_MAX_BATCH, self.qos.prefetch_count or SQS_MAX_BATCH)
+        gather_until = None
+        while not _stopping.is_set():
+            free = self.qos.can_consume_max_estimate()
+            if free is None or free >= enough:
+                return
+            now = time.monotonic()
+            if free and gather_until is None:
+                gather_until = now + RECEIVE_GATHER_SECONDS
+            wait = gather_until - now if free else SLOT_WAIT_SECONDS
+            if wait <= 0:
+                return
+            _slot_freed.clear()
+            if self.qos.can_consume_max_estimate() != free:  # freed between the look and the clear
+                continue
+            if not _slot_freed.wait(wait) and not free:
+                return  # nothing freed for a whole wait: kombu's loop goes round
 
     def _get_bulk(self, queue, max_if_unlimited=SQS.SQS_MAX_MESSAGES, callback=None):
         if _stopping.is_set():

@@ -7,6 +7,7 @@ import datetime
 import email.utils
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -32,9 +33,30 @@ class Timeouts:
 DEFAULT_CONNECTIONS = 32
 
 
+class PooledSession(requests.Session):
+    """requests' session, reading the environment's proxy and CA settings (HTTPS_PROXY, NO_PROXY,
+    REQUESTS_CA_BUNDLE, ...) once per scheme and host, where requests reads them from os.environ
+    again for every request: 3 % of a worker's CPU (docs/benchmarks.md, "Issue 21: delivery").
+    A running process's environment does not change; a provider speaks to one or two hosts."""
+
+    def __init__(self):
+        super().__init__()
+        self._environment: dict[tuple, dict] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        if proxies or not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        if key not in self._environment:
+            self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        found = self._environment[key]
+        return {**found, "proxies": dict(found["proxies"])}
+
+
 def pooled_session(connections: int = DEFAULT_CONNECTIONS) -> requests.Session:
     """Keeps up to `connections` connections per host alive for reuse."""
-    session = requests.Session()
+    session = PooledSession()
     # No retries here: retrying is the delivery pipeline's decision, made with backoff in SQS.
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=connections, max_retries=0)
     session.mount("http://", adapter)
