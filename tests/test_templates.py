@@ -320,7 +320,9 @@ def test_text_that_can_be_neither_stored_nor_sent_is_refused_not_a_500(api_clien
     variables = [{**BOOKING["variables"][0], "example": "A\u0000nn"}, *BOOKING["variables"][1:]]
     refused = call(api_client, "post", TEMPLATES, {**BOOKING, "alias": "other", "variables": variables})
     assert refused.status_code == 400, refused.content
-    assert error(refused)["fields"]["variables"] == ["'guest': the example: a text in it has a NUL character or an unpaired surrogate"]
+    assert error(refused)["fields"]["variables"] == [
+        "'guest': the example: a text in it has a NUL character or an unpaired surrogate"
+    ]
 
     deep = "x\u0000"
     for _ in range(500):
