@@ -7,7 +7,7 @@ INSERT = """
 INSERT INTO mail_message (
     id, api_key_id, team_id, status, from_email, recipients, recipient_addresses, tags, metadata,
     recipient_count, subject, provider, provider_message_id, attempts, step, last_error,
-    created_at, updated_at, sent_at, sandbox
+    created_at, updated_at, sent_at, sandbox, template_alias
 )
 SELECT
     gen_random_uuid(), %(api_key)s,
@@ -23,7 +23,7 @@ SELECT
     %(newest)s - make_interval(secs => i),
     %(newest)s - make_interval(secs => i),
     CASE WHEN i %% 5 <> 0 THEN %(newest)s - make_interval(secs => i - 1) END,
-    false
+    false, ''
 FROM generate_series(%(first)s, %(last)s) AS i
 """
 

@@ -126,7 +126,7 @@ class Stack:
         SQS's at-least-once delivery can do at any time)."""
         self._run_with_django(
             "s = MessageCreateSerializer(data=json.loads(sys.argv[2])); s.is_valid(raise_exception=True);"
-            "fields = dict(s.validated_data); fields.pop('send_at'); fields.pop('ignore_suppressions');"
+            "fields = dict(s.validated_data); fields.pop('send_at'); fields.pop('ignore_suppressions'); fields.pop('template');"
             "DeliveryTask(sys.argv[1], OutboundMessage(sys.argv[1], **fields).to_payload()).publish()",
             message_id,
             json.dumps(body),

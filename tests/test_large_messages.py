@@ -100,6 +100,7 @@ def body_of_wire_size(target: int, character: str) -> dict:
         fields = dict(serializer.validated_data)
         fields.pop("send_at")
         fields.pop("ignore_suppressions")
+        fields.pop("template")
         message_id = str(uuid.uuid4())
         return DeliveryTask(message_id, OutboundMessage(message_id, **fields).to_payload()).wire_size()
 

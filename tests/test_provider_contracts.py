@@ -44,6 +44,7 @@ def outbound(changes: dict) -> OutboundMessage:
     fields = dict(serializer.validated_data)
     fields.pop("send_at")
     fields.pop("ignore_suppressions")
+    fields.pop("template")
     return OutboundMessage(message_id=MID, **fields)
 
 

@@ -48,6 +48,9 @@ def log_in(browser, url, username="ops", password="a-long-password"):
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys(password)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # Logged in once the admin's index shows its user tools: a page asked for before the login's
+    # POST is answered would interrupt it (CI once landed on the login form that way).
+    wait_until(lambda: browser.find_elements(By.ID, "user-tools"), what="the admin's index after logging in")
 
 
 def console(browser) -> list[str]:
