@@ -21,9 +21,11 @@ from providers.base import OutboundMessage
 
 from . import claim_check
 from .callbacks import outbox
+from .coalescing import Coalescer
 from .delivery_task import DeliveryTask
 from .exceptions import MessageRefused, NotCancelable, QueueUnavailable, TooLargeForQueue
 from .models import Message, MessageEvent
+from .runtime import RUNTIME
 from .suppressions import refuse_suppressed
 
 log = logging.getLogger(__name__)
@@ -69,18 +71,13 @@ def _accept(api_key, fields_list: list[dict], in_batch: bool) -> list[Message | 
                 acceptances.append(_prepare(api_key, fields))
             except MessageRefused as refusal:
                 raise (refusal.at(position) if in_batch else refusal) from None
-        with transaction.atomic():
-            Message.objects.bulk_create([a.message for a in acceptances])
-            outbox.record(MessageEvent.objects.bulk_create([a.event for a in acceptances]))
     except BaseException:
-        # Nothing was accepted: the bodies already stored for it go too.
-        for acceptance in acceptances:
-            if claim_check.is_pointer(acceptance.task.payload):
-                claim_check.discard(acceptance.task.message_id)
+        _discard_bodies(acceptances)  # nothing was accepted: the bodies already stored for it go too
         raise
+    # Written and published together with what concurrent requests of this process accept; the
+    # flush discards the stored bodies of what it could not write.
+    failures = RUNTIME.coalescer("accepts", _accepts_coalescer).submit(acceptances)
 
-    # Published after the commit, so the worker always finds the row.
-    failures = DeliveryTask.publish_many([a.task for a in acceptances if not a.held])
     outcomes: list[Message | QueueUnavailable] = []
     for acceptance in acceptances:
         message = acceptance.message
@@ -103,6 +100,67 @@ def _accept(api_key, fields_list: list[dict], in_batch: bool) -> list[Message | 
         )
         outcomes.append(message)
     return outcomes
+
+
+def _accepts_coalescer() -> Coalescer:
+    return Coalescer(
+        _record_and_publish,
+        max_weight=settings.ACCEPT_COALESCE_MAX_MESSAGES,
+        window_seconds=settings.ACCEPT_COALESCE_WINDOW_SECONDS,
+        weigh=len,
+    )
+
+
+def _record_and_publish(requests: list[list[_Acceptance]]) -> list[dict[str, Exception] | Exception]:
+    """For each request's acceptances: the publish errors by message id (an empty dict: all
+    queued), or the exception that kept its rows from being written (then nothing of it was, and
+    its bodies stored in S3 are discarded).
+
+    All the rows in one transaction; should it fail, each request's rows are tried alone, so one
+    request's bad row costs only that request. The rows are committed before the tasks are
+    published, so the worker always finds its row."""
+    try:
+        _record([acceptance for acceptances in requests for acceptance in acceptances])
+        written: list[Exception | None] = [None] * len(requests)
+    except Exception as error:
+        written = [error] if len(requests) == 1 else [_record_alone(acceptances) for acceptances in requests]
+    for acceptances, error in zip(requests, written, strict=True):
+        if error is not None:
+            _discard_bodies(acceptances)
+    tasks = [
+        acceptance.task
+        for acceptances, error in zip(requests, written, strict=True)
+        if error is None
+        for acceptance in acceptances
+        if not acceptance.held
+    ]
+    failures = DeliveryTask.publish_many(tasks)
+    return [
+        error
+        if error is not None
+        else {a.task.message_id: failures[a.task.message_id] for a in acceptances if a.task.message_id in failures}
+        for acceptances, error in zip(requests, written, strict=True)
+    ]
+
+
+def _record(acceptances: list[_Acceptance]) -> None:
+    with transaction.atomic():
+        Message.objects.bulk_create([a.message for a in acceptances])
+        outbox.record(MessageEvent.objects.bulk_create([a.event for a in acceptances]))
+
+
+def _record_alone(acceptances: list[_Acceptance]) -> Exception | None:
+    try:
+        _record(acceptances)
+    except Exception as error:
+        return error
+    return None
+
+
+def _discard_bodies(acceptances: list[_Acceptance]) -> None:
+    for acceptance in acceptances:
+        if claim_check.is_pointer(acceptance.task.payload):
+            claim_check.discard(acceptance.task.message_id)
 
 
 def _prepare(api_key, fields: dict) -> _Acceptance:

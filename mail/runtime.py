@@ -1,6 +1,6 @@
 """What a process builds once and keeps: each provider's client (its HTTP connection pool is
-reused across messages), the circuit breakers, and a short-lived copy of the admin's provider
-switches. One object, so that what a process caches is in one place and a test can start afresh.
+reused across messages), the circuit breakers, the accepts' coalescer, and a short-lived copy of
+the admin's provider switches. One object, so that what a process caches is in one place and a test can start afresh.
 
 Built on first use, never at import: in a forked worker that is after the fork, so no connection
 pool or Redis client is shared between processes."""
@@ -23,6 +23,8 @@ from providers.lookup import Lookup
 from providers.registry import REGISTRY
 from providers.spec import Provider
 
+from .coalescing import Coalescer
+
 
 class Runtime:
     def __init__(self):
@@ -38,6 +40,7 @@ class Runtime:
         # Log APIs have rate limits of their own (and a burst of takeovers after a crash must not
         # spend them): at most AMBIGUOUS_LOOKUPS_PER_MINUTE lookups per provider per process.
         self._lookup_limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._coalescers: dict[str, Coalescer] = {}
 
     def provider(self, name: str) -> Provider:
         with self._lock:
@@ -60,6 +63,13 @@ class Runtime:
     def can_look_up(self, name: str) -> bool:
         spec = REGISTRY.get(name)
         return spec is not None and spec.lookup is not None
+
+    def coalescer(self, name: str, build: Callable[[], Coalescer]) -> Coalescer:
+        """The process's one Coalescer of this name (mail/coalescing.py), built on first use."""
+        with self._lock:
+            if name not in self._coalescers:
+                self._coalescers[name] = build()
+            return self._coalescers[name]
 
     def breakers(self) -> Breakers | DisabledBreakers:
         with self._lock:

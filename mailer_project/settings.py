@@ -338,6 +338,13 @@ SQS_VISIBILITY_TIMEOUT = env.int("SQS_VISIBILITY_TIMEOUT", default=300)
 SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 SQS_DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT = env.int("SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT", default=60)
+# Concurrent accepts in one API worker are written in one transaction and published with
+# SendMessageBatch (mail/coalescing.py): at most this many messages a flush, and a leader may wait
+# this long for company first (0: never waits; groups still form while a flush is under way).
+ACCEPT_COALESCE_MAX_MESSAGES = env.int("ACCEPT_COALESCE_MAX_MESSAGES", default=50)
+ACCEPT_COALESCE_WINDOW_SECONDS = env.float("ACCEPT_COALESCE_WINDOW_SECONDS", default=0.0)
+if ACCEPT_COALESCE_MAX_MESSAGES < 1 or not 0 <= ACCEPT_COALESCE_WINDOW_SECONDS <= 1:
+    raise environ.ImproperlyConfigured("ACCEPT_COALESCE_MAX_MESSAGES must be 1 or more, ACCEPT_COALESCE_WINDOW_SECONDS 0 to 1")
 
 # --- Providers ---------------------------------------------------------------------------------
 MAIL_PROVIDERS = env.list("MAIL_PROVIDERS", default=["sendgrid", "mailgun"])
