@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from mail import claim_check, keys, queues
 from mail.management.commands.serve import processor_argv
 
+from .faults import SqsActionProxy
 from .stack import Stack
 from .support import ServiceProcess, Simulator, drain, service_env
 
@@ -83,3 +84,12 @@ def make_stack(tmp_path, simulator):
     yield make
     for stack in stacks:
         stack.kill()
+
+
+@pytest.fixture
+def sqs_proxy():
+    """An SqsActionProxy (tests/faults.py) in front of the embedded SQS server: a stack made with
+    SQS_ENDPOINT_URL=sqs_proxy.url publishes through it."""
+    proxy = SqsActionProxy(service_env()["SQS_ENDPOINT_URL"])
+    yield proxy
+    proxy.close()

@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import urllib.parse
+from collections.abc import Callable
 
 import requests
 
@@ -91,12 +92,16 @@ class SqsActionProxy:
     """An HTTP proxy in front of an SQS-compatible server that counts the API actions passing
     through and can make one action fail after it has succeeded N times (a 500 in SQS's JSON error
     shape, as an AWS outage answers): how a test shows how many calls a publish took, and an
-    outage that begins part-way through a request of ours."""
+    outage that begins part-way through a request of ours. It can also refuse some entries of a
+    SendMessageBatch, as SQS does (the call succeeds and lists them under Failed), and it records
+    how many entries each SendMessageBatch carried."""
 
     def __init__(self, target_url: str):
         self.target_url = target_url.rstrip("/")
         self.calls: collections.Counter[str] = collections.Counter()
+        self.batch_sizes: list[int] = []
         self._allowed: dict[str, int] = {}
+        self._refuses_entry: Callable[[str], bool] = lambda body: False
         self._lock = threading.Lock()
         proxy = self
 
@@ -106,21 +111,13 @@ class SqsActionProxy:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 action = proxy._action(self.headers, body)
-                if proxy._passes(action):
-                    upstream = requests.post(
-                        proxy.target_url + self.path,
-                        data=body,
-                        headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
-                        timeout=30,
-                    )
-                    status, content, content_type = (
-                        upstream.status_code,
-                        upstream.content,
-                        upstream.headers.get("Content-Type", ""),
-                    )
-                else:
+                if not proxy._passes(action):
                     status, content_type = 500, "application/x-amz-json-1.0"
                     content = json.dumps({"__type": "InternalError", "message": f"{action} failed (injected)"}).encode()
+                elif action == "SendMessageBatch":
+                    status, content, content_type = proxy._send_batch(self.path, self.headers, body)
+                else:
+                    status, content, content_type = proxy._forward(self.path, self.headers, body)
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(content)))
@@ -140,6 +137,11 @@ class SqsActionProxy:
         with self._lock:
             self._allowed[action] = self.calls[action] + after
 
+    def refuse_entries(self, refuses: Callable[[str], bool]) -> None:
+        """From now on, SendMessageBatch entries whose MessageBody refuses(body) are not passed on
+        and come back under Failed (SQS's InternalError, not the sender's fault)."""
+        self._refuses_entry = refuses
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -148,6 +150,36 @@ class SqsActionProxy:
         with self._lock:
             self.calls[action] += 1
             return action not in self._allowed or self.calls[action] <= self._allowed[action]
+
+    def _forward(self, path: str, headers, body: bytes) -> tuple[int, bytes, str]:
+        upstream = requests.post(
+            self.target_url + path,
+            data=body,
+            headers={k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")},
+            timeout=30,
+        )
+        return upstream.status_code, upstream.content, upstream.headers.get("Content-Type", "")
+
+    def _send_batch(self, path: str, headers, body: bytes) -> tuple[int, bytes, str]:
+        # botocore signs the request, but SQS-compatible test servers do not check signatures, so
+        # a rewritten body passes.
+        request = json.loads(body)
+        entries = request["Entries"]
+        with self._lock:
+            self.batch_sizes.append(len(entries))
+        refused = [entry for entry in entries if self._refuses_entry(entry["MessageBody"])]
+        passed = [entry for entry in entries if entry not in refused]
+        answer = {"Successful": [], "Failed": []}
+        if passed:
+            status, content, content_type = self._forward(path, headers, json.dumps({**request, "Entries": passed}).encode())
+            if status != 200:
+                return status, content, content_type
+            answer = {"Successful": [], "Failed": [], **json.loads(content)}
+        answer["Failed"] += [
+            {"Id": entry["Id"], "SenderFault": False, "Code": "InternalError", "Message": "refused (injected)"}
+            for entry in refused
+        ]
+        return 200, json.dumps(answer).encode(), "application/x-amz-json-1.0"
 
     @staticmethod
     def _action(headers, body: bytes) -> str:

@@ -211,6 +211,17 @@ def task_arguments(sqs_body: str) -> list:
     return json.loads(base64.b64decode(envelope["body"]))[0]
 
 
+def queued_message_ids(sqs, queue_url) -> list[str]:
+    """The message ids of the delivery tasks in the queue, taking them out."""
+    ids = []
+    while found := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+        ids += [task_arguments(m["Body"])[0] for m in found]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(found)]
+        )
+    return ids
+
+
 def mail_body(subject: str = "hello", **changes) -> dict:
     return {"from": "shop@example.com", "to": "ann@example.com", "subject": subject, "text": "hi", **changes}
 

@@ -12,26 +12,13 @@ from django.utils import timezone
 from mail import queues
 from mail.models import Message, Suppression
 
-from .faults import SqsActionProxy
-from .stack import accepted_per_message, mail_body, task_arguments
-from .support import service_env
+from .stack import accepted_per_message, mail_body, queued_message_ids
 
 URL = "/api/v1/messages/batch"
 
 
 def post(client, body, **headers):
     return client.post(URL, data=json.dumps(body), content_type="application/json", **headers)
-
-
-def queued_message_ids(sqs, queue_url) -> list[str]:
-    """The message ids of the delivery tasks in the queue, taking them out."""
-    ids = []
-    while found := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
-        ids += [task_arguments(m["Body"])[0] for m in found]
-        sqs.delete_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(found)]
-        )
-    return ids
 
 
 def test_each_message_is_queued_as_its_own_in_order(api_client, empty_queues, sqs):
@@ -139,13 +126,6 @@ def test_batches_are_cut_at_ten_entries_and_at_the_size_limit():
 
 
 # --- through a real API process, with SQS behind a proxy that counts and fails calls ----------
-
-
-@pytest.fixture
-def sqs_proxy():
-    proxy = SqsActionProxy(service_env()["SQS_ENDPOINT_URL"])
-    yield proxy
-    proxy.close()
 
 
 def post_batch(stack, bodies) -> requests.Response:

@@ -1,0 +1,67 @@
+"""Concurrent accepts in one API worker share one transaction and one SendMessageBatch
+(mail/coalescing.py, mail/accepting.py), and each request still hears only about its own
+messages: 202 for what SQS took, 503 or a 207 item for what it refused, and nothing kept of those."""
+
+import threading
+
+import pytest
+import requests
+
+from mail import queues
+from mail.models import Message
+
+from .stack import mail_body, queued_message_ids
+
+MESSAGES = "/api/v1/messages"
+BATCH = "/api/v1/messages/batch"
+
+
+def refused_by_sqs(sqs_body: str) -> bool:
+    """SQS refuses the tasks of messages whose subject begins with 'refuse'."""
+    return queues.read_celery_message(sqs_body).args[1]["subject"].startswith("refuse")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_coalesced_publish_that_sqs_partly_refuses_answers_each_request_for_its_own(make_stack, sqs_proxy):
+    # One gevent worker, whose first accept waits up to a second for the others to join it.
+    stack = make_stack(SQS_ENDPOINT_URL=sqs_proxy.url, WEB_WORKERS="1", ACCEPT_COALESCE_WINDOW_SECONDS="1")
+    sqs_proxy.refuse_entries(refused_by_sqs)
+    requests_to_send = {
+        "keep 1": (MESSAGES, mail_body("keep 1")),
+        "refuse 1": (MESSAGES, mail_body("refuse 1")),
+        "keep 2": (MESSAGES, mail_body("keep 2")),
+        "refuse 2": (MESSAGES, mail_body("refuse 2")),
+        "batch": (BATCH, [mail_body("keep 3"), mail_body("refuse 3")]),
+    }
+    answers: dict[str, requests.Response] = {}
+    start = threading.Barrier(len(requests_to_send))
+
+    def send(name: str, path: str, body) -> None:
+        start.wait()
+        answers[name] = requests.post(f"{stack.api_url}{path}", json=body, headers=stack.headers, timeout=60)
+
+    threads = [threading.Thread(target=send, args=(name, *request)) for name, request in requests_to_send.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # All six messages of the five requests went to SQS in one call.
+    assert sqs_proxy.batch_sizes == [6]
+    assert sqs_proxy.calls["SendMessage"] == 0
+    for name in ("keep 1", "keep 2"):
+        assert answers[name].status_code == 202, answers[name].text
+    for name in ("refuse 1", "refuse 2"):
+        assert answers[name].status_code == 503, answers[name].text
+        assert answers[name].json()["error"]["type"] == "queue_unavailable"
+    assert answers["batch"].status_code == 207, answers["batch"].text
+    kept_from_batch, refused_from_batch = answers["batch"].json()["data"]
+    assert kept_from_batch["status"] == "queued"
+    assert refused_from_batch["error"]["type"] == "queue_unavailable"
+
+    # What each client was told is what exists: the refused left no row and no task behind.
+    accepted = sorted([answers["keep 1"].json()["id"], answers["keep 2"].json()["id"], kept_from_batch["id"]])
+    assert sorted(str(pk) for pk in Message.objects.values_list("pk", flat=True)) == accepted
+    assert sorted(Message.objects.values_list("subject", flat=True)) == ["keep 1", "keep 2", "keep 3"]
+    assert sorted(queued_message_ids(stack.sqs, stack.queue_url)) == accepted
