@@ -4,21 +4,17 @@ delivered and counted on the overview; cancel a scheduled message from its page.
 Screenshots are kept in var/test-artifacts/."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.utils import timezone
 from selenium.webdriver.common.by import By
 
 from mail.models import Message, MessageEvent
 
-from .browser import chromium, needs_chromium
+from .browser import ARTIFACTS, chromium, log_in, needs_chromium
 from .stack import mail_body
 from .support import wait_until
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,15 +28,6 @@ def browser(tmp_path):
     driver = chromium(tmp_path / "chromium", implicit_wait=5)
     yield driver
     driver.quit()
-
-
-def log_in(browser, stack, username="ops", password="a-long-password"):
-    get_user_model().objects.create_superuser(username, f"{username}@example.com", password)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    browser.get(f"{stack.api_url}/admin/")
-    browser.find_element(By.NAME, "username").send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys(password)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
 
 
 def notices(browser) -> str:
@@ -62,7 +49,7 @@ def test_an_operator_requeues_a_failed_message_from_its_page_and_reads_the_overv
     stack.wait_for_status(message_id, "failed")
     wait_until(lambda: stack.dead_letter_task_ids() == [message_id], timeout=60, what="the task in the DLQ")
     stack.drain_dead_letters()
-    log_in(browser, stack)
+    log_in(browser, stack.api_url)
 
     # Find it among the failed messages and read its history.
     browser.get(f"{stack.api_url}/admin/mail/message/?status__exact=failed")
@@ -115,7 +102,7 @@ def test_an_operator_cancels_a_scheduled_message_from_its_page(make_stack, brows
     stack = make_stack()
     send_at = (timezone.now() + timedelta(hours=2)).isoformat()
     message_id = stack.post(mail_body("Tomorrow's newsletter", send_at=send_at))
-    log_in(browser, stack)
+    log_in(browser, stack.api_url)
 
     browser.get(f"{stack.api_url}/admin/mail/message/{message_id}/change/")
     assert not browser.find_elements(By.ID, "requeue-button")

@@ -5,10 +5,8 @@ script kept from running by the preview's sandbox, publishes version 1, and the 
 violation of the admin's Content-Security-Policy. Screenshots are kept in var/test-artifacts/."""
 
 import json
-from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -16,10 +14,9 @@ from selenium.webdriver.support.ui import Select
 from mail.models import Team
 from mail.templating.models import Template
 
-from .browser import chromium, needs_chromium
+from .browser import ARTIFACTS, chromium, log_in, needs_chromium
 from .support import wait_until
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 HOSTILE = "<script>parent.document.title='pwned'</script>"
 OWN_SCRIPT = '<script>document.body.dataset.ran = "yes"</script>'
 VARIABLES = [
@@ -39,18 +36,6 @@ def browser(tmp_path):
     driver = chromium(tmp_path / "chromium", implicit_wait=5)
     yield driver
     driver.quit()
-
-
-def log_in(browser, url, username="ops", password="a-long-password"):
-    get_user_model().objects.create_superuser(username, f"{username}@example.com", password)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    browser.get(f"{url}/admin/")
-    browser.find_element(By.NAME, "username").send_keys(username)
-    browser.find_element(By.NAME, "password").send_keys(password)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    # Logged in once the admin's index shows its user tools: a page asked for before the login's
-    # POST is answered would interrupt it (CI once landed on the login form that way).
-    wait_until(lambda: browser.find_elements(By.ID, "user-tools"), what="the admin's index after logging in")
 
 
 def console(browser) -> list[str]:
