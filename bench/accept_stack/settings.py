@@ -23,6 +23,7 @@ ROOT_URLCONF = "accept_stack.urls"
 DATABASES = {"default": environ.Env.db_url_config(os.environ["ACCEPT_STACK_DATABASE_URL"])}
 DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": 10, "timeout": 10}}
 USE_TZ = True
+TIME_ZONE = "UTC"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accept_stack.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
