@@ -98,10 +98,24 @@ def task_body_bytes(sqs, queue_url: str) -> int:
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
     if not messages:
         raise SystemExit("no task in the queue after the warm-up: nothing was published")
-    # Deleted, not left in flight: fauxqs's purge keeps a received message, which would come back
-    # into the next measurement's queue (and the next size read).
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
     return len(messages[0]["Body"].encode())
+
+
+def empty_queue(sqs, queue_url: str) -> None:
+    """Purge the queue once the requests still in flight when wrk stopped have published: when
+    its count has held still for half a second (at most 15 s). Purged at once, their tasks would
+    land in the next measurement's queue (and in its task-size reading)."""
+    count, still_since, deadline = None, time.monotonic(), time.monotonic() + 15
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        now_count = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        if now_count != count:
+            count, still_since = now_count, time.monotonic()
+        elif time.monotonic() - still_since >= 0.5:
+            break
+        time.sleep(0.1)
+    sqs.purge_queue(QueueUrl=queue_url)
 
 
 # `manage.py serve` in consumer mode starts gunicorn, which forks its workers.
@@ -345,17 +359,22 @@ def main() -> None:
                 run = {}
                 for connections in args.concurrency:
                     # An empty queue for each measurement, so no side pays for another's backlog.
-                    sqs.purge_queue(QueueUrl=queue_url)
+                    empty_queue(sqs, queue_url)
                     run_wrk(base, connections, args.warmup, key, body_file)
                     if "task_body_bytes" not in parameters:
                         parameters["task_body_bytes"] = task_body_bytes(sqs, queue_url)
                     api = run_wrk(base, connections, args.duration, key, body_file)
-                    sqs.purge_queue(QueueUrl=queue_url)
+                    empty_queue(sqs, queue_url)
                     run_wrk(anchor_base, connections, args.warmup, anchor_key, body_file)
                     if "common_stack_task_body_bytes" not in parameters:
                         parameters["common_stack_task_body_bytes"] = task_body_bytes(sqs, queue_url)
+                        print(
+                            f"task bodies: API {parameters['task_body_bytes']} bytes, "
+                            f"common stack {parameters['common_stack_task_body_bytes']} bytes",
+                            file=sys.stderr,
+                        )
                     stack = run_wrk(anchor_base, connections, args.duration, anchor_key, body_file)
-                    sqs.purge_queue(QueueUrl=queue_url)
+                    empty_queue(sqs, queue_url)
                     bare = run_bare_loop(env, queue_url, connections, args.duration, 1, parameters["task_body_bytes"])
                     # Other work on the machine skews every figure: the 1-minute load average says how much there was.
                     run[str(connections)] = {
@@ -371,7 +390,7 @@ def main() -> None:
                         file=sys.stderr,
                     )
                 results["runs"].append(run)
-            sqs.purge_queue(QueueUrl=queue_url)
+            empty_queue(sqs, queue_url)
             results["medians"] = medians(results["runs"], args.concurrency)
             peak = max(results["medians"], key=lambda row: row["api_per_second"])
             half_rate = peak["api_per_second"] / 2
@@ -379,7 +398,7 @@ def main() -> None:
             for _ in range(args.runs):
                 run_wrk(base, peak["concurrency"], args.warmup, key, body_file, rate=half_rate)
                 paced.append(run_wrk(base, peak["concurrency"], args.duration, key, body_file, rate=half_rate))
-                sqs.purge_queue(QueueUrl=queue_url)
+                empty_queue(sqs, queue_url)
                 print(f"paced at {half_rate:.0f}/s: {paced[-1]['per_second']}/s p99 {paced[-1]['p99_ms']} ms", file=sys.stderr)
             results["half_peak"] = {
                 "peak_per_second": peak["api_per_second"],
