@@ -65,8 +65,10 @@ format: install
 bench-failover: install
 	$(PY) bench/failover.py
 
-## Issue 10's accept path: POST throughput and latency by concurrency against a bare SQS publish
-## loop, latency at half the peak, the API's peak memory (about 5 minutes; needs wrk).
+## The accept path (issues 10, 21): POST throughput and latency by concurrency beside the common
+## accept stack (a DRF view queuing a Celery task) and a bare SQS publish loop, latency at half the
+## peak, peak memory (about 10 minutes; needs wrk). `--server-model gthread` after bench/accept.py
+## measures gunicorn's threads instead of gevent.
 bench-accept: install-bench
 	$(PY) bench/accept.py
 

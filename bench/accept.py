@@ -1,22 +1,28 @@
-"""Accept-path throughput and latency (issue 10): POST /api/v1/messages under load at several
-concurrencies, against the bare SQS publish rate at the same concurrency — the limit the API
-cannot beat, since each 202 waits for one SQS publish. Not a test: a measurement, written to
-docs/benchmarks/accept.json and plotted in docs/benchmarks/accept.png.
+"""Accept-path throughput and latency (issues 10 and 21): POST /api/v1/messages under load at
+several concurrencies, beside the common accept stack (bench/accept_stack: a DRF view whose
+serializer validates the same body and calls a Celery task's .delay() on the same SQS queue, under
+the same gunicorn settings: the anchor) and beside the bare SQS publish rate at the same
+concurrency (the limit neither can beat, since each 202 waits for one SQS publish). Not a test: a
+measurement, written to docs/benchmarks/accept.json and plotted in docs/benchmarks/accept.png.
 
-    .venv/bin/python bench/accept.py              # about 5 minutes (make bench-accept)
+    .venv/bin/python bench/accept.py              # about 10 minutes (make bench-accept)
     .venv/bin/python bench/accept.py --runs 1 --duration 3 --concurrency 1 8 32   # a quick look
+    .venv/bin/python bench/accept.py --server-model gthread   # both servers under gunicorn's gthread
 
 Needs wrk (`apt-get install wrk`). One API (`manage.py serve`, MAILER_MODE=consumer, gunicorn as
 WEB_WORKERS/WEB_CONNECTIONS set it, production defaults otherwise, logs at INFO as in production) on
-PostgreSQL, fauxqs as SQS, no worker. For each run and concurrency N: wrk with N connections
-POSTs a 1 KB message (bench/accept.lua), after a warm-up; then bench/sqs_publish_loop.py publishes
-bodies the size of that message's task from N threads for as long. The median of the runs is
-reported. Then wrk paces N connections at half the API's peak rate, to read latency below
-saturation. Last, the peak resident memory (VmHWM) of every process of the API's tree."""
+PostgreSQL, fauxqs as SQS, no worker; the common stack under gunicorn with the same model
+(--server-model, WEB_SERVER_MODEL), workers, connections (or threads) and keep-alive, its tokens in
+a database of its own on the same PostgreSQL. For each run and concurrency N, each with an empty
+queue: wrk with N connections POSTs a 1 KB message (bench/accept.lua) to the API, after a warm-up;
+then the same to the common stack; then bench/sqs_publish_loop.py publishes bodies the size of the
+API's task from N threads for as long. The median of the runs is reported. Then wrk paces N connections at half the API's peak rate, to read latency below
+saturation. Last, the peak resident memory (VmHWM) of every process of both servers' trees."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +37,8 @@ import boto3
 from common import (
     DEFAULT_DATABASE_URL,
     ROOT,
+    ensure_database,
+    free_port,
     local_servers,
     machine,
     manage,
@@ -39,12 +47,14 @@ from common import (
     process_tree,
     service_process,
     status_kib,
+    wait_for_http,
 )
 
 RESULTS = ROOT / "docs" / "benchmarks" / "accept.json"
 PLOT = ROOT / "docs" / "benchmarks" / "accept.png"
 LUA_SCRIPT = ROOT / "bench" / "accept.lua"
 PUBLISH_LOOP = ROOT / "bench" / "sqs_publish_loop.py"
+BENCH_DIR = ROOT / "bench"
 
 
 def message_body() -> bytes:
@@ -83,45 +93,133 @@ def run_bare_loop(env: dict, queue_url: str, threads: int, seconds: int, warmup:
 
 
 def task_body_bytes(sqs, queue_url: str) -> int:
-    """The size SQS stores for one of our delivery tasks: taken from the queue after the API
-    published some (all the same size, as the benchmark posts one message over and over)."""
+    """The size SQS stores for one task: taken from the queue after a warm-up published some (all
+    the same size, as the benchmark posts one message over and over)."""
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
     if not messages:
-        raise SystemExit("no task in the queue after the warm-up: the API did not publish")
+        raise SystemExit("no task in the queue after the warm-up: nothing was published")
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
     return len(messages[0]["Body"].encode())
+
+
+def empty_queue(sqs, queue_url: str) -> None:
+    """Purge the queue once the requests still in flight when wrk stopped have published: when
+    its count has held still for half a second (at most 15 s). Purged at once, their tasks would
+    land in the next measurement's queue (and in its task-size reading)."""
+    count, still_since, deadline = None, time.monotonic(), time.monotonic() + 15
+    while time.monotonic() < deadline:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        now_count = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        if now_count != count:
+            count, still_since = now_count, time.monotonic()
+        elif time.monotonic() - still_since >= 0.5:
+            break
+        time.sleep(0.1)
+    sqs.purge_queue(QueueUrl=queue_url)
 
 
 # `manage.py serve` in consumer mode starts gunicorn, which forks its workers.
 ROLES = {0: "supervisor (manage.py serve)", 1: "gunicorn master", 2: "gunicorn worker"}
+# The common stack is gunicorn itself.
+STACK_ROLES = {0: "gunicorn master", 1: "gunicorn worker"}
 
 
-def peak_memory(pid: int) -> list[dict]:
-    """Each process of the API's tree: its role and its peak resident set so far (VmHWM), in MB."""
+def peak_memory(pid: int, roles: dict = ROLES) -> list[dict]:
+    """Each process of a server's tree: its role and its peak resident set so far (VmHWM), in MB."""
     processes = []
     for member, depth in process_tree(pid):
         peak_kb = status_kib(member, "VmHWM")
-        processes.append({"pid": member, "role": ROLES.get(depth, "other"), "peak_rss_mb": round(peak_kb / 1024, 1)})
+        processes.append({"pid": member, "role": roles.get(depth, "other"), "peak_rss_mb": round(peak_kb / 1024, 1)})
     return processes
+
+
+# --- the common accept stack (bench/accept_stack) ---------------------------------------------
+
+
+def stack_env(env: dict, database_url: str, queue_url: str) -> dict:
+    return {
+        **env,
+        "PYTHONPATH": str(BENCH_DIR),
+        "DJANGO_SETTINGS_MODULE": "accept_stack.settings",
+        "ACCEPT_STACK_DATABASE_URL": database_url,
+        "SQS_QUEUE_URL": queue_url,
+    }
+
+
+def stack_token(env: dict) -> str:
+    """The common stack's tables migrated in its own database, and a user with a DRF token."""
+    ensure_database(env["ACCEPT_STACK_DATABASE_URL"])
+    django = [sys.executable, "-m", "django"]
+    subprocess.run([*django, "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True, capture_output=True)
+    code = (
+        "from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token; "
+        "user, _ = User.objects.get_or_create(username='bench'); print(Token.objects.get_or_create(user=user)[0].key)"
+    )
+    done = subprocess.run([*django, "shell", "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    return done.stdout.split()[-1]
+
+
+def stack_argv(bind: str, model: str, workers: int, connections: int, threads: int) -> list[str]:
+    """gunicorn as `manage.py serve` runs the API (mail/management/commands/serve.py): the same
+    model, started the same way (gevent's runner patches everything first, boto3 included), the
+    same workers, connections or threads, timeouts and keep-alive; gunicorn's own worker classes,
+    its access log on stdout as the API writes one."""
+    if model == "gthread":
+        start = ["-m", "gunicorn", "--worker-class", "gthread", "--threads", str(threads)]
+    else:
+        start = ["-m", "gevent.monkey", "--module", "gunicorn", "--worker-class", "gevent"]
+    return [
+        sys.executable, *start, "accept_stack.wsgi:application",
+        "--bind", bind, "--workers", str(workers), "--worker-connections", str(connections),
+        "--timeout", "60", "--graceful-timeout", "30", "--keep-alive", "5",
+        "--access-logfile", "-", "--no-control-socket",
+    ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def stack_process(env: dict, argv_for_bind, log_path: Path):
+    """The common stack running on a free port; yields (its base URL, the gunicorn master)."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            argv_for_bind(f"127.0.0.1:{port}"), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        # Any answer will do (404 at /): gunicorn and Django are up.
+        wait_for_http(f"{base}/", 60, process)
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=90)
 
 
 def medians(runs: list[dict], concurrencies: list[int]) -> list[dict]:
     rows = []
     for connections in concurrencies:
         api = [run[str(connections)]["api"] for run in runs]
+        stack = [run[str(connections)]["common_stack"] for run in runs]
         bare = [run[str(connections)]["bare_sqs"] for run in runs]
         api_rate, bare_rate = median_of(api, "per_second"), median_of(bare, "per_second")
+        stack_rate = median_of(stack, "per_second")
         rows.append(
             {
                 "concurrency": connections,
                 "api_per_second": api_rate,
+                "common_stack_per_second": stack_rate,
                 "bare_sqs_per_second": bare_rate,
                 "api_share_of_bare": round(api_rate / bare_rate, 3) if bare_rate else None,
+                "api_over_common_stack": round(api_rate / stack_rate, 3) if stack_rate else None,
+                "common_stack_share_of_bare": round(stack_rate / bare_rate, 3) if bare_rate else None,
                 "api_p50_ms": median_of(api, "p50_ms"),
                 "api_p95_ms": median_of(api, "p95_ms"),
                 "api_p99_ms": median_of(api, "p99_ms"),
+                "common_stack_p50_ms": median_of(stack, "p50_ms"),
+                "common_stack_p99_ms": median_of(stack, "p99_ms"),
                 "bare_sqs_p50_ms": median_of(bare, "p50_ms"),
                 "bare_sqs_p99_ms": median_of(bare, "p99_ms"),
                 "api_non_202": sum(point["non_202"] for point in api),
+                "common_stack_non_202": sum(point["non_202"] for point in stack),
             }
         )
     return rows
@@ -136,13 +234,20 @@ def plot(results: dict, path: Path) -> None:
     rows = results["medians"]
     x = [row["concurrency"] for row in rows]
     figure, (rates, latency) = pyplot.subplots(1, 2, figsize=(11, 4.2))
-    rates.plot(x, [row["bare_sqs_per_second"] for row in rows], "o--", label="bare boto3 SendMessage loop")
-    rates.plot(x, [row["api_per_second"] for row in rows], "o-", label="POST /api/v1/messages (202)")
+    # One colour per contender in both panels: bare loop C0, API C1, common stack C2.
+    rates.plot(x, [row["bare_sqs_per_second"] for row in rows], "o--", color="C0", label="bare boto3 SendMessage loop")
+    rates.plot(x, [row["api_per_second"] for row in rows], "o-", color="C1", label="POST /api/v1/messages (202)")
+    rates.plot(
+        x, [row["common_stack_per_second"] for row in rows], "s-.", color="C2", label="common stack: DRF view + Celery .delay()"
+    )
     rates.set(xscale="log", xlabel="concurrency (connections / threads)", ylabel="per second", title="Throughput")
-    latency.plot(x, [row["api_p50_ms"] for row in rows], "o-", label="API p50")
-    latency.plot(x, [row["api_p99_ms"] for row in rows], "o-", label="API p99")
-    latency.plot(x, [row["bare_sqs_p50_ms"] for row in rows], "o--", label="bare SQS p50")
-    latency.plot(x, [row["bare_sqs_p99_ms"] for row in rows], "o--", label="bare SQS p99")
+    for name, prefix, style, colour in (
+        ("API", "api", "o", "C1"),
+        ("common stack", "common_stack", "s", "C2"),
+        ("bare SQS", "bare_sqs", "o", "C0"),
+    ):
+        latency.plot(x, [row[f"{prefix}_p50_ms"] for row in rows], f"{style}-", color=colour, label=f"{name} p50")
+        latency.plot(x, [row[f"{prefix}_p99_ms"] for row in rows], f"{style}:", color=colour, label=f"{name} p99")
     latency.set(xscale="log", yscale="log", xlabel="concurrency (connections / threads)", ylabel="ms", title="Latency")
     for axes in (rates, latency):
         axes.set_xticks(x, [str(value) for value in x])
@@ -151,7 +256,8 @@ def plot(results: dict, path: Path) -> None:
         axes.legend(fontsize=8)
     rates.set_ylim(bottom=0)
     figure.suptitle(
-        f"Accept path, medians of {results['parameters']['runs']} runs — {results['sqs_server']}, {results['machine']}",
+        f"Accept path ({results['parameters']['server_model']}), medians of {results['parameters']['runs']} runs — "
+        f"{results['sqs_server']}, {results['machine']}",
         fontsize=9,
     )
     figure.tight_layout()
@@ -166,6 +272,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="the medians of this many runs are reported")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--sqs", choices=["fauxqs", "moto"], default="fauxqs", help="the SQS-compatible server")
+    parser.add_argument(
+        "--server-model",
+        choices=["gevent", "gthread"],
+        default=os.environ.get("WEB_SERVER_MODEL", "gevent"),
+        help="gunicorn's workers for the API (WEB_SERVER_MODEL) and the common stack alike",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot", type=Path, default=PLOT)
     args = parser.parse_args()
@@ -186,12 +298,17 @@ def main() -> None:
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             # The per-key rate limit is measured (one cache update per request) but never reached.
             "API_RATE_LIMIT": "1000000/s",
+            "WEB_SERVER_MODEL": args.server_model,
         }
         manage(env, "provision_queues")
         key = manage(env, "create_api_key", "bench accept").strip()
         web = manage(
-            env, "shell", "-c", "from django.conf import settings; print(settings.WEB_WORKERS, settings.WEB_CONNECTIONS)"
-        ).split()[-2:]
+            env,
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.WEB_WORKERS, settings.WEB_CONNECTIONS, settings.WEB_THREADS)",
+        ).split()[-3:]
+        workers, connections_per_worker, threads = (int(value) for value in web)
         sqs = boto3.client(
             "sqs",
             region_name="us-east-1",
@@ -200,11 +317,15 @@ def main() -> None:
             aws_secret_access_key="bench",
         )
         queue_url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        anchor_env = stack_env(env, args.database_url + "_accept_stack", queue_url)
+        anchor_key = stack_token(anchor_env)
         results = {
             "what": (
-                "POST /api/v1/messages (a 1 KB message) with wrk at each concurrency, against a bare boto3 SendMessage loop "
-                "with as many threads and bodies the size of the API's task; then wrk paced at half the API's peak rate; "
-                "peak RSS of the API's processes"
+                "POST /api/v1/messages (a 1 KB message) with wrk at each concurrency, beside the same POST to the common "
+                "accept stack (bench/accept_stack: DRF view and serializer, TokenAuthentication in PostgreSQL, a Celery "
+                "task's .delay() on the same SQS queue, same gunicorn settings) and a bare boto3 SendMessage loop with as "
+                "many threads and bodies the size of the API's task, each with an empty queue; then wrk paced at half the "
+                "API's peak rate; peak RSS of both servers' processes"
             ),
             "measured_at": now(),
             "machine": machine(),
@@ -215,34 +336,61 @@ def main() -> None:
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
                 "runs": args.runs,
-                "web_workers": int(web[0]),
-                "web_connections": int(web[1]),
+                "server_model": args.server_model,
+                "web_workers": workers,
+                "web_connections": connections_per_worker,
+                "web_threads": threads if args.server_model == "gthread" else None,
                 "log_level": env["LOG_LEVEL"],
                 "database": "PostgreSQL on loopback",
                 "request_body_bytes": len(body),
             },
             "runs": [],
         }
-        with service_process(env, "consumer", servers.log_dir / "serve.log") as (base, serve):
+        parameters = results["parameters"]
+
+        def anchor_argv(bind: str) -> list[str]:
+            return stack_argv(bind, args.server_model, workers, connections_per_worker, threads)
+
+        with (
+            service_process(env, "consumer", servers.log_dir / "serve.log") as (base, serve),
+            stack_process(anchor_env, anchor_argv, servers.log_dir / "accept_stack.log") as (anchor_base, anchor),
+        ):
             for run_number in range(args.runs):
                 run = {}
                 for connections in args.concurrency:
+                    # An empty queue for each measurement, so no side pays for another's backlog.
+                    empty_queue(sqs, queue_url)
                     run_wrk(base, connections, args.warmup, key, body_file)
-                    if "task_body_bytes" not in results["parameters"]:
-                        results["parameters"]["task_body_bytes"] = task_body_bytes(sqs, queue_url)
+                    if "task_body_bytes" not in parameters:
+                        parameters["task_body_bytes"] = task_body_bytes(sqs, queue_url)
                     api = run_wrk(base, connections, args.duration, key, body_file)
-                    # An empty queue for each measurement, so neither side pays for the other's backlog.
-                    sqs.purge_queue(QueueUrl=queue_url)
-                    bare = run_bare_loop(env, queue_url, connections, args.duration, 1, results["parameters"]["task_body_bytes"])
-                    sqs.purge_queue(QueueUrl=queue_url)
+                    empty_queue(sqs, queue_url)
+                    run_wrk(anchor_base, connections, args.warmup, anchor_key, body_file)
+                    if "common_stack_task_body_bytes" not in parameters:
+                        parameters["common_stack_task_body_bytes"] = task_body_bytes(sqs, queue_url)
+                        print(
+                            f"task bodies: API {parameters['task_body_bytes']} bytes, "
+                            f"common stack {parameters['common_stack_task_body_bytes']} bytes",
+                            file=sys.stderr,
+                        )
+                    stack = run_wrk(anchor_base, connections, args.duration, anchor_key, body_file)
+                    empty_queue(sqs, queue_url)
+                    bare = run_bare_loop(env, queue_url, connections, args.duration, 1, parameters["task_body_bytes"])
                     # Other work on the machine skews every figure: the 1-minute load average says how much there was.
-                    run[str(connections)] = {"api": api, "bare_sqs": bare, "load_average_1min": round(os.getloadavg()[0], 2)}
+                    run[str(connections)] = {
+                        "api": api,
+                        "common_stack": stack,
+                        "bare_sqs": bare,
+                        "load_average_1min": round(os.getloadavg()[0], 2),
+                    }
                     print(
                         f"run {run_number + 1}/{args.runs} c={connections}: API {api['per_second']}/s p99 {api['p99_ms']} ms "
-                        f"(non-202 {api['non_202']}); bare SQS {bare['per_second']}/s p99 {bare['p99_ms']} ms",
+                        f"(non-202 {api['non_202']}); common stack {stack['per_second']}/s p99 {stack['p99_ms']} ms "
+                        f"(non-202 {stack['non_202']}); bare SQS {bare['per_second']}/s p99 {bare['p99_ms']} ms",
                         file=sys.stderr,
                     )
                 results["runs"].append(run)
+            empty_queue(sqs, queue_url)
             results["medians"] = medians(results["runs"], args.concurrency)
             peak = max(results["medians"], key=lambda row: row["api_per_second"])
             half_rate = peak["api_per_second"] / 2
@@ -250,7 +398,7 @@ def main() -> None:
             for _ in range(args.runs):
                 run_wrk(base, peak["concurrency"], args.warmup, key, body_file, rate=half_rate)
                 paced.append(run_wrk(base, peak["concurrency"], args.duration, key, body_file, rate=half_rate))
-                sqs.purge_queue(QueueUrl=queue_url)
+                empty_queue(sqs, queue_url)
                 print(f"paced at {half_rate:.0f}/s: {paced[-1]['per_second']}/s p99 {paced[-1]['p99_ms']} ms", file=sys.stderr)
             results["half_peak"] = {
                 "peak_per_second": peak["api_per_second"],
@@ -263,6 +411,11 @@ def main() -> None:
             }
             memory = peak_memory(serve.pid)
             results["consumer_memory"] = {"processes": memory, "largest_peak_rss_mb": max(p["peak_rss_mb"] for p in memory)}
+            memory = peak_memory(anchor.pid, STACK_ROLES)
+            results["common_stack_memory"] = {
+                "processes": memory,
+                "largest_peak_rss_mb": max(p["peak_rss_mb"] for p in memory),
+            }
         results["load_average_at_end"] = [round(value, 2) for value in os.getloadavg()]
         results["wall_seconds"] = round(time.monotonic() - started)
     body_file.unlink()
@@ -273,6 +426,7 @@ def main() -> None:
         print(json.dumps(row), file=sys.stderr)
     print(json.dumps({"half_peak": {k: v for k, v in results["half_peak"].items() if k != "runs"}}), file=sys.stderr)
     print(json.dumps(results["consumer_memory"]), file=sys.stderr)
+    print(json.dumps({"common_stack_memory": results["common_stack_memory"]}), file=sys.stderr)
     print(f"wrote {args.out} and {args.plot} (service logs in {servers.log_dir})", file=sys.stderr)
 
 

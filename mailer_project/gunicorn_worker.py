@@ -1,16 +1,17 @@
-"""gunicorn's gevent worker, answering the requests gunicorn itself refuses (a request line too
+"""gunicorn's gevent and gthread workers, answering the requests gunicorn itself refuses (a request line too
 long: 414, too many or too large header fields: 431, an unreadable request: 400, ...) in the
 service's JSON error shape (mail/api/errors.py) instead of gunicorn's HTML page.
 
 gunicorn decides the status, logs the refusal and writes its access-log line (its worker's
 handle_error); this worker lets it, catches the HTML answer it writes,
 and sends the same status with a JSON body instead. Use: --worker-class
-mailer_project.gunicorn_worker.JsonErrorsGeventWorker."""
+mailer_project.gunicorn_worker.JsonErrorsGeventWorker (or JsonErrorsThreadWorker: WEB_SERVER_MODEL)."""
 
 import json
 
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
+from gunicorn.workers.gthread import ThreadWorker
 
 from mail.api.error_shape import error_body
 
@@ -50,7 +51,9 @@ def json_answer(html_answer: bytes) -> bytes:
     return head.encode("latin-1") + body
 
 
-class JsonErrorsGeventWorker(GeventWorker):
+class JsonErrors:
+    """Mixed into a gunicorn worker class, before it."""
+
     def handle_error(self, req, client, addr, exc):
         captured = _CapturedAnswer(client)
         super().handle_error(req, captured, addr, exc)
@@ -60,3 +63,11 @@ class JsonErrorsGeventWorker(GeventWorker):
             util.write_nonblock(client, json_answer(captured.sent))
         except Exception:
             self.log.debug("Failed to send error message.")
+
+
+class JsonErrorsGeventWorker(JsonErrors, GeventWorker):
+    pass
+
+
+class JsonErrorsThreadWorker(JsonErrors, ThreadWorker):
+    pass

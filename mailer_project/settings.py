@@ -51,6 +51,15 @@ BIND_ADDRESS = env("BIND_ADDRESS", default="127.0.0.1:8000")
 # (docs/security.md). The request body must arrive within the deadline of mailer_project/serving.py.
 WEB_WORKERS = env.int("WEB_WORKERS", default=3)
 WEB_CONNECTIONS = env.int("WEB_CONNECTIONS", default=200)
+# gevent (the default, for the reason above) or gthread: gunicorn's threads workers, WEB_THREADS
+# threads each, WEB_CONNECTIONS connections each (idle keep-alive ones hold no thread). gthread is
+# here so that bench/accept.py can measure both models (issue 21, docs/benchmarks.md); under it the
+# body deadline of mailer_project/serving.py does not hold (a gevent timeout never fires in a thread
+# that is not patched), so a slow client holds one of the threads.
+WEB_SERVER_MODEL = env("WEB_SERVER_MODEL", default="gevent")
+if WEB_SERVER_MODEL not in ("gevent", "gthread"):
+    raise environ.ImproperlyConfigured(f"WEB_SERVER_MODEL must be gevent or gthread, not {WEB_SERVER_MODEL!r}")
+WEB_THREADS = env.int("WEB_THREADS", default=16)
 REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=10)
 REQUEST_BODY_MIN_BYTES_PER_SECOND = env.int("REQUEST_BODY_MIN_BYTES_PER_SECOND", default=50_000)
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,25 @@ def test_each_mode_starts_its_processes_is_healthy_and_stops_on_sigterm(entrypoi
     assert check.returncode == 1
     if mode != "consumer":
         assert "no worker heartbeat" in check.stderr  # the worker removed it on its way out
+
+
+def test_the_api_serves_under_gthread_when_asked_and_refuses_an_unknown_model(make_stack, tmp_path):
+    # Two threads, six requests at once: the ones beyond the threads wait their turn, none is lost.
+    stack = make_stack(WEB_SERVER_MODEL="gthread", WEB_WORKERS="1", WEB_THREADS="2")
+    with ThreadPoolExecutor(6) as pool:
+        accepted = list(pool.map(lambda n: stack.post(mail_body(f"threaded {n}")), range(6)))
+    assert len(set(accepted)) == 6
+    assert stack.counts()["Messages"] == 6
+    api = stack.processes[-1]
+    gunicorn = [child for child in children_of(api.process.pid) if "gunicorn" in child]
+    assert len(gunicorn) == 1 and "JsonErrorsThreadWorker" in gunicorn[0] and "gevent" not in gunicorn[0], gunicorn
+
+    refused = ServiceProcess(
+        [sys.executable, "manage.py", "serve"], {**stack.env, "WEB_SERVER_MODEL": "eventlet"}, tmp_path / "refused.log"
+    )
+    assert refused.process.wait(timeout=60) != 0
+    assert "WEB_SERVER_MODEL must be gevent or gthread, not 'eventlet'" in refused.output()
+    refused.stop()
 
 
 def test_sigterm_during_a_send_lets_the_worker_finish_it(entrypoint_env, simulator, tmp_path):

@@ -19,7 +19,11 @@ from .support import ServiceProcess, service_env, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-WORKER_CLASS = "mailer_project.gunicorn_worker.JsonErrorsGeventWorker"
+# One per WEB_SERVER_MODEL (mail/management/commands/serve.py).
+WORKER_CLASSES = [
+    "mailer_project.gunicorn_worker.JsonErrorsGeventWorker",
+    "mailer_project.gunicorn_worker.JsonErrorsThreadWorker",
+]
 
 
 def raw_answer(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -64,11 +68,12 @@ def test_a_bad_host_header_is_a_one_line_warning_and_a_query_string_key_is_not_l
     assert key not in api.output() and key.split(".")[1] not in api.output()
 
 
-def test_gunicorns_own_refusals_are_json_in_the_error_shape(tmp_path):
+@pytest.mark.parametrize("worker_class", WORKER_CLASSES)
+def test_gunicorns_own_refusals_are_json_in_the_error_shape(tmp_path, worker_class):
     port = free_port()
     argv = [
         sys.executable, "-m", "gunicorn", "mailer_project.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--worker-class", WORKER_CLASS, "--workers", "1", "--no-control-socket",
+        "--bind", f"127.0.0.1:{port}", "--worker-class", worker_class, "--workers", "1", "--no-control-socket",
     ]  # fmt: skip
     server = ServiceProcess(argv, service_env(), tmp_path / "gunicorn.log")
     try:

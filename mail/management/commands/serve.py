@@ -12,14 +12,9 @@ from mail.supervisor import Child, python_argv, supervisor_exec
 # fmt: off
 def consumer_argv() -> list[str]:
     return python_argv(
-        # gevent's own runner patches the standard library before gunicorn imports anything (its
-        # logging configuration loads boto3, whose ssl must be the patched one in every worker).
-        "-m", "gevent.monkey", "--module", "gunicorn", "mailer_project.serving:application",
+        *server_model_argv(),
+        "mailer_project.serving:application",
         "--bind", settings.BIND_ADDRESS,
-        # Greenlets, not threads: a slow client holds one of WEB_CONNECTIONS, and its body has a
-        # deadline (mailer_project/serving.py).
-        # gunicorn's gevent worker, answering its own refusals (414, 431, ...) as JSON.
-        "--worker-class", "mailer_project.gunicorn_worker.JsonErrorsGeventWorker",
         "--workers", str(settings.WEB_WORKERS),
         "--worker-connections", str(settings.WEB_CONNECTIONS),
         # A worker whose loop is stuck (CPU-bound past this) is restarted.
@@ -32,6 +27,25 @@ def consumer_argv() -> list[str]:
         # Unused, and it would be one path under $HOME shared by every gunicorn on the host.
         "--no-control-socket",
     )
+
+
+def server_model_argv() -> list[str]:
+    """How gunicorn starts and its worker class, by WEB_SERVER_MODEL; either worker answers
+    gunicorn's own refusals (414, 431, ...) as JSON (mailer_project/gunicorn_worker.py)."""
+    if settings.WEB_SERVER_MODEL == "gthread":
+        return [
+            "-m", "gunicorn",
+            "--worker-class", "mailer_project.gunicorn_worker.JsonErrorsThreadWorker",
+            "--threads", str(settings.WEB_THREADS),
+        ]
+    return [
+        # gevent's own runner patches the standard library before gunicorn imports anything (its
+        # logging configuration loads boto3, whose ssl must be the patched one in every worker).
+        "-m", "gevent.monkey", "--module", "gunicorn",
+        # Greenlets, not threads: a slow client holds one of WEB_CONNECTIONS, and its body has a
+        # deadline (mailer_project/serving.py).
+        "--worker-class", "mailer_project.gunicorn_worker.JsonErrorsGeventWorker",
+    ]
 
 
 def processor_argv(pool: str | None = None) -> list[str]:
