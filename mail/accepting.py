@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,30 +18,15 @@ from django.utils import timezone
 
 from providers.base import OutboundMessage
 
-from . import claim_check
+from . import accept_flush, claim_check
 from .callbacks import outbox
 from .coalescing import Coalescer
 from .delivery_task import DeliveryTask
 from .exceptions import MessageRefused, NotCancelable, QueueUnavailable, TooLargeForQueue
 from .models import Message, MessageEvent
 from .runtime import RUNTIME
-from .suppressions import refuse_suppressed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Acceptance:
-    """One message on its way in: its row and first event (not yet saved) and its task."""
-
-    message: Message
-    event: MessageEvent
-    task: DeliveryTask
-    queue_bytes: int
-
-    @property
-    def held(self) -> bool:
-        return self.message.status == Message.Status.SCHEDULED
 
 
 def accept_one(api_key, fields: dict) -> Message:
@@ -72,11 +56,11 @@ def _accept(api_key, fields_list: list[dict], in_batch: bool) -> list[Message | 
             except MessageRefused as refusal:
                 raise (refusal.at(position) if in_batch else refusal) from None
     except BaseException:
-        _discard_bodies(acceptances)  # nothing was accepted: the bodies already stored for it go too
+        accept_flush.discard_bodies(acceptances)  # nothing was accepted: the bodies already stored for it go too
         raise
-    # Written and published together with what concurrent requests of this process accept; the
-    # flush discards the stored bodies of what it could not write.
-    failures = RUNTIME.coalescer("accepts", _accepts_coalescer).submit(acceptances)
+    # Checked, written and published together with what concurrent requests of this process
+    # accept (mail/accept_flush.py); raises the request's refusal, and then nothing of it was kept.
+    failures = RUNTIME.coalescer("accepts", _accepts_coalescer).submit(accept_flush.Request(acceptances, in_batch))
 
     outcomes: list[Message | QueueUnavailable] = []
     for acceptance in acceptances:
@@ -104,66 +88,14 @@ def _accept(api_key, fields_list: list[dict], in_batch: bool) -> list[Message | 
 
 def _accepts_coalescer() -> Coalescer:
     return Coalescer(
-        _record_and_publish,
+        accept_flush.flush,
         max_weight=settings.ACCEPT_COALESCE_MAX_MESSAGES,
         window_seconds=settings.ACCEPT_COALESCE_WINDOW_SECONDS,
         weigh=len,
     )
 
 
-def _record_and_publish(requests: list[list[_Acceptance]]) -> list[dict[str, Exception] | Exception]:
-    """For each request's acceptances: the publish errors by message id (an empty dict: all
-    queued), or the exception that kept its rows from being written (then nothing of it was, and
-    its bodies stored in S3 are discarded).
-
-    All the rows in one transaction; should it fail, each request's rows are tried alone, so one
-    request's bad row costs only that request. The rows are committed before the tasks are
-    published, so the worker always finds its row."""
-    try:
-        _record([acceptance for acceptances in requests for acceptance in acceptances])
-        written: list[Exception | None] = [None] * len(requests)
-    except Exception as error:
-        written = [error] if len(requests) == 1 else [_record_alone(acceptances) for acceptances in requests]
-    for acceptances, error in zip(requests, written, strict=True):
-        if error is not None:
-            _discard_bodies(acceptances)
-    tasks = [
-        acceptance.task
-        for acceptances, error in zip(requests, written, strict=True)
-        if error is None
-        for acceptance in acceptances
-        if not acceptance.held
-    ]
-    failures = DeliveryTask.publish_many(tasks)
-    return [
-        error
-        if error is not None
-        else {a.task.message_id: failures[a.task.message_id] for a in acceptances if a.task.message_id in failures}
-        for acceptances, error in zip(requests, written, strict=True)
-    ]
-
-
-def _record(acceptances: list[_Acceptance]) -> None:
-    with transaction.atomic():
-        Message.objects.bulk_create([a.message for a in acceptances])
-        outbox.record(MessageEvent.objects.bulk_create([a.event for a in acceptances]))
-
-
-def _record_alone(acceptances: list[_Acceptance]) -> Exception | None:
-    try:
-        _record(acceptances)
-    except Exception as error:
-        return error
-    return None
-
-
-def _discard_bodies(acceptances: list[_Acceptance]) -> None:
-    for acceptance in acceptances:
-        if claim_check.is_pointer(acceptance.task.payload):
-            claim_check.discard(acceptance.task.message_id)
-
-
-def _prepare(api_key, fields: dict) -> _Acceptance:
+def _prepare(api_key, fields: dict) -> accept_flush.Acceptance:
     fields = dict(fields)
     send_at = fields.pop("send_at", None)
     ignore_suppressions = fields.pop("ignore_suppressions", False)
@@ -172,8 +104,6 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     outbound = OutboundMessage(message_id=str(message_id), **fields)
     team_id = api_key.profile.team_id  # read with the key (mail/api/auth.py): no query
     sandbox = api_key.profile.sandbox
-    if not ignore_suppressions and not sandbox:  # the sandbox never touches the live list
-        refuse_suppressed(outbound, team_id)
     delay = _seconds_until(send_at)
     held = delay > settings.SQS_MAX_DELAY_SECONDS
     task = DeliveryTask(str(message_id), outbound.to_payload(), delay_seconds=0 if held else delay)
@@ -209,7 +139,9 @@ def _prepare(api_key, fields: dict) -> _Acceptance:
     event = MessageEvent(
         message=message, type=MessageEvent.Type.SCHEDULED if held else MessageEvent.Type.QUEUED, detail="; ".join(notes)
     )
-    return _Acceptance(message, event, task, size)
+    # The sandbox never touches the live list.
+    checked = None if ignore_suppressions or sandbox else outbound
+    return accept_flush.Acceptance(message, event, task, size, checked)
 
 
 def _withdraw(message_id, error: Exception) -> bool:

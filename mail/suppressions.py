@@ -7,6 +7,7 @@ message's team: teams share the provider accounts, but one team's list is its ow
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from providers.base import OutboundMessage
 from providers.events import DeliveryEvent, EventType
@@ -17,17 +18,36 @@ from .models import MAX_ADDRESS_LENGTH, Suppression
 log = logging.getLogger(__name__)
 
 
-def refuse_suppressed(message: OutboundMessage, team_id: int) -> None:
-    """Raise RecipientsSuppressed when any of to, cc and bcc is on the team's list (in any case)."""
+def suppressions_among(wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Suppression]:
+    """The suppressions among these (team id, lower-cased address) pairs, in one query: what
+    several messages' checks need, read at once (mail/accepting.py checks a flush's messages)."""
+    wanted = set(wanted)
+    if not wanted:
+        return {}
+    teams, addresses = {team for team, _ in wanted}, {address for _, address in wanted}
+    found = Suppression.objects.filter(team_id__in=teams, address__in=addresses)
+    return {(row.team_id, row.address): row for row in found if (row.team_id, row.address) in wanted}
+
+
+def wanted_for(message: OutboundMessage, team_id: int) -> set[tuple[int, str]]:
+    """The (team id, lower-cased address) pairs a check of this message looks up."""
+    return {(team_id, address.email.lower()) for address in (*message.to, *message.cc, *message.bcc)}
+
+
+def refusal_for(
+    message: OutboundMessage, team_id: int, suppressed: dict[tuple[int, str], Suppression]
+) -> RecipientsSuppressed | None:
+    """The refusal of a message any of whose to, cc and bcc is on its team's list (in any case),
+    given what suppressions_among found; None when none is."""
     by_field = {"to": message.to, "cc": message.cc, "bcc": message.bcc}
-    wanted = {address.email.lower() for group in by_field.values() for address in group}
-    found = {s.address: s for s in Suppression.objects.filter(team_id=team_id, address__in=wanted)}
-    if found:
-        refused = {name: [a.email for a in group if a.email.lower() in found] for name, group in by_field.items()}
-        raise RecipientsSuppressed(
-            {name: addresses for name, addresses in refused.items() if addresses},
-            {address: Suppressed(s.get_reason_display().lower(), s.created_at.date()) for address, s in found.items()},
-        )
+    found = {pair[1]: row for pair in wanted_for(message, team_id) if (row := suppressed.get(pair)) is not None}
+    if not found:
+        return None
+    refused = {name: [a.email for a in group if a.email.lower() in found] for name, group in by_field.items()}
+    return RecipientsSuppressed(
+        {name: addresses for name, addresses in refused.items() if addresses},
+        {address: Suppressed(row.get_reason_display().lower(), row.created_at.date()) for address, row in found.items()},
+    )
 
 
 def suppress_if_final(event: DeliveryEvent, message_id, team_id: int) -> bool:

@@ -1,13 +1,16 @@
-"""Concurrent accepts in one API worker share one transaction and one SendMessageBatch
-(mail/coalescing.py, mail/accepting.py), and each request still hears only about its own
-messages: 202 for what SQS took, 503 or a 207 item for what it refused, and nothing kept of those."""
+"""Concurrent accepts in one API worker share one look at the suppression lists, one transaction
+and one SendMessageBatch (mail/coalescing.py, mail/accept_flush.py), and each request still hears
+only about its own messages: 202 for what SQS took, 503 or a 207 item for what it refused, 422 for
+a suppressed recipient, and nothing kept of those."""
 
 import threading
 
 import pytest
 import requests
+from django.db import DatabaseError
 
-from mail import queues
+from mail import accept_flush, accepting, queues
+from mail.api.serializers import MessageCreateSerializer
 from mail.models import Message
 
 from .stack import mail_body, queued_message_ids
@@ -27,12 +30,15 @@ def test_a_coalesced_publish_that_sqs_partly_refuses_answers_each_request_for_it
     # One gevent worker, whose first accept waits up to a second for the others to join it.
     stack = make_stack(SQS_ENDPOINT_URL=sqs_proxy.url, WEB_WORKERS="1", ACCEPT_COALESCE_WINDOW_SECONDS="1")
     sqs_proxy.refuse_entries(refused_by_sqs)
+    added = requests.post(f"{stack.api_url}/api/v1/suppressions", json={"address": "gone@example.com"}, headers=stack.headers)
+    assert added.status_code == 201, added.text
     requests_to_send = {
         "keep 1": (MESSAGES, mail_body("keep 1")),
         "refuse 1": (MESSAGES, mail_body("refuse 1")),
         "keep 2": (MESSAGES, mail_body("keep 2")),
         "refuse 2": (MESSAGES, mail_body("refuse 2")),
         "batch": (BATCH, [mail_body("keep 3"), mail_body("refuse 3")]),
+        "suppressed": (MESSAGES, mail_body("keep, but to a suppressed address", to="Gone@example.com")),
     }
     answers: dict[str, requests.Response] = {}
     start = threading.Barrier(len(requests_to_send))
@@ -47,7 +53,7 @@ def test_a_coalesced_publish_that_sqs_partly_refuses_answers_each_request_for_it
     for thread in threads:
         thread.join(timeout=60)
 
-    # All six messages of the five requests went to SQS in one call.
+    # The six messages of the five requests SQS was asked to take went in one call.
     assert sqs_proxy.batch_sizes == [6]
     assert sqs_proxy.calls["SendMessage"] == 0
     for name in ("keep 1", "keep 2"):
@@ -59,9 +65,32 @@ def test_a_coalesced_publish_that_sqs_partly_refuses_answers_each_request_for_it
     kept_from_batch, refused_from_batch = answers["batch"].json()["data"]
     assert kept_from_batch["status"] == "queued"
     assert refused_from_batch["error"]["type"] == "queue_unavailable"
+    assert answers["suppressed"].status_code == 422, answers["suppressed"].text
+    assert answers["suppressed"].json()["error"]["type"] == "recipient_suppressed"
 
-    # What each client was told is what exists: the refused left no row and no task behind.
+    # What each client was told is what exists: the refused and the suppressed left no row and no task behind.
     accepted = sorted([answers["keep 1"].json()["id"], answers["keep 2"].json()["id"], kept_from_batch["id"]])
     assert sorted(str(pk) for pk in Message.objects.values_list("pk", flat=True)) == accepted
     assert sorted(Message.objects.values_list("subject", flat=True)) == ["keep 1", "keep 2", "keep 3"]
     assert sorted(queued_message_ids(stack.sqs, stack.queue_url)) == accepted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_rows_the_database_refuses_costs_no_other_request_of_its_flush(api_key, empty_queues, sqs):
+    # Validation keeps such rows out of the API; here one is made by hand (a NUL, which
+    # PostgreSQL refuses in text) to show what the shared transaction does when one fails.
+    def prepared(subject: str) -> accept_flush.Request:
+        serializer = MessageCreateSerializer(data=mail_body(subject), context={"templates": None})
+        assert serializer.is_valid(), serializer.errors
+        return accept_flush.Request([accepting._prepare(api_key[0], serializer.validated_data)], in_batch=False)
+
+    good, bad, also_good = prepared("good"), prepared("bad"), prepared("also good")
+    bad.acceptances[0].message.subject = "b\x00d"
+
+    outcomes = accept_flush.flush([good, bad, also_good])
+
+    assert outcomes[0] == {} and outcomes[2] == {}
+    assert isinstance(outcomes[1], DatabaseError)
+    assert sorted(Message.objects.values_list("subject", flat=True)) == ["also good", "good"]
+    written = sorted(str(r.acceptances[0].message.id) for r in (good, also_good))
+    assert sorted(queued_message_ids(sqs, empty_queues.queue_url)) == written

@@ -1,0 +1,115 @@
+"""What the API's concurrent accepts share (mail/coalescing.py): one look at the suppression lists,
+one transaction for the rows, one SendMessageBatch per 10 tasks, for every request the flush
+took. Each request is still answered for its own messages only (mail/accepting.py).
+
+A request is refused whole, as before, if any of its messages has a suppressed recipient; its
+rows are never written. Should the shared transaction fail, each request's rows are tried alone,
+so one request's bad row costs only that request. The rows are committed before the tasks are
+published, so a worker always finds its row. Whatever a request could not have written, its
+bodies already stored in S3 go too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from providers.base import OutboundMessage
+
+from . import claim_check
+from .callbacks import outbox
+from .delivery_task import DeliveryTask
+from .models import Message, MessageEvent
+from .suppressions import refusal_for, suppressions_among, wanted_for
+
+
+@dataclass
+class Acceptance:
+    """One message on its way in: its row and first event (not yet saved) and its task."""
+
+    message: Message
+    event: MessageEvent
+    task: DeliveryTask
+    queue_bytes: int
+    # The message, when its recipients must be checked against its team's suppression list
+    # (None: the client overrode the list, or a sandbox key sent it).
+    checked: OutboundMessage | None
+
+    @property
+    def held(self) -> bool:
+        return self.message.status == Message.Status.SCHEDULED
+
+
+@dataclass(eq=False)
+class Request:
+    """One API request's messages: one, or a batch's (whose refusals name the message's index)."""
+
+    acceptances: list[Acceptance]
+    in_batch: bool
+
+    def __len__(self) -> int:
+        return len(self.acceptances)
+
+
+Outcome = dict[str, Exception] | Exception  # the publish errors by message id, or why nothing was kept
+
+
+def flush(requests: list[Request]) -> list[Outcome]:
+    """For each request: the errors of the tasks SQS did not take, by message id (empty: all
+    queued), or the exception that kept the whole request out (a MessageRefused for a suppressed
+    recipient, or the database's error)."""
+    outcomes: list[Outcome | None] = _refusals(requests)
+    writable = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    try:
+        _record([acceptance for index in writable for acceptance in requests[index].acceptances])
+    except Exception as error:
+        for index in writable:
+            outcomes[index] = error if len(writable) == 1 else _record_alone(requests[index])
+    for request, outcome in zip(requests, outcomes, strict=True):
+        if outcome is not None:
+            discard_bodies(request.acceptances)
+    written = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    failures = DeliveryTask.publish_many([a.task for i in written for a in requests[i].acceptances if not a.held])
+    for index in written:
+        ids = (acceptance.task.message_id for acceptance in requests[index].acceptances)
+        outcomes[index] = {message_id: failures[message_id] for message_id in ids if message_id in failures}
+    return outcomes
+
+
+def discard_bodies(acceptances: list[Acceptance]) -> None:
+    for acceptance in acceptances:
+        if claim_check.is_pointer(acceptance.task.payload):
+            claim_check.discard(acceptance.task.message_id)
+
+
+def _refusals(requests: list[Request]) -> list[Exception | None]:
+    """Each request's refusal for its first message with a suppressed recipient, or None; the
+    lists read in one query for all of them."""
+    checked = [(a.checked, a.message.team_id) for request in requests for a in request.acceptances if a.checked]
+    suppressed = suppressions_among(pair for message, team_id in checked for pair in wanted_for(message, team_id))
+    refusals: list[Exception | None] = []
+    for request in requests:
+        refusal = None
+        if suppressed:
+            for position, acceptance in enumerate(request.acceptances):
+                if acceptance.checked and (refusal := refusal_for(acceptance.checked, acceptance.message.team_id, suppressed)):
+                    refusal = refusal.at(position) if request.in_batch else refusal
+                    break
+        refusals.append(refusal)
+    return refusals
+
+
+def _record(acceptances: list[Acceptance]) -> None:
+    if not acceptances:
+        return
+    with transaction.atomic():
+        Message.objects.bulk_create([a.message for a in acceptances])
+        outbox.record(MessageEvent.objects.bulk_create([a.event for a in acceptances]))
+
+
+def _record_alone(request: Request) -> Exception | None:
+    try:
+        _record(request.acceptances)
+    except Exception as error:
+        return error
+    return None
