@@ -1,6 +1,6 @@
 """What a process builds once and keeps: each provider's client (its HTTP connection pool is
-reused across messages), the circuit breakers, and a short-lived copy of the admin's provider
-switches. One object, so that what a process caches is in one place and a test can start afresh.
+reused across messages), the circuit breakers, a short-lived copy of the admin's provider
+switches, and the API keys that authenticated moments ago (mail/verified_keys.py). One object, so that what a process caches is in one place and a test can start afresh.
 
 Built on first use, never at import: in a forked worker that is after the fork, so no connection
 pool or Redis client is shared between processes."""
@@ -23,6 +23,8 @@ from providers.lookup import Lookup
 from providers.registry import REGISTRY
 from providers.spec import Provider
 
+from .verified_keys import VerifiedKeys
+
 
 class Runtime:
     def __init__(self):
@@ -38,6 +40,7 @@ class Runtime:
         # Log APIs have rate limits of their own (and a burst of takeovers after a crash must not
         # spend them): at most AMBIGUOUS_LOOKUPS_PER_MINUTE lookups per provider per process.
         self._lookup_limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.verified_keys = VerifiedKeys()
 
     def provider(self, name: str) -> Provider:
         with self._lock:
