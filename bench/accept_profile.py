@@ -90,7 +90,7 @@ def install_clocks(clock: AreaClock) -> tuple[list[str], list[str]]:
         (VIEW, drf_views.APIView, "dispatch"),
     ]
     across = [
-        ("DRF serializer fields copied (get_fields)", drf_serializers.Serializer, "get_fields"),
+        ("the message serializer's fields copied (get_fields)", messages.MessageCreateSerializer, "get_fields"),
         ("database statements (execute)", db_utils.CursorWrapper, "execute"),
         ("SQS calls (botocore)", botocore.client.BaseClient, "_make_api_call"),
         ("log records (Logger._log)", logging.Logger, "_log"),
