@@ -100,6 +100,17 @@ def install_clocks(clock: AreaClock) -> tuple[list[str], list[str]]:
     return [area for area, _, _ in partition if area != VIEW], [area for area, _, _ in across]
 
 
+def install_middleware_clocks(clock: AreaClock) -> list[str]:
+    """Wrap each middleware class's __call__ (before the handler builds the chain); their names
+    in settings.MIDDLEWARE's order, outermost first."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    for path in settings.MIDDLEWARE:
+        clock.wrap(import_string(path), "__call__", path)
+    return list(settings.MIDDLEWARE)
+
+
 VIEW = "view (DRF dispatch)"
 # Where the profiler's wall clock counts waiting: psycopg's wait loop and send, the sockets' calls.
 WAITS = {
@@ -169,6 +180,15 @@ def area_rows(seconds: dict[str, float], partition: list[str], total: float, cou
     return rows
 
 
+def middleware_rows(seconds: dict[str, float], chain: list[str], total: float, count: int) -> list[tuple[str, float]]:
+    """Each middleware's own CPU: its inclusive time less the next one's (the last: less the
+    view's, URL routing included)."""
+    inclusive = [1000 * seconds.get(path, 0.0) / count for path in chain] + [1000 * seconds.get(VIEW, 0.0) / count]
+    rows = [("Django's WSGI handler (request, response)", 1000 * total / count - inclusive[0])]
+    rows += [(path, inclusive[i] - inclusive[i + 1]) for i, path in enumerate(chain)]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="accepts per round (default 2000)")
@@ -208,6 +228,7 @@ def main() -> None:
 
         clock = AreaClock()
         partition, across = install_clocks(clock)
+        chain = install_middleware_clocks(clock)
         application = WSGIHandler()
         body = message_body()
         for _ in range(args.warmup):
@@ -243,6 +264,9 @@ def main() -> None:
         for area in across:
             ms = seconds.get(area, 0.0) * per
             print(f"| {area} | {ms:.3f} | {ms / (cpu * per):.0%} |", file=report)
+        print("\n| the middleware row, by middleware (own CPU) | ms per accept |\n|---|---|", file=report)
+        for area, ms in middleware_rows(seconds, chain, cpu, args.requests):
+            print(f"| {area} | {ms:.3f} |", file=report)
         print(
             f"\nTop {args.top} by own time (cProfile, one round, wall clock, the calls that wait for PostgreSQL, Redis or SQS left out):",
             file=report,
