@@ -1,6 +1,8 @@
 """What a process builds once and keeps: each provider's client (its HTTP connection pool is
-reused across messages), the circuit breakers, the accepts' coalescer, and a short-lived copy of
-the admin's provider switches. One object, so that what a process caches is in one place and a test can start afresh.
+reused across messages), the circuit breakers, a short-lived copy of the admin's provider
+switches, the API keys that authenticated moments ago (mail/verified_keys.py) and the accepts'
+coalescer (mail/coalescing.py). One object, so that what a process caches is in one place and a
+test can start afresh.
 
 Built on first use, never at import: in a forked worker that is after the fork, so no connection
 pool or Redis client is shared between processes."""
@@ -24,6 +26,7 @@ from providers.registry import REGISTRY
 from providers.spec import Provider
 
 from .coalescing import Coalescer
+from .verified_keys import VerifiedKeys
 
 
 class Runtime:
@@ -41,6 +44,7 @@ class Runtime:
         # spend them): at most AMBIGUOUS_LOOKUPS_PER_MINUTE lookups per provider per process.
         self._lookup_limiter = MovingWindowRateLimiter(MemoryStorage())
         self._coalescers: dict[str, Coalescer] = {}
+        self.verified_keys = VerifiedKeys()
 
     def provider(self, name: str) -> Provider:
         with self._lock:

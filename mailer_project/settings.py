@@ -281,6 +281,11 @@ REST_FRAMEWORK = {
     # empty objects: a batch's 400 names the message at fault.
     "LIST_SERIALIZER_ERRORS_AS_DICT": True,
 }
+# How long a process remembers an API key that authenticated (mail/verified_keys.py): a revoked,
+# deleted or changed key is refused or changed within this many seconds everywhere. 0: read every time.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
+if API_KEY_CACHE_SECONDS < 0:
+    raise environ.ImproperlyConfigured("API_KEY_CACHE_SECONDS must be 0 (off) or more")
 # Per API key, e.g. "20/s", "1200/min".
 API_RATE_LIMIT = env("API_RATE_LIMIT", default="1200/min")
 if not re.fullmatch(r"[1-9][0-9]*/[smhd][a-z]*", API_RATE_LIMIT):

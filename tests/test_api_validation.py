@@ -7,6 +7,7 @@ import json
 import pytest
 from django.test import override_settings
 
+from mail.api.serializers import MessageCreateSerializer
 from mail.models import Message
 
 URL = "/api/v1/messages"
@@ -312,3 +313,18 @@ def test_a_30_mb_body_of_garbage_is_a_400(api_client):
     response = api_client.post(URL, data=b"x" * (30 * 1000 * 1000), content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "parse_error"
+
+
+def test_each_serializer_validates_with_fields_of_its_own():
+    # The declared fields are copied per serializer without DRF's deep copy (mail/api/fields.py
+    # unbound_copy): every field, and every list or dict field's child, must still be its own and
+    # bound to its own parent, and the declared fields they are copied from never bound.
+    first, second = MessageCreateSerializer(data=VALID), MessageCreateSerializer(data=with_(to="x"))
+    assert first.is_valid() and not second.is_valid() and list(second.errors) == ["to"]
+    assert list(first.fields) == list(second.fields)
+    for name, field in first.fields.items():
+        other = second.fields[name]
+        assert field is not other and field.parent is first and other.parent is second
+        if hasattr(field, "child"):
+            assert field.child is not other.child and field.child.parent is field and other.child.parent is other
+    assert all(getattr(field, "parent", None) is None for field in MessageCreateSerializer._declared_fields.values())

@@ -1,7 +1,8 @@
 """Who is calling, and how often: API keys (djangorestframework-api-key: stored hashed, shown
 once) sent as a Bearer token, with their profile (team, scopes, networks: mail/models.py
-ApiKeyProfile) read in the same query; what each may do (ScopeRequired); and the per-key rate
-limit (mail/api/rate_limit.py).
+ApiKeyProfile) read in the same query and remembered for API_KEY_CACHE_SECONDS
+(mail/verified_keys.py); what each may do (ScopeRequired); and the per-key rate limit
+(mail/api/rate_limit.py).
 
 Loaded while DRF's views module initialises (the settings name these classes), so nothing here
 may import rest_framework.views or a module that does."""
@@ -16,6 +17,7 @@ from rest_framework_api_key.models import APIKey
 
 from ..client_address import address_allowed, client_address
 from ..keys import SANDBOX_REFUSED_SCOPES
+from ..runtime import RUNTIME
 from .rate_limit import Verdict, limiter_for, message_cost
 
 # The library's keys: an 8-character prefix, a dot, a 32-character secret. Checking the shape
@@ -65,10 +67,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = key.strip()
         if keyword.lower() != self.keyword.lower() or not KEY_SHAPE.fullmatch(key):
             raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
-        # As APIKey.objects.get_from_key does, with the profile joined: one query for both.
-        api_key = APIKey.objects.get_usable_keys().select_related("profile").filter(prefix=key.partition(".")[0]).first()
-        if api_key is None or not api_key.is_valid(key):
+        api_key = RUNTIME.verified_keys.get(key, settings.API_KEY_CACHE_SECONDS, usable_key)
+        if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        # Against the clock and the request on every request, remembered or not.
         if api_key.has_expired:
             raise KeyExpired()
         profile = getattr(api_key, "profile", None)
@@ -82,6 +84,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request):
         # Its presence makes DRF answer 401 (not 403) to a request without a key.
         return f'{self.keyword} realm="mailer"'
+
+
+def usable_key(key: str) -> APIKey | None:
+    """The unrevoked key with its profile, if the secret matches. As APIKey.objects.get_from_key
+    does, with the profile joined: one query for both."""
+    api_key = APIKey.objects.get_usable_keys().select_related("profile").filter(prefix=key.partition(".")[0]).first()
+    return api_key if api_key is not None and api_key.is_valid(key) else None
 
 
 class ScopeRequired(BasePermission):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import re
 
 from drf_spectacular.utils import extend_schema_field
@@ -32,6 +33,24 @@ def refuse_control_characters(value: str) -> str:
 def single_line(**kwargs) -> serializers.CharField:
     # Passed to the constructor: DRF rebuilds declared fields from their arguments when binding.
     return serializers.CharField(validators=[refuse_control_characters], **kwargs)
+
+
+def unbound_copy(field: serializers.Field) -> serializers.Field:
+    """A declared field's own copy for one serializer, cheaper than DRF's deep copy, which builds
+    every field again from its arguments (Serializer.get_fields): a third of validating an accept
+    (docs/benchmarks.md, "Issue 21: accept CPU"). A plain field's state after construction is
+    read-only but for what bind() sets on it, so a shallow copy, bound afresh, behaves as a rebuilt
+    one; a list or dict field's child is bound to its parent, so it gets a copy of its own. A
+    nested serializer keeps DRF's deep copy: it holds its own bound fields and context."""
+    if isinstance(field, serializers.BaseSerializer):
+        return copy.deepcopy(field)
+    # As copy.copy does, without its detour through __reduce_ex__ (a few microseconds a field).
+    copied = object.__new__(type(field))
+    copied.__dict__.update(field.__dict__)
+    if isinstance(field, (serializers.ListField, serializers.DictField)):
+        copied.child = unbound_copy(field.child)
+        copied.child.parent = copied
+    return copied
 
 
 def shortened(value: str, limit: int = 80) -> str:

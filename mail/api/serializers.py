@@ -21,7 +21,7 @@ from ..exceptions import MessageRefused
 from ..models import MAX_ADDRESS_LENGTH, Message, MessageEvent
 from ..search import MessageFilters
 from .errors import PayloadTooLarge, naming_message
-from .fields import AddressField, AddressListField, Base64ContentField, shortened, single_line
+from .fields import AddressField, AddressListField, Base64ContentField, shortened, single_line, unbound_copy
 from .listing import ListQuerySerializer, single_line_text
 from .template_serializers import TemplateReferenceSerializer
 
@@ -101,6 +101,8 @@ class AttachmentSerializer(serializers.Serializer):
 
 
 PLACEHOLDER_ID = uuid.UUID(int=0)
+# What MessageCreateSerializer's "from" is copied from (mail/api/fields.py unbound_copy).
+SENDER_FIELD = AddressField()
 
 
 class MessageCreateSerializer(serializers.Serializer):
@@ -129,8 +131,9 @@ class MessageCreateSerializer(serializers.Serializer):
     )
 
     def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = AddressField()  # a Python keyword, so not declarable as an attribute
+        # Every accept builds this serializer: its fields copied cheaply, not deep-copied.
+        fields = {name: unbound_copy(field) for name, field in self._declared_fields.items()}
+        fields["from"] = unbound_copy(SENDER_FIELD)  # a Python keyword, so not declarable as an attribute
         return fields
 
     def validate_headers(self, value: dict) -> dict:
