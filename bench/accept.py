@@ -47,6 +47,7 @@ from common import (
     process_tree,
     service_process,
     status_kib,
+    tree_cpu_seconds,
     wait_for_http,
 )
 
@@ -80,6 +81,15 @@ def run_wrk(base: str, connections: int, seconds: int, key: str, body_file: Path
     output = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     result = json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
     result["per_second"] = round(result["requests"] / result["duration_s"], 1)
+    return result
+
+
+def run_wrk_counting_cpu(server_pid: int, *args, **kwargs) -> dict:
+    """run_wrk, adding the server's own CPU per request answered (its whole process tree): the
+    cost of an accept, less sensitive to other work on the machine than the rate is."""
+    before = tree_cpu_seconds(server_pid)
+    result = run_wrk(*args, **kwargs)
+    result["server_cpu_ms_per_request"] = round((tree_cpu_seconds(server_pid) - before) * 1000 / max(result["requests"], 1), 2)
     return result
 
 
@@ -218,6 +228,8 @@ def medians(runs: list[dict], concurrencies: list[int]) -> list[dict]:
                 "common_stack_p99_ms": median_of(stack, "p99_ms"),
                 "bare_sqs_p50_ms": median_of(bare, "p50_ms"),
                 "bare_sqs_p99_ms": median_of(bare, "p99_ms"),
+                "api_cpu_ms_per_request": median_of(api, "server_cpu_ms_per_request"),
+                "common_stack_cpu_ms_per_request": median_of(stack, "server_cpu_ms_per_request"),
                 "api_non_202": sum(point["non_202"] for point in api),
                 "common_stack_non_202": sum(point["non_202"] for point in stack),
             }
@@ -363,7 +375,7 @@ def main() -> None:
                     run_wrk(base, connections, args.warmup, key, body_file)
                     if "task_body_bytes" not in parameters:
                         parameters["task_body_bytes"] = task_body_bytes(sqs, queue_url)
-                    api = run_wrk(base, connections, args.duration, key, body_file)
+                    api = run_wrk_counting_cpu(serve.pid, base, connections, args.duration, key, body_file)
                     empty_queue(sqs, queue_url)
                     run_wrk(anchor_base, connections, args.warmup, anchor_key, body_file)
                     if "common_stack_task_body_bytes" not in parameters:
@@ -373,7 +385,7 @@ def main() -> None:
                             f"common stack {parameters['common_stack_task_body_bytes']} bytes",
                             file=sys.stderr,
                         )
-                    stack = run_wrk(anchor_base, connections, args.duration, anchor_key, body_file)
+                    stack = run_wrk_counting_cpu(anchor.pid, anchor_base, connections, args.duration, anchor_key, body_file)
                     empty_queue(sqs, queue_url)
                     bare = run_bare_loop(env, queue_url, connections, args.duration, 1, parameters["task_body_bytes"])
                     # Other work on the machine skews every figure: the 1-minute load average says how much there was.
@@ -385,8 +397,9 @@ def main() -> None:
                     }
                     print(
                         f"run {run_number + 1}/{args.runs} c={connections}: API {api['per_second']}/s p99 {api['p99_ms']} ms "
+                        f"{api['server_cpu_ms_per_request']} ms CPU/req "
                         f"(non-202 {api['non_202']}); common stack {stack['per_second']}/s p99 {stack['p99_ms']} ms "
-                        f"(non-202 {stack['non_202']}); bare SQS {bare['per_second']}/s p99 {bare['p99_ms']} ms",
+                        f"{stack['server_cpu_ms_per_request']} ms CPU/req (non-202 {stack['non_202']}); bare SQS {bare['per_second']}/s p99 {bare['p99_ms']} ms",
                         file=sys.stderr,
                     )
                 results["runs"].append(run)

@@ -202,6 +202,19 @@ def process_tree(pid: int, depth: int = 0) -> list[tuple[int, int]]:
     return found
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process and its descendants have used so far, from
+    /proc/<pid>/stat: what a server spent, whatever else the machine was doing meanwhile."""
+    ticks = 0
+    for member, _ in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def status_kib(pid: int, field: str) -> int:
     """A field of /proc/<pid>/status in KiB (VmRSS now, VmHWM its peak); 0 once the process is gone."""
     try:
