@@ -94,3 +94,36 @@ def test_a_request_whose_rows_the_database_refuses_costs_no_other_request_of_its
     assert sorted(Message.objects.values_list("subject", flat=True)) == ["also good", "good"]
     written = sorted(str(r.acceptances[0].message.id) for r in (good, also_good))
     assert sorted(queued_message_ids(sqs, empty_queues.queue_url)) == written
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_requests_waiting_for_a_flush_hold_no_database_connection_its_leader_needs(make_stack):
+    # A pool of two connections. The first request (its key already cached, so it has touched no
+    # database) leads and waits a second for company; three requests with an Idempotency-Key
+    # join it, each having written its key's record first. Were they to keep their connections
+    # while they wait, the leader would wait for the pool as they wait for it, until the pool's
+    # 10 s timeout, and answer 503.
+    stack = make_stack(WEB_WORKERS="1", DATABASE_POOL_SIZE="2", ACCEPT_COALESCE_WINDOW_SECONDS="1")
+    stack.post(mail_body("caches the key"))
+    answers: dict[str, requests.Response] = {}
+
+    def send(name: str, headers: dict) -> None:
+        answers[name] = requests.post(
+            f"{stack.api_url}{MESSAGES}", json=mail_body(name), headers={**stack.headers, **headers}, timeout=60
+        )
+
+    leader = threading.Thread(target=send, args=("leader", {}))
+    leader.start()
+    joiners = [threading.Thread(target=send, args=(f"joiner {n}", {"Idempotency-Key": f"joiner-{n}"})) for n in range(3)]
+    for thread in joiners:
+        thread.start()
+    for thread in (leader, *joiners):
+        thread.join(timeout=60)
+
+    assert {name: answer.status_code for name, answer in answers.items()} == {
+        "leader": 202,
+        "joiner 0": 202,
+        "joiner 1": 202,
+        "joiner 2": 202,
+    }, {name: answer.text for name, answer in answers.items() if answer.status_code != 202}
