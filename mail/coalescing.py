@@ -5,12 +5,13 @@ Accepting mail is mostly waiting: a transaction in PostgreSQL and a publish to S
 trip whose fixed cost (BEGIN/COMMIT, an HTTPS request signed by botocore) dwarfs the work per
 message. Concurrent accepts in one API worker (gevent's greenlets, or threads) therefore hand their
 messages to a Coalescer, and one flush writes all their rows in one transaction and publishes all
-their tasks with SendMessageBatch (mail/accepting.py), the way Amazon's buffered SQS client batches.
+their tasks with SendMessageBatch (mail/accept_flush.py), the way Amazon's buffered SQS client batches.
 
 No thread of its own and no timer: the first caller to find no flush under way leads. It waits
 `window_seconds` (0: not at all) for company, flushes what is waiting, hands each caller its own
 result, and passes the lead to the oldest caller still waiting, if any. Alone, a caller flushes its
-own item at once; under load the groups grow by themselves with the time each flush takes. Only
+own item after the window; under load the groups grow with the window and with the time each
+flush takes (callers arriving during one wait for the next). Only
 the standard library's locks and events, which gevent's monkey-patching makes cooperative.
 
 A flush returns one result per item, in order; a result that is an exception is raised in that
