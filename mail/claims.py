@@ -174,11 +174,19 @@ def record_skips(claim: Claim, skips: list[Skip]) -> None:
     """The providers passed over for their open circuits, written as they are passed over: a
     message may fail only once each has had its turn (mail/routing.py), whatever becomes of
     this attempt."""
+    if not skips:
+        # Nothing to write, and nothing asked of the database: bulk_create opens a transaction
+        # even for no rows when handed a generator, and the connection it takes from the pool
+        # would be held through the provider's send, capping a worker's sends in flight at
+        # DATABASE_POOL_SIZE (docs/benchmarks.md, "Issue 21: delivery").
+        return
     MessageEvent.objects.bulk_create(
-        MessageEvent(
-            message_id=claim.message_id, type=MessageEvent.Type.SKIPPED, provider=s.provider, detail=s.detail, created_at=s.at
-        )
-        for s in skips
+        [
+            MessageEvent(
+                message_id=claim.message_id, type=MessageEvent.Type.SKIPPED, provider=s.provider, detail=s.detail, created_at=s.at
+            )
+            for s in skips
+        ]
     )
 
 

@@ -6,9 +6,13 @@ import time
 
 import psycopg
 import pytest
+import requests
 from django.db import connection
 
 from mailer_project.database_pool import CheckWhenIdle
+
+from .stack import mail_body
+from .support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,3 +64,26 @@ def test_connections_ended_while_idle_are_replaced_before_use():
             assert cursor.fetchone() == (1,)
     finally:
         check.idle_seconds = bound
+
+
+@pytest.mark.slow
+def test_a_workers_sends_in_flight_are_not_capped_by_its_database_connections(make_stack, simulator):
+    # A pool of two connections and eight sends at once, each taking SendGrid three seconds: a
+    # delivery holds no connection while it waits for the provider, so all eight are in flight
+    # together. (A transaction opened for no rows after the claim held one through the send, and
+    # a worker sent DATABASE_POOL_SIZE messages at a time.)
+    stack = make_stack(DATABASE_POOL_SIZE="2")
+    simulator.behave("sendgrid", latency_ms=3000)
+    stack.start_worker(WORKER_CONCURRENCY="8", DATABASE_POOL_SIZE="2")
+    response = requests.post(
+        f"{stack.api_url}/api/v1/messages/batch",
+        json=[mail_body(f"at once {n}", to=f"c{n}@example.com") for n in range(8)],
+        headers=stack.headers,
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+
+    def in_flight() -> int:
+        return sum(1 for request in simulator.requests("sendgrid") if request["state"] == "in_flight")
+
+    wait_until(lambda: in_flight() == 8, timeout=20, what="eight sends in flight at once")
