@@ -3,8 +3,10 @@ one transaction for the rows, one SendMessageBatch per 10 tasks, for every reque
 took. Each request is still answered for its own messages only (mail/accepting.py).
 
 A request is refused whole, as before, if any of its messages has a suppressed recipient; its
-rows are never written. Should the shared transaction fail, each request's rows are tried alone,
-so one request's bad row costs only that request. The rows are committed before the tasks are
+rows are never written. Should the shared transaction fail on data (a constraint, a value the
+database refuses), each request's rows are tried alone, so one request's bad row costs only that
+request; should it fail for the database itself (down, the pool empty), every request hears that
+error at once rather than wait for it again one by one. The rows are committed before the tasks are
 published, so a worker always finds its row. Whatever a request could not have written, its
 bodies already stored in S3 go too."""
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 
 from providers.base import OutboundMessage
 
@@ -58,13 +60,20 @@ def flush(requests: list[Request]) -> list[Outcome]:
     """For each request: the errors of the tasks SQS did not take, by message id (empty: all
     queued), or the exception that kept the whole request out (a MessageRefused for a suppressed
     recipient, or the database's error)."""
-    outcomes: list[Outcome | None] = _refusals(requests)
+    try:
+        outcomes: list[Outcome | None] = _refusals(requests)
+    except Exception as error:  # the database did not answer: nobody's rows can be written
+        outcomes = [error] * len(requests)
     writable = [index for index, outcome in enumerate(outcomes) if outcome is None]
     try:
         _record([acceptance for index in writable for acceptance in requests[index].acceptances])
-    except Exception as error:
+    except (DataError, IntegrityError) as error:
+        # One request's rows, most likely: each is tried alone so they cost only their own.
         for index in writable:
             outcomes[index] = error if len(writable) == 1 else _record_alone(requests[index])
+    except Exception as error:  # the database itself (down, the pool empty): the same for all
+        for index in writable:
+            outcomes[index] = error
     for request, outcome in zip(requests, outcomes, strict=True):
         if outcome is not None:
             discard_bodies(request.acceptances)
@@ -110,6 +119,6 @@ def _record(acceptances: list[Acceptance]) -> None:
 def _record_alone(request: Request) -> Exception | None:
     try:
         _record(request.acceptances)
-    except Exception as error:
+    except Exception as error:  # this request's outcome, whatever it is
         return error
     return None

@@ -103,6 +103,9 @@ def _accepts_coalescer() -> Coalescer:
         max_weight=settings.ACCEPT_COALESCE_MAX_MESSAGES,
         window_seconds=settings.ACCEPT_COALESCE_WINDOW_SECONDS,
         weigh=len,
+        # A request gone before any flush took it (killed while it waited): nothing of it was
+        # written, so its bodies stored in S3 go too.
+        dropped=lambda request: accept_flush.discard_bodies(request.acceptances),
     )
 
 

@@ -29,6 +29,11 @@ from typing import Any, Generic, TypeVar
 Item = TypeVar("Item")
 
 
+class FlushInterrupted(Exception):
+    """The flush that had a caller's item was cut short (its leader killed): what it wrote or
+    published may stand, and nothing says how much."""
+
+
 @dataclass(eq=False)
 class _Ticket(Generic[Item]):
     item: Item
@@ -46,9 +51,11 @@ class Coalescer(Generic[Item]):
         max_weight: int,
         window_seconds: float = 0.0,
         weigh: Callable[[Item], int] = lambda item: 1,
+        dropped: Callable[[Item], None] = lambda item: None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._flush = flush
+        self._dropped = dropped  # told of an item whose caller went before any flush took it
         self._max_weight = max_weight
         self._window_seconds = window_seconds
         self._weigh = weigh
@@ -76,7 +83,7 @@ class Coalescer(Generic[Item]):
         if ticket.leads:
             # A leader's own ticket is first in line: a new leader found nobody waiting, and a
             # handed-on lead goes to the oldest waiting ticket.
-            self._lead()
+            self._lead(ticket)
         if isinstance(ticket.result, BaseException):
             raise ticket.result
         return ticket.result
@@ -86,17 +93,26 @@ class Coalescer(Generic[Item]):
         with self._lock:
             return len(self._waiting)
 
-    def _lead(self) -> None:
+    def _lead(self, own: _Ticket[Item]) -> None:
         if self._window_seconds > 0:
-            self._sleep(self._window_seconds)
+            try:
+                self._sleep(self._window_seconds)
+            except BaseException:  # killed while it waited for company: nothing taken yet
+                self._abandon(own)
+                raise
         with self._lock:
             group = self._take_group()
         try:
             results = self._flush([ticket.item for ticket in group])
             if len(results) != len(group):
                 raise RuntimeError(f"a flush of {len(group)} items returned {len(results)} results")
-        except BaseException as failure:  # a GreenletExit or timeout too: no caller may wait forever
+        except Exception as failure:
             results = [failure] * len(group)
+        except BaseException as failure:  # the leader killed mid-flush: no caller may wait forever
+            # The kill is the leader's own; the others hear that their flush was cut short (what
+            # it had done stands: housekeeping settles rows left queued without a task).
+            cut_short = FlushInterrupted(f"the flush that had this request was cut short: {failure!r}")
+            results = [failure if ticket is own else cut_short for ticket in group]
         finally:
             self._pass_lead()
         for ticket, result in zip(group, results, strict=True):
@@ -123,6 +139,7 @@ class Coalescer(Generic[Item]):
             handed_lead = ticket.leads
         if handed_lead:
             self._pass_lead()
+        self._dropped(ticket.item)
         return True
 
     def _take_group(self) -> list[_Ticket[Item]]:

@@ -7,8 +7,9 @@ holds even so: the body must arrive within REQUEST_BODY_TIMEOUT_SECONDS plus a s
 REQUEST_BODY_MIN_BYTES_PER_SECOND of it (mod_reqtimeout's rule), or the answer is 408 and the
 connection is closed.
 
-The body is read whole before Django sees the request: authentication takes a pooled database
-connection and holds it to the end of the request, so a slow upload read lazily would hold one of
+The body is read whole before Django sees the request: authentication may take a pooled database
+connection (a key not in the process's cache) and a request holds what it took until it ends, so
+a slow upload read lazily would hold one of
 DATABASE_POOL_SIZE connections for its whole deadline, and a handful would leave every other
 request of the process waiting for the pool. Webhooks are the exception: their view refuses a
 request by its headers before reading anything, and uses the database only after the body is in.

@@ -169,14 +169,47 @@ gates[1].set()
 gevent.joinall([second, taken], timeout=5)
 assert second.value == "second" and taken.dead
 print(groups)
+
+# A leader killed while it waits for company: its item is dropped (and said to be), the lead passes on.
+from mail.coalescing import FlushInterrupted
+dropped, windowed = [], []
+def flush_windowed(items):
+    windowed.append(list(items))
+    return items
+coalescer = Coalescer(flush_windowed, max_weight=10, window_seconds=0.5, dropped=dropped.append)
+leader = gevent.spawn(coalescer.submit, "killed in its window")
+gevent.sleep(0.05)
+follower = gevent.spawn(coalescer.submit, "follower")
+gevent.sleep(0.05)
+leader.kill()
+follower.join(timeout=5)
+assert follower.value == "follower", follower.exception
+assert dropped == ["killed in its window"] and windowed == [["follower"]], (dropped, windowed)
+
+# A leader killed mid-flush: the others of its group hear FlushInterrupted, not the leader's kill.
+gate = gevent.event.Event()
+def flush_held(items):
+    gate.wait()
+    return items
+coalescer = Coalescer(flush_held, max_weight=10, window_seconds=0.2)
+leader = gevent.spawn(coalescer.submit, "leader")
+gevent.sleep(0.05)
+member = gevent.spawn(coalescer.submit, "member")
+gevent.sleep(0.3)  # the window is over: both are in the flush, which waits at the gate
+leader.kill()
+member.join(timeout=5)
+assert isinstance(member.exception, FlushInterrupted), member.exception
+gate.set()
+assert coalescer.submit("after") == "after"
+print("killed leaders ok")
 """
 
 
-def test_under_gevent_a_caller_killed_while_waiting_is_dropped_and_one_killed_mid_flush_waits(tmp_path):
+def test_under_gevent_callers_and_leaders_killed_at_each_step_leave_no_one_waiting(tmp_path):
     # A process of its own, patched as the API's workers are (mail/management/commands/serve.py).
     script = tmp_path / "coalesce_gevent.py"
     script.write_text(GEVENT_SCRIPT)
     done = subprocess.run([sys.executable, "-m", "gevent.monkey", str(script)], capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[['first'], ['second', 'taken']]"
+    assert done.stdout.strip().splitlines() == ["[['first'], ['second', 'taken']]", "killed leaders ok"]
