@@ -21,7 +21,6 @@ import argparse
 import cProfile
 import inspect
 import io
-import json
 import logging
 import os
 import pstats
@@ -29,6 +28,7 @@ import sys
 import time
 from collections import defaultdict
 
+from accept import message_body  # the same message bench/accept.py sends
 from common import DEFAULT_DATABASE_URL, local_servers, machine, manage, now
 
 URL = "/api/v1/messages"
@@ -121,21 +121,6 @@ WAITS = {
     "<method 'recv_into' of '_socket.socket' objects>",
     "<method 'sendall' of '_socket.socket' objects>",
 }
-
-
-def message_body() -> bytes:
-    """The message bench/accept.py sends (about 1 KB of JSON)."""
-    return json.dumps(
-        {
-            "from": "Shop <shop@example.com>",
-            "to": ["Ann Example <ann@example.com>"],
-            "subject": "Your order #10423 has shipped",
-            "text": "Hello Ann,\n\nyour order is on its way. " + "Tracking and details follow. " * 22,
-            "html": "<p>Hello Ann,</p><p>your order is on its way.</p>",
-            "tags": ["orders"],
-            "metadata": {"order_id": "10423"},
-        }
-    ).encode()
 
 
 def environ_for(body: bytes, key: str) -> dict:
