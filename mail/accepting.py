@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from providers.base import OutboundMessage
@@ -21,6 +21,7 @@ from providers.base import OutboundMessage
 from . import accept_flush, claim_check
 from .callbacks import outbox
 from .coalescing import Coalescer
+from .connections import let_go_of_connection
 from .delivery_task import DeliveryTask
 from .exceptions import MessageRefused, NotCancelable, QueueUnavailable, TooLargeForQueue
 from .models import Message, MessageEvent
@@ -60,7 +61,8 @@ def _accept(api_key, fields_list: list[dict], in_batch: bool) -> list[Message | 
         raise
     # Checked, written and published together with what concurrent requests of this process
     # accept (mail/accept_flush.py); raises the request's refusal, and then nothing of it was kept.
-    _return_pooled_connection()
+    # Waiting holds no connection: the flush's leader may need one from the pool.
+    let_go_of_connection()
     failures = RUNTIME.coalescer("accepts", _accepts_coalescer).submit(accept_flush.Request(acceptances, in_batch))
 
     outcomes: list[Message | QueueUnavailable] = []
@@ -85,16 +87,6 @@ def _accept(api_key, fields_list: list[dict], in_batch: bool) -> list[Message | 
         )
         outcomes.append(message)
     return outcomes
-
-
-def _return_pooled_connection() -> None:
-    """Give this request's database connection back to the pool before it may wait for another
-    request's flush. Whoever leads the flush needs a connection; requests waiting while holding
-    theirs (from the key lookup or the Idempotency-Key record) could empty a pool of
-    DATABASE_POOL_SIZE, and the leader would wait for them as they wait for it, until the pool's
-    timeout. Inside a transaction (a test's) the connection stays."""
-    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
-        connection.close()
 
 
 def _accepts_coalescer() -> Coalescer:

@@ -29,6 +29,7 @@ from providers.lookup import AcceptanceQuery, Accepted
 
 from . import claim_check, claims
 from .claims import Claim
+from .connections import let_go_of_connection
 from .decisions import Decision, Drop, Hold, Sent
 from .delivery_task import DeliveryTask
 from .models import MessageEvent
@@ -85,7 +86,7 @@ def _reported_by_events(message_id: str) -> MessageEvent | None:
 def _look_up(outbound: OutboundMessage, began) -> tuple[Accepted | None, list[str]]:
     """The first provider's record of the message, and the providers that could not be asked
     (no log API, over their rate, or failing)."""
-    claims.let_go_of_connection()  # the lookups are slow I/O; no pooled connection is held over them
+    let_go_of_connection()  # the lookups are slow I/O; no pooled connection is held over them
     recipient = outbound.to[0].email.lower() if outbound.to else ""
     query = AcceptanceQuery(
         message_id=outbound.message_id,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -159,15 +159,6 @@ def _why_not(row: dict, task: DeliveryTask) -> ClaimKind | None:
         # A recheck finds the holder handed the message on: its next task is queued.
         return ClaimKind.SUPERSEDED if task.recheck else None
     return ClaimKind.DONE
-
-
-def let_go_of_connection() -> None:
-    """Hand this thread's connection back to the pool between database steps that have slow I/O
-    in between (an S3 read, the provider's hundred milliseconds or more): a worker's 64 sends in
-    flight then share a pool of DATABASE_POOL_SIZE. The next statement takes one again. Without a
-    pool the connection is kept, as reopening it would cost more than it saves."""
-    if "pool" in connection.settings_dict.get("OPTIONS", {}) and not connection.in_atomic_block:
-        connection.close()
 
 
 def record_skips(claim: Claim, skips: list[Skip]) -> None:

@@ -22,6 +22,7 @@ from providers.base import MessageRejected, OutboundMessage, ProviderError, Prov
 
 from . import ambiguity, claim_check, claims, routing
 from .claims import Claim, ClaimKind
+from .connections import let_go_of_connection
 from .decisions import Crash, Decision, Drop, Fail, FailOver, Hold, Recheck, Refuse, Retry, Sent, carry_out
 from .delivery_task import DeliveryTask
 from .exceptions import BodyMissing, StorageUnavailable
@@ -58,7 +59,7 @@ def deliver(task: DeliveryTask) -> Decision:
 
     # The claim is committed; what follows until the claim's last write (a stored body from S3,
     # the circuit's admission, the provider) holds no connection from the pool.
-    claims.let_go_of_connection()
+    let_go_of_connection()
     try:
         body = claim_check.load(task.payload)
     except StorageUnavailable as error:
