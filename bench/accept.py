@@ -39,6 +39,7 @@ from common import (
     ROOT,
     ensure_database,
     free_port,
+    http_process,
     local_servers,
     machine,
     manage,
@@ -48,7 +49,6 @@ from common import (
     service_process,
     status_kib,
     tree_cpu_seconds,
-    wait_for_http,
 )
 
 RESULTS = ROOT / "docs" / "benchmarks" / "accept.json"
@@ -190,18 +190,9 @@ def stack_argv(bind: str, model: str, workers: int, connections: int, threads: i
 def stack_process(env: dict, argv_for_bind, log_path: Path):
     """The common stack running on a free port; yields (its base URL, the gunicorn master)."""
     port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            argv_for_bind(f"127.0.0.1:{port}"), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        # Any answer will do (404 at /): gunicorn and Django are up.
-        wait_for_http(f"{base}/", 60, process)
-        yield base, process
-    finally:
-        process.terminate()
-        process.wait(timeout=90)
+    # Any answer will do (404 at /): gunicorn and Django are up.
+    with http_process(argv_for_bind(f"127.0.0.1:{port}"), env, log_path, port, "/") as started:
+        yield started
 
 
 def medians(runs: list[dict], concurrencies: list[int]) -> list[dict]:

@@ -138,18 +138,20 @@ def service_process(env: dict, mode: str, log_path: Path):
     """As service(), yielding (the API's base URL, the `manage.py serve` process) for a script
     that also watches the process tree (its memory, say)."""
     port = free_port()
+    env = {**env, "MAILER_MODE": mode, "BIND_ADDRESS": f"127.0.0.1:{port}"}
+    with http_process([sys.executable, "manage.py", "serve"], env, log_path, port, "/healthz") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def http_process(argv: list[str], env: dict, log_path: Path, port: int, ready_path: str):
+    """A server started from the repository with its output in log_path, in a session of its own;
+    yields (its base URL on port, the process) once ready_path answers, and stops it after."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve"],
-            cwd=ROOT,
-            env={**env, "MAILER_MODE": mode, "BIND_ADDRESS": f"127.0.0.1:{port}"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/healthz", 60, process)
+        wait_for_http(f"{base}{ready_path}", 60, process)
         yield base, process
     finally:
         process.terminate()
