@@ -61,3 +61,11 @@ def log_in(browser, url: str, username: str = "ops", password: str = "a-long-pas
     # Logged in once the admin's index shows its user tools: a page asked for before the login's
     # POST is answered would interrupt it (CI once landed on the login form that way).
     wait_until(lambda: browser.find_elements(By.ID, "user-tools"), what="the admin's index after logging in")
+
+
+def notices(browser) -> str:
+    """The admin's notices on the page showing now, read in one step in the page: read element by
+    element, a page being replaced after a submit turned them stale mid-read (CI saw it)."""
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('ul.messagelist li'), li => li.innerText).join(' ')"
+    )

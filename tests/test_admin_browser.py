@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 
 from mail.models import Message, MessageEvent
 
-from .browser import ARTIFACTS, chromium, log_in, needs_chromium
+from .browser import ARTIFACTS, chromium, log_in, needs_chromium, notices
 from .stack import mail_body
 from .support import wait_until
 
@@ -28,10 +28,6 @@ def browser(tmp_path):
     driver = chromium(tmp_path / "chromium", implicit_wait=5)
     yield driver
     driver.quit()
-
-
-def notices(browser) -> str:
-    return browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
 
 
 def counted_since(since, types) -> dict[str, int]:
@@ -62,7 +58,7 @@ def test_an_operator_requeues_a_failed_message_from_its_page_and_reads_the_overv
     # The providers are back; requeue it from its own page.
     simulator.reset()
     browser.find_element(By.ID, "requeue-button").click()
-    assert "Requeued: it goes to the first provider again" in notices(browser)
+    wait_until(lambda: "Requeued: it goes to the first provider again" in notices(browser), what="the notice of requeueing")
     assert not browser.find_elements(By.ID, "requeue-button")  # nothing left to requeue
 
     wait_until(lambda: Message.objects.get(pk=message_id).status == "sent", what="the requeued message to be sent")
@@ -109,7 +105,7 @@ def test_an_operator_cancels_a_scheduled_message_from_its_page(make_stack, brows
     browser.save_screenshot(str(ARTIFACTS / "admin-scheduled-message.png"))
     browser.find_element(By.ID, "cancel-button").click()
 
-    assert "Canceled: it will not be sent." in notices(browser)
+    wait_until(lambda: "Canceled: it will not be sent." in notices(browser), what="the notice of canceling")
     assert stack.message(message_id)["status"] == "canceled"  # as the client sees it
     history = browser.find_element(By.ID, "events-group").text
     assert "canceled" in history and "by ops" in history

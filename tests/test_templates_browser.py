@@ -14,7 +14,7 @@ from selenium.webdriver.support.ui import Select
 from mail.models import Team
 from mail.templating.models import Template
 
-from .browser import ARTIFACTS, chromium, log_in, needs_chromium
+from .browser import ARTIFACTS, chromium, log_in, needs_chromium, notices
 from .support import wait_until
 
 HOSTILE = "<script>parent.document.title='pwned'</script>"
@@ -42,10 +42,6 @@ def console(browser) -> list[str]:
     """What the pages logged (a refused script, style or frame is an error there), but the
     browser's own request for /favicon.ico, which the admin does not serve."""
     return [entry["message"] for entry in browser.get_log("browser") if "/favicon.ico" not in entry["message"]]
-
-
-def notices(browser) -> str:
-    return " ".join(element.text for element in browser.find_elements(By.CSS_SELECTOR, "ul.messagelist"))
 
 
 def type_into(browser, name: str, text: str, clear: bool = True) -> None:
