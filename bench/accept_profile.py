@@ -76,7 +76,9 @@ def install_clocks(clock: AreaClock) -> tuple[list[str], list[str]]:
     from rest_framework import serializers as drf_serializers
     from rest_framework import views as drf_views
 
+    from mail import accept_flush, accept_sql, accepting
     from mail.api import auth, messages
+    from mail.delivery_task import DeliveryTask
 
     partition = [
         ("authentication (API key)", auth.ApiKeyAuthentication, "authenticate"),
@@ -94,6 +96,11 @@ def install_clocks(clock: AreaClock) -> tuple[list[str], list[str]]:
         ("database statements (execute)", db_utils.CursorWrapper, "execute"),
         ("SQS calls (botocore)", botocore.client.BaseClient, "_make_api_call"),
         ("log records (Logger._log)", logging.Logger, "_log"),
+        # Inside the write + publish row, by step (mail/accepting.py, mail/accept_flush.py).
+        ("write + publish: the message and its task made (accepting._prepare)", accepting, "_prepare"),
+        ("write + publish: suppressions and endpoints read (accept_sql.look)", accept_sql, "look"),
+        ("write + publish: the rows written (accept_flush._record)", accept_flush, "_record"),
+        ("write + publish: the tasks published (DeliveryTask.publish_many)", DeliveryTask, "publish_many"),
     ]
     for area, owner, name in partition + across:
         clock.wrap(owner, name, area)

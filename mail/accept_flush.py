@@ -1,6 +1,6 @@
-"""What the API's concurrent accepts share (mail/coalescing.py): one look at the suppression lists,
-one transaction for the rows, one SendMessageBatch per 10 tasks, for every request the flush
-took. Each request is still answered for its own messages only (mail/accepting.py).
+"""What the API's concurrent accepts share (mail/coalescing.py): one look at the suppression lists
+and the callback endpoints, one transaction for the rows, one SendMessageBatch per 10 tasks, for
+every request the flush took (the SQL is mail/accept_sql.py's). Each request is still answered for its own messages only (mail/accepting.py).
 
 A request is refused whole, as before, if any of its messages has a suppressed recipient; its
 rows are never written. Should the shared transaction fail on data (a constraint, a value the
@@ -18,11 +18,11 @@ from django.db import DataError, IntegrityError, transaction
 
 from providers.base import OutboundMessage
 
-from . import claim_check
+from . import accept_sql, claim_check
 from .callbacks import outbox
 from .delivery_task import DeliveryTask
 from .models import Message, MessageEvent
-from .suppressions import refusal_for, suppressions_among, wanted_for
+from .suppressions import refusal_for, wanted_for
 
 
 @dataclass
@@ -60,17 +60,23 @@ def flush(requests: list[Request]) -> list[Outcome]:
     """For each request: the errors of the tasks SQS did not take, by message id (empty: all
     queued), or the exception that kept the whole request out (a MessageRefused for a suppressed
     recipient, or the database's error)."""
+    acceptances = [acceptance for request in requests for acceptance in request.acceptances]
     try:
-        outcomes: list[Outcome | None] = _refusals(requests)
+        lookup = accept_sql.look(
+            {pair for a in acceptances if a.checked for pair in wanted_for(a.checked, a.message.team_id)},
+            {a.message.api_key_id for a in acceptances},
+        )
     except Exception as error:  # the database did not answer: nobody's rows can be written
-        outcomes = [error] * len(requests)
+        discard_bodies(acceptances)
+        return [error] * len(requests)
+    outcomes: list[Outcome | None] = [_refusal(request, lookup.suppressed) for request in requests]
     writable = [index for index, outcome in enumerate(outcomes) if outcome is None]
     try:
-        _record([acceptance for index in writable for acceptance in requests[index].acceptances])
+        _record([acceptance for index in writable for acceptance in requests[index].acceptances], lookup.listening)
     except (DataError, IntegrityError) as error:
         # One request's rows, most likely: each is tried alone so they cost only their own.
         for index in writable:
-            outcomes[index] = error if len(writable) == 1 else _record_alone(requests[index])
+            outcomes[index] = error if len(writable) == 1 else _record_alone(requests[index], lookup.listening)
     except Exception as error:  # the database itself (down, the pool empty): the same for all
         for index in writable:
             outcomes[index] = error
@@ -91,34 +97,30 @@ def discard_bodies(acceptances: list[Acceptance]) -> None:
             claim_check.discard(acceptance.task.message_id)
 
 
-def _refusals(requests: list[Request]) -> list[Exception | None]:
-    """Each request's refusal for its first message with a suppressed recipient, or None; the
-    lists read in one query for all of them."""
-    checked = [(a.checked, a.message.team_id) for request in requests for a in request.acceptances if a.checked]
-    suppressed = suppressions_among(pair for message, team_id in checked for pair in wanted_for(message, team_id))
-    refusals: list[Exception | None] = []
-    for request in requests:
-        refusal = None
-        if suppressed:
-            for position, acceptance in enumerate(request.acceptances):
-                if acceptance.checked and (refusal := refusal_for(acceptance.checked, acceptance.message.team_id, suppressed)):
-                    refusal = refusal.at(position) if request.in_batch else refusal
-                    break
-        refusals.append(refusal)
-    return refusals
+def _refusal(request: Request, suppressed: dict) -> Exception | None:
+    """The request's refusal for its first message with a suppressed recipient, or None."""
+    if suppressed:
+        for position, acceptance in enumerate(request.acceptances):
+            if acceptance.checked and (refusal := refusal_for(acceptance.checked, acceptance.message.team_id, suppressed)):
+                return refusal.at(position) if request.in_batch else refusal
+    return None
 
 
-def _record(acceptances: list[Acceptance]) -> None:
+def _record(acceptances: list[Acceptance], listening: bool) -> None:
     if not acceptances:
         return
+    if not listening:  # the usual case: two inserts, one round trip
+        accept_sql.write([a.message for a in acceptances], [a.event for a in acceptances])
+        return
+    # An endpoint may want these events: the outbox needs the events' ids, in the same transaction.
     with transaction.atomic():
         Message.objects.bulk_create([a.message for a in acceptances])
         outbox.record(MessageEvent.objects.bulk_create([a.event for a in acceptances]))
 
 
-def _record_alone(request: Request) -> Exception | None:
+def _record_alone(request: Request, listening: bool) -> Exception | None:
     try:
-        _record(request.acceptances)
+        _record(request.acceptances, listening)
     except Exception as error:  # this request's outcome, whatever it is
         return error
     return None

@@ -1,13 +1,8 @@
 """The delivery path's two busiest writes, the claim and the `sent` record, said in SQL. What they
 do is mail/claims.py's; this module only writes it out, where the ORM built each query afresh for
 every message: that building was most of a worker's CPU (docs/benchmarks.md, "Issue 21:
-delivery"). The SQL is made once per process from the models' own table and column names, the
-values go through the fields' own conversions both ways, and it runs on PostgreSQL and on SQLite
-(3.35 or later, for RETURNING) alike.
-
-A write of several statements goes to PostgreSQL in one round trip (its simple query protocol
-takes them together; each still runs after the one before, with its own snapshot); SQLite,
-in-process, takes them one by one."""
+delivery"). The SQL is made once per process (mail/sql.py says how), and the `sent` record's
+statements go to PostgreSQL in one round trip."""
 
 from __future__ import annotations
 
@@ -19,6 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from .callbacks.models import Endpoint
 from .models import Message, MessageEvent
+from .sql import column, converted, inserted_fields, marks, prep, prep_many, prep_pk, quoted, run_together
 from .status import PROVIDER_EVENT_TYPES
 
 # What a claim reads back: mail.claims.Claim's fields.
@@ -42,14 +38,14 @@ def claim(message_id: str, step: int, now: datetime, lease_until: datetime) -> d
     this step or an earlier one (mail/claims.py then reads why)."""
     db = connections[DEFAULT_DB_ALIAS]
     params = [
-        *_prep(db, Message, status=Message.Status.SENDING, step=step, lease_expires_at=lease_until, updated_at=now),
-        _prep_pk(db, Message, message_id),
-        *_prep(db, Message, status=Message.Status.QUEUED, step=step),
+        *prep(db, Message, status=Message.Status.SENDING, step=step, lease_expires_at=lease_until, updated_at=now),
+        prep_pk(db, Message, message_id),
+        *prep(db, Message, status=Message.Status.QUEUED, step=step),
     ]
     with db.cursor() as cursor:
         cursor.execute(_claim_sql(db.vendor), params)
         row = cursor.fetchone()
-    return _converted(db, Message, CLAIM_FIELDS, row) if row is not None else None
+    return converted(db, Message, CLAIM_FIELDS, row) if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -67,74 +63,41 @@ def write_sent(message_id: str, token: int, sent: dict, event: MessageEvent, not
     taken, so a provider's event committed meanwhile (its webhook locks the row first,
     mail/status.py) is seen here or sees `sent` there."""
     db = connections[DEFAULT_DB_ALIAS]
-    message_pk = _prep_pk(db, Message, message_id)
+    message_pk = prep_pk(db, Message, message_id)
     values = [Message._meta.get_field(name).get_db_prep_save(sent[name], db) for name in SENT_FIELDS]
-    event_values = [field.get_db_prep_save(field.pre_save(event, True), db) for field in _event_fields()]
+    event_values = [field.get_db_prep_save(field.pre_save(event, True), db) for field in inserted_fields(MessageEvent)]
     params = [
         # held: the usual case, one statement
         *values,
         message_pk,
-        *_prep(db, Message, status=Message.Status.SENDING, attempts=token),
+        *prep(db, Message, status=Message.Status.SENDING, attempts=token),
         # else whatever became of it (matches nothing once the first one wrote `sent`)
         *values,
         message_pk,
-        *_prep_many(db, Message, "status", not_yet_sent),
+        *prep_many(db, Message, "status", not_yet_sent),
         # the event
         *event_values,
         # what else: early provider events, a listening endpoint
         message_pk,
         message_pk,
-        *_prep_many(db, MessageEvent, "type", PROVIDER_EVENT_TYPES),
+        *prep_many(db, MessageEvent, "type", PROVIDER_EVENT_TYPES),
         message_pk,
-        *_prep(db, Endpoint, enabled=True),
+        *prep(db, Endpoint, enabled=True),
     ]
     statements = _sent_sql(db.vendor, len(not_yet_sent))
     with db.cursor() as cursor:
-        held, _fallback, event_row, facts = _run_together(db, cursor, statements, params)
-    event.pk = _converted(db, MessageEvent, ("id",), event_row)["id"]
+        held, _fallback, event_row, facts = run_together(db, cursor, statements, params)
+    event.pk = converted(db, MessageEvent, ("id",), event_row)["id"]
     event._state.adding, event._state.db = False, db.alias
     return SentWrite(held=bool(held), event=event, early_events=bool(facts[0]), listening=bool(facts[1]))
-
-
-def _run_together(db, cursor, statements: list[str], params: list) -> list:
-    """Each statement's answer: its row count (an UPDATE) or its first row. On PostgreSQL in one
-    round trip; the parameters are merged into the text by the client, as for every query Django
-    sends through psycopg (its client-side cursors)."""
-    answers = []
-    if db.vendor == "postgresql":
-        cursor.execute(";\n".join(statements), params)
-        for n, statement in enumerate(statements):
-            if n:
-                cursor.nextset()
-            answers.append(cursor.fetchone() if _returns_rows(statement) else cursor.rowcount)
-        return answers
-    start = 0
-    for statement in statements:
-        count = statement.count("%s")
-        cursor.execute(statement, params[start : start + count])
-        start += count
-        answers.append(cursor.fetchone() if _returns_rows(statement) else cursor.rowcount)
-    return answers
-
-
-def _returns_rows(statement: str) -> bool:
-    return statement.startswith("SELECT") or " RETURNING " in statement
 
 
 # --- the SQL, made once per process ----------------------------------------------------------
 
 
-def _q(name: str) -> str:
-    return connections[DEFAULT_DB_ALIAS].ops.quote_name(name)
-
-
-def _column(model, name: str) -> str:
-    return _q(model._meta.get_field(name).column)
-
-
 @cache
 def _claim_sql(vendor: str) -> str:
-    table, col = _q(Message._meta.db_table), lambda name: _column(Message, name)
+    table, col = quoted(Message._meta.db_table), lambda name: column(Message, name)
     returning = ", ".join(col(name) for name in CLAIM_FIELDS)
     return (
         f"UPDATE {table} SET {col('status')} = %s, {col('step')} = %s, {col('lease_expires_at')} = %s, "
@@ -145,57 +108,21 @@ def _claim_sql(vendor: str) -> str:
 
 @cache
 def _sent_sql(vendor: str, not_yet_sent: int) -> list[str]:
-    message, col = _q(Message._meta.db_table), lambda name: _column(Message, name)
-    events, event_col = _q(MessageEvent._meta.db_table), lambda name: _column(MessageEvent, name)
-    endpoints, endpoint_col = _q(Endpoint._meta.db_table), lambda name: _column(Endpoint, name)
+    message, col = quoted(Message._meta.db_table), lambda name: column(Message, name)
+    events, event_col = quoted(MessageEvent._meta.db_table), lambda name: column(MessageEvent, name)
+    endpoints, endpoint_col = quoted(Endpoint._meta.db_table), lambda name: column(Endpoint, name)
     assignments = ", ".join(f"{col(name)} = %s" for name in SENT_FIELDS)
-    inserted = ", ".join(_q(field.column) for field in _event_fields())
+    inserted = ", ".join(quoted(field.column) for field in inserted_fields(MessageEvent))
     the_message = f"(SELECT m.{{}} FROM {message} m WHERE m.{col('id')} = %s)"
     return [
         f"UPDATE {message} SET {assignments} WHERE {col('id')} = %s AND {col('status')} = %s AND {col('attempts')} = %s",
-        f"UPDATE {message} SET {assignments} WHERE {col('id')} = %s AND {col('status')} IN ({_marks(not_yet_sent)})",
-        f"INSERT INTO {events} ({inserted}) VALUES ({_marks(len(_event_fields()))}) RETURNING {event_col('id')}",
+        f"UPDATE {message} SET {assignments} WHERE {col('id')} = %s AND {col('status')} IN ({marks(not_yet_sent)})",
+        f"INSERT INTO {events} ({inserted}) VALUES ({marks(len(inserted_fields(MessageEvent)))}) RETURNING {event_col('id')}",
         # As status.catch_up reads them: the events of the provider the message now names.
         f"SELECT EXISTS (SELECT 1 FROM {events} e WHERE e.{event_col('message')} = %s "
         f"AND e.{event_col('provider')} = {the_message.format(col('provider'))} "
-        f"AND e.{event_col('type')} IN ({_marks(len(PROVIDER_EVENT_TYPES))})), "
+        f"AND e.{event_col('type')} IN ({marks(len(PROVIDER_EVENT_TYPES))})), "
         # A superset of what callbacks.outbox.record looks for, which then decides.
         f"EXISTS (SELECT 1 FROM {endpoints} ep WHERE ep.{endpoint_col('api_key')} = "
         f"{the_message.format(col('api_key'))} AND ep.{endpoint_col('enabled')} = %s)",
     ]
-
-
-def _marks(count: int) -> str:
-    return ", ".join(["%s"] * count)
-
-
-@cache
-def _event_fields() -> tuple:
-    return tuple(field for field in MessageEvent._meta.concrete_fields if not field.primary_key)
-
-
-# --- values, both ways -----------------------------------------------------------------------
-
-
-def _prep(db, model, **values) -> list:
-    return [model._meta.get_field(name).get_db_prep_save(value, db) for name, value in values.items()]
-
-
-def _prep_many(db, model, name: str, values) -> list:
-    field = model._meta.get_field(name)
-    return [field.get_db_prep_save(value, db) for value in values]
-
-
-def _prep_pk(db, model, value) -> object:
-    return model._meta.pk.get_db_prep_value(model._meta.pk.to_python(value), db)
-
-
-def _converted(db, model, names: tuple[str, ...], row) -> dict:
-    """A row as the ORM would have read it (SQLite's text dates and integer booleans)."""
-    converted = {}
-    for name, value in zip(names, row, strict=True):
-        column = model._meta.get_field(name).cached_col
-        for converter in db.ops.get_db_converters(column) + column.get_db_converters(db):
-            value = converter(value, column, db)
-        converted[name] = value
-    return converted

@@ -7,7 +7,6 @@ message's team: teams share the provider accounts, but one team's list is its ow
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from providers.base import OutboundMessage
 from providers.events import DeliveryEvent, EventType
@@ -16,17 +15,6 @@ from .exceptions import RecipientsSuppressed, Suppressed
 from .models import MAX_ADDRESS_LENGTH, Suppression
 
 log = logging.getLogger(__name__)
-
-
-def suppressions_among(wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Suppression]:
-    """The suppressions among these (team id, lower-cased address) pairs, in one query: what
-    several messages' checks need, read at once (mail/accepting.py checks a flush's messages)."""
-    wanted = set(wanted)
-    if not wanted:
-        return {}
-    teams, addresses = {team for team, _ in wanted}, {address for _, address in wanted}
-    found = Suppression.objects.filter(team_id__in=teams, address__in=addresses)
-    return {(row.team_id, row.address): row for row in found if (row.team_id, row.address) in wanted}
 
 
 def wanted_for(message: OutboundMessage, team_id: int) -> set[tuple[int, str]]:
@@ -38,7 +26,7 @@ def refusal_for(
     message: OutboundMessage, team_id: int, suppressed: dict[tuple[int, str], Suppression]
 ) -> RecipientsSuppressed | None:
     """The refusal of a message any of whose to, cc and bcc is on its team's list (in any case),
-    given what suppressions_among found; None when none is."""
+    given the suppressions found among wanted_for's pairs (mail/accept_sql.py look); None when none is."""
     by_field = {"to": message.to, "cc": message.cc, "bcc": message.bcc}
     found = {pair[1]: row for pair in wanted_for(message, team_id) if (row := suppressed.get(pair)) is not None}
     if not found:

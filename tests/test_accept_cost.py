@@ -1,13 +1,18 @@
-"""What one POST /api/v1/messages costs (issue 10): one database transaction that writes the
-message and its first event, one SQS publish, and two reads (the suppression list, the key's
-callback endpoints); the API key is read again only once API_KEY_CACHE_SECONDS have passed. A regression here is a slower accept path; bench/accept.py measures what it costs."""
+"""What one POST /api/v1/messages costs (issues 10 and 21): two round trips to PostgreSQL (the
+suppression list and the key's callback endpoints read together; the message and its first event
+written together, all or none) and one SQS publish; the API key is read again only once
+API_KEY_CACHE_SECONDS have passed. A regression here is a slower accept path; bench/accept.py
+measures what it costs."""
 
 import json
 from unittest import mock
 
 import pytest
 from botocore.client import BaseClient
-from django.db import connection
+from django.db import DataError, connection
+
+from mail import accept_sql
+from mail.models import Message, MessageEvent
 
 from .stack import mail_body
 
@@ -30,7 +35,8 @@ def aws_calls():
 
 @pytest.fixture
 def statements():
-    """(SQL, inside a transaction?) of every statement Django sends, and how many commits."""
+    """(SQL, inside a transaction?) of every query Django sends (a round trip: the statements of
+    one are joined by ";\n"), and how many commits."""
     seen = {"sql": [], "commits": 0}
 
     def recording(execute, sql, params, many, context):
@@ -63,15 +69,45 @@ def test_an_accept_is_one_transaction_and_one_sqs_publish(api_client, provisione
 
     assert response.status_code == 202, response.content
     assert aws_calls == [("sqs", "SendMessageBatch")]  # one entry: this message's task
-    writes = [
-        (sql.split()[0], sql.split()[2].strip('"'), in_transaction)
-        for sql, in_transaction in statements["sql"]
-        if not sql.startswith("SELECT")
-    ]
-    assert writes == [("INSERT", "mail_message", True), ("INSERT", "mail_messageevent", True)]
-    assert statements["commits"] == 1
-    reads = [sql.split(" FROM ")[1].split()[0].strip('"') for sql, _ in statements["sql"] if sql.startswith("SELECT")]
-    # The team's suppressions; the key's callback endpoints (none here: the outbox writes nothing,
-    # mail/callbacks/outbox.py). Not the key: the warm-up's read of it is remembered
+    # Two queries, each one round trip of two statements.
+    assert len(statements["sql"]) == 2, statements["sql"]
+    (reads, _), (writes, writes_in_block) = ((sql.split(";\n"), in_block) for sql, in_block in statements["sql"])
+    # The team's suppressions and whether one of the key's callback endpoints may listen (none
+    # here: the outbox is not written). Not the key: the warm-up's read of it is remembered
     # (mail/verified_keys.py).
-    assert reads == ["mail_suppression", "callbacks_endpoint"]
+    assert [(read.split()[0], table_of(read)) for read in reads] == [
+        ("SELECT", "mail_suppression"),
+        ("SELECT", "callbacks_endpoint"),
+    ]
+    assert [write.split()[:3] for write in writes] == [
+        ["INSERT", "INTO", '"mail_message"'],
+        ["INSERT", "INTO", '"mail_messageevent"'],
+    ]
+    # One query outside a transaction block: PostgreSQL runs its statements as one transaction.
+    assert writes_in_block is False and statements["commits"] == 0
+
+
+def table_of(select: str) -> str:
+    """The first table a SELECT reads (an EXISTS's inner one)."""
+    return select.split(" FROM ")[1].split()[0].strip('"')
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_write_of_messages_and_their_events_is_all_or_none(api_key):
+    """The two inserts go as one query: an event the database refuses keeps its message out too."""
+    key, _ = api_key
+    message = Message(
+        api_key=key,
+        team_id=key.profile.team_id,
+        status=Message.Status.QUEUED,
+        from_email="a@example.com",
+        recipients="b@example.com",
+        recipient_addresses=["b@example.com"],
+        recipient_count=1,
+    )
+    refused = MessageEvent(message=message, type="x" * 1000)  # longer than the column takes
+
+    with pytest.raises(DataError):
+        accept_sql.write([message], [refused])
+
+    assert not Message.objects.filter(pk=message.pk).exists()
