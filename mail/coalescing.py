@@ -8,11 +8,13 @@ messages to a Coalescer, and one flush writes all their rows in one transaction 
 their tasks with SendMessageBatch (mail/accept_flush.py), the way Amazon's buffered SQS client batches.
 
 No thread of its own and no timer: the first caller to find no flush under way leads. It waits
-`window_seconds` (0: not at all) for company, flushes what is waiting, hands each caller its own
-result, and passes the lead to the oldest caller still waiting, if any. Alone, a caller flushes its
-own item after the window; under load the groups grow with the window and with the time each
-flush takes (callers arriving during one wait for the next). Only
-the standard library's locks and events, which gevent's monkey-patching makes cooperative.
+`window_seconds` (0: not at all) for company if the last flush had company, flushes what is
+waiting, hands each caller its own result, and passes the lead to the oldest caller still waiting,
+if any. Alone, a caller flushes its own item at once: a quiet worker does not wait for company that
+is not coming (the first caller of a burst goes alone, and those arriving meanwhile form the next
+group, which then waits the window). Under load the groups grow with the window and with the time
+each flush takes (callers arriving during one wait for the next). Only the standard library's locks
+and events, which gevent's monkey-patching makes cooperative.
 
 A flush returns one result per item, in order; a result that is an exception is raised in that
 item's caller (mail/accepting.py answers each request for its own messages). A flush that raises
@@ -63,6 +65,7 @@ class Coalescer(Generic[Item]):
         self._lock = threading.Lock()  # held only for list bookkeeping, never across a flush
         self._waiting: list[_Ticket[Item]] = []
         self._leader_busy = False
+        self._last_had_company = True  # until a flush says otherwise: a new process may start busy
 
     def submit(self, item: Item) -> Any:
         """The flush's result for this item, once a flush has taken it (raised if an exception)."""
@@ -94,7 +97,7 @@ class Coalescer(Generic[Item]):
             return len(self._waiting)
 
     def _lead(self, own: _Ticket[Item]) -> None:
-        if self._window_seconds > 0:
+        if self._window_seconds > 0 and self._last_had_company:
             try:
                 self._sleep(self._window_seconds)
             except BaseException:  # killed while it waited for company: nothing taken yet
@@ -102,6 +105,7 @@ class Coalescer(Generic[Item]):
                 raise
         with self._lock:
             group = self._take_group()
+            self._last_had_company = len(group) > 1
         try:
             results = self._flush([ticket.item for ticket in group])
             if len(results) != len(group):

@@ -128,13 +128,26 @@ def test_a_flush_that_miscounts_its_results_fails_its_callers_instead_of_misansw
     assert Coalescer(lambda items: items, max_weight=10).submit("y") == "y"
 
 
-def test_a_leader_waits_the_window_for_company():
+def test_a_leader_waits_the_window_for_company_only_when_the_last_flush_had_company():
     naps = []
-    flushes = Flushes()
+    flushes = Flushes(hold=True)
     coalescer = Coalescer(flushes, max_weight=10, window_seconds=0.002, sleep=naps.append)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(coalescer.submit, 1)
+        assert flushes.started.wait(timeout=5)
+        later = [pool.submit(coalescer.submit, n) for n in (2, 3)]
+        wait_until(lambda: coalescer.waiting() == 2, what="two callers behind the held flush")
+        flushes.release()
+        assert [future.result(timeout=5) for future in (first, *later)] == [2, 4, 6]
 
-    assert coalescer.submit(1) == 2
+    assert flushes.groups == [[1], [2, 3]]
+    # The first leader waited (a new process may start busy); the second did not: its last flush
+    # had gone alone.
     assert naps == [0.002]
+    assert coalescer.submit(4) == 8  # after [2, 3]: it waits
+    assert naps == [0.002, 0.002]
+    assert coalescer.submit(5) == 10  # after [4], alone: it does not
+    assert naps == [0.002, 0.002]
 
 
 GEVENT_SCRIPT = """
