@@ -204,17 +204,25 @@ def process_tree(pid: int, depth: int = 0) -> list[tuple[int, int]]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) one process has used so far, with that of its children that have
+    ended and been waited for (a replaced pool child), from /proc/<pid>/stat; 0 once it is gone.
+    A live child's time is its own, not its parent's: read it from the child while it runs."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # ended meanwhile
+        return 0.0
+    # utime, stime, cutime, cstime: fields 14 to 17 of stat, counted after the command's ")".
+    return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) the process and its descendants have used so far, from
-    /proc/<pid>/stat: what a server spent, whatever else the machine was doing meanwhile."""
-    ticks = 0
-    for member, _ in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
-        except OSError:  # ended meanwhile
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """CPU time the process and its descendants have used so far: what a server spent, whatever
+    else the machine was doing meanwhile. Read before the tree is stopped: the times of processes
+    that exit with it are lost."""
+    # process_tree lists a parent before its children, so a child reaped between the two reads is
+    # missed once rather than counted twice (in its own stat and in its parent's cutime).
+    return sum(cpu_seconds(member) for member, _ in process_tree(pid))
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -235,28 +243,64 @@ def command_line(pid: int) -> str:
         return ""
 
 
-class MemoryWatch:
-    """Sampled while a process tree works: each process's peak RSS (VmHWM, kept by the kernel, so
-    a peak between samples is not missed) and the peak of their summed current RSS (a prefork
-    pool's parent and children together)."""
+def serve_role(pid: int, depth: int) -> str:
+    """What a process of a `manage.py serve` tree is (mail/management/commands/serve.py starts
+    them), from its command line and environment: the two Celery workers have the same command
+    line, and only the callbacks' one has WORKER_CONSUMES=callbacks."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # gone
+        return ""
+    words = [word.decode(errors="replace") for word in argv if word]
+    if depth == 0:
+        return "supervisor (serve)"
+    if "celery" in words:
+        if depth > 1:
+            return "pool child"  # of a prefork worker
+        return "callbacks worker" if b"WORKER_CONSUMES=callbacks" in environment else "mail worker"
+    if "jobs" in words:
+        return "jobs (drain_dlq, housekeeping)"
+    if "gunicorn" in words:
+        return "gunicorn master" if depth == 1 else "API worker"
+    return " ".join(words)[:80]
 
-    def __init__(self, root_pid: int):
-        self.root_pid = root_pid
-        self.peaks: dict[int, tuple[str, int]] = {}
+
+class MemoryWatch:
+    """Sampled while one or more process trees work (several workers side by side): each
+    process's peak RSS (VmHWM, kept by the kernel, so a peak between samples is not missed), the
+    peak of each tree's summed current RSS (a prefork pool's parent and children together), and
+    the peak of all the trees' sum. With role, each process is named by role(pid, depth) rather
+    than by its command line."""
+
+    def __init__(self, *root_pids: int, role=None):
+        self.root_pids = root_pids
+        self.role = role
+        self.peaks: dict[int, tuple[int, str, int]] = {}  # pid: (its tree's index, name, peak KiB)
+        self.peak_tree_kib = [0] * len(root_pids)
         self.peak_total_kib = 0
 
     def sample(self) -> None:
-        total = 0
-        for pid, _depth in process_tree(self.root_pid):
-            total += status_kib(pid, "VmRSS")
-            name, high = self.peaks.get(pid, ("", 0))
-            self.peaks[pid] = (name or command_line(pid), max(high, status_kib(pid, "VmHWM")))
-        self.peak_total_kib = max(self.peak_total_kib, total)
+        totals = []
+        for tree, root in enumerate(self.root_pids):
+            total = 0
+            for pid, depth in process_tree(root):
+                total += status_kib(pid, "VmRSS")
+                _, name, high = self.peaks.get(pid, (tree, "", 0))
+                # Named at every sample: read between fork and exec, a child is still its parent.
+                name = (self.role(pid, depth) if self.role else command_line(pid)) or name
+                self.peaks[pid] = (tree, name, max(high, status_kib(pid, "VmHWM")))
+            totals.append(total)
+        self.peak_tree_kib = [max(peak, total) for peak, total in zip(self.peak_tree_kib, totals, strict=True)]
+        self.peak_total_kib = max(self.peak_total_kib, sum(totals))
 
     def report(self) -> dict:
-        processes = sorted(((name, kib) for name, kib in self.peaks.values() if kib), key=lambda p: -p[1])
+        processes = sorted((p for p in self.peaks.values() if p[2]), key=lambda p: -p[2])
+        key = "role" if self.role else "command"
         return {
-            "largest_process_mb": round(processes[0][1] / 1024, 1) if processes else None,
+            "largest_process_mb": round(processes[0][2] / 1024, 1) if processes else None,
+            # All the trees together, and each tree alone (in the order of root_pids).
             "tree_total_mb": round(self.peak_total_kib / 1024, 1),
-            "processes": [{"command": name, "peak_rss_mb": round(kib / 1024, 1)} for name, kib in processes],
+            "each_tree_total_mb": [round(kib / 1024, 1) for kib in self.peak_tree_kib],
+            "processes": [{"tree": tree, key: name, "peak_rss_mb": round(kib / 1024, 1)} for tree, name, kib in processes],
         }

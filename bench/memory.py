@@ -30,7 +30,18 @@ import boto3
 import psycopg
 import requests
 from callbacks import SlowReceiver, processor
-from common import DEFAULT_DATABASE_URL, ROOT, local_servers, machine, manage, now, process_tree, service_process, status_kib
+from common import (
+    DEFAULT_DATABASE_URL,
+    ROOT,
+    local_servers,
+    machine,
+    manage,
+    now,
+    process_tree,
+    serve_role,
+    service_process,
+    status_kib,
+)
 
 RESULTS = ROOT / "docs" / "benchmarks" / "memory.json"
 TARGETS_MB = {"processor_tree": 250, "api_worker": 150}
@@ -47,25 +58,6 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
-def role(pid: int, depth: int) -> str:
-    """What a process of a `serve` tree is, from its command line and environment."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return "gone"
-    words = [word.decode(errors="replace") for word in argv if word]
-    if depth == 0:
-        return "supervisor (serve)"
-    if "celery" in words:
-        return "callbacks worker" if b"WORKER_CONSUMES=callbacks" in environment else "mail worker"
-    if "jobs" in words:
-        return "jobs (drain_dlq, housekeeping)"
-    if "gunicorn" in words:
-        return "gunicorn master" if depth == 1 else "API worker"
-    return " ".join(words)[:80]
-
-
 class TreeWatch:
     """Every process of a tree, sampled: its RSS now, its peak (VmHWM), its PSS now."""
 
@@ -75,7 +67,7 @@ class TreeWatch:
 
     def sample(self) -> None:
         for pid, depth in process_tree(self.root_pid):
-            row = self.seen.setdefault(pid, {"role": role(pid, depth), "pid": pid})
+            row = self.seen.setdefault(pid, {"role": serve_role(pid, depth), "pid": pid})
             rss, hwm, pss = status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM"), pss_kib(pid)
             if rss:
                 row.update(rss_kib=rss, pss_kib=pss, hwm_kib=max(hwm, row.get("hwm_kib", 0)), alive=True)
