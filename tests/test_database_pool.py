@@ -72,7 +72,9 @@ def test_a_workers_sends_in_flight_are_not_capped_by_its_database_connections(ma
     # delivery holds no connection while it waits for the provider, so all eight are in flight
     # together. (A transaction opened for no rows after the claim held one through the send, and
     # a worker sent DATABASE_POOL_SIZE messages at a time.)
-    stack = make_stack(DATABASE_POOL_SIZE="2")
+    # The read timeout well above the three seconds: a send timed out on a loaded machine would
+    # leave the simulator's count before the others joined it.
+    stack = make_stack(DATABASE_POOL_SIZE="2", SQS_VISIBILITY_TIMEOUT="10", PROVIDER_READ_TIMEOUT="6", DELIVERY_LEASE_SECONDS="8")
     simulator.behave("sendgrid", latency_ms=3000)
     stack.start_worker(WORKER_CONCURRENCY="8", DATABASE_POOL_SIZE="2")
     response = requests.post(

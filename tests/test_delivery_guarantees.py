@@ -196,7 +196,9 @@ def test_the_same_task_delivered_twice_at_once_calls_the_provider_once(make_stac
 
 
 def test_a_late_task_of_an_earlier_step_does_nothing(make_stack, simulator):
-    stack = make_stack()
+    # Mailgun slow enough for the copy to arrive while it sends, and well within the read timeout:
+    # at FAST's 3 s a loaded machine timed the send out, and a timed-out send is retried.
+    stack = make_stack(SQS_VISIBILITY_TIMEOUT="10", PROVIDER_READ_TIMEOUT="6", DELIVERY_LEASE_SECONDS="8")
     worker = stack.start_worker()
     simulator.behave("sendgrid", status=401)
     simulator.behave("mailgun", latency_ms=3000)
