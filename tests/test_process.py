@@ -194,3 +194,25 @@ def test_the_children_of_a_supervisor_killed_with_sigkill_stop_with_it(tmp_path)
         for pid in children:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_prefork_processor_forks_for_the_mail_alone(tmp_path):
+    # The callbacks' worker runs threads: prefork would fork CALLBACK_WORKER_CONCURRENCY processes
+    # (16, about 110 MB each) for requests that mostly wait.
+    env = service_env(
+        SQS_QUEUE_NAME="process-prefork", SQS_DLQ_NAME="process-prefork-dlq", WORKER_POOL="prefork", WORKER_CONCURRENCY="2"
+    )
+    provision(env)
+    process, _ = serve("processor", env, tmp_path / "serve.log")
+    try:
+        process.wait_for_output("ready.")
+        mail_worker, callbacks_worker = (int(pid) for pid in re.findall(r"started \w+ \(pid (\d+)\)", process.output()))
+        wait_until(lambda: len(children_of(mail_worker)) == 2, timeout=30, what="the mail worker's two pool processes")
+        assert children_of(callbacks_worker) == []
+    finally:
+        assert process.stop() == 0
+
+
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]

@@ -85,10 +85,17 @@ def children_for_mode(mode: str) -> list[Child]:
         if settings.WORKER_HEARTBEAT_FILE:
             # Its own file: the container's health check follows the mail worker's.
             callbacks_env["WORKER_HEARTBEAT_FILE"] = f"{settings.WORKER_HEARTBEAT_FILE}-callbacks"
-        children.append(Child("callbacks", processor_argv(), extra_env=callbacks_env))
+        children.append(Child("callbacks", processor_argv(pool=callbacks_pool()), extra_env=callbacks_env))
     if mode in ("consumer", "all"):
         children.append(Child("consumer", consumer_argv()))
     return children
+
+
+def callbacks_pool() -> str:
+    """The callbacks' worker's pool: the mail worker's when it is one of greenlets or threads;
+    threads when the mail worker forks (prefork). A callback is an HTTP request that mostly waits,
+    and prefork would fork CALLBACK_WORKER_CONCURRENCY (16) processes of about 110 MB each for it."""
+    return settings.WORKER_POOL if settings.WORKER_POOL in ("gevent", "threads") else "threads"
 
 
 def shutdown_grace_seconds() -> int:
