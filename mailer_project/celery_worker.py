@@ -29,7 +29,9 @@ def parser() -> argparse.ArgumentParser:
     # eventlet, which Celery's command line would patch for, is not installed (docs/operations.md).
     parser.add_argument("--pool", required=True, choices=("gevent", "prefork", "solo", "threads"))
     parser.add_argument("--loglevel", default="INFO")
-    parser.add_argument("--concurrency", "-c", type=int, help="unset: WORKER_CONCURRENCY or the pool's (mailer_project/celery.py)")
+    parser.add_argument(
+        "--concurrency", "-c", type=int, help="unset: WORKER_CONCURRENCY or the pool's (mailer_project/celery.py)"
+    )
     parser.add_argument("--prefetch-multiplier", type=int, help="unset: CELERY_WORKER_PREFETCH_MULTIPLIER")
     return parser
 
