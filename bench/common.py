@@ -255,7 +255,7 @@ def serve_role(pid: int, depth: int) -> str:
     words = [word.decode(errors="replace") for word in argv if word]
     if depth == 0:
         return "supervisor (serve)"
-    if "celery" in words:
+    if "celery" in words or "mailer_project.celery_worker" in words:  # Celery's command line, or serve's worker
         if depth > 1:
             return "pool child"  # of a prefork worker
         return "callbacks worker" if b"WORKER_CONSUMES=callbacks" in environment else "mail worker"

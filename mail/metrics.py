@@ -26,49 +26,13 @@ from providers.circuit import State
 
 from . import queues, routing
 from .callbacks import metrics as callback_metrics
+from .counted_events import EVENT_COUNTERS
 from .models import Message, MessageEvent
 
 LATENCY_WINDOW = timedelta(minutes=5)
 LATENCY_PERCENTILES = (50, 90, 99)
 # Enough for a percentile; more would make a scrape during a burst slow.
 LATENCY_SAMPLE_LIMIT = 20_000
-
-# Counters: (metric name, help, event types counted, labelled by provider?)
-EVENT_COUNTERS = [
-    (
-        "mailer_messages_accepted",
-        "Messages accepted by the API (202).",
-        (MessageEvent.Type.QUEUED, MessageEvent.Type.SCHEDULED),
-        False,
-    ),
-    ("mailer_messages_sent", "Messages a provider accepted, by provider.", (MessageEvent.Type.SENT,), True),
-    (
-        "mailer_messages_failed",
-        "Messages failed with every provider exhausted, by the last provider tried.",
-        (MessageEvent.Type.FAILED,),
-        True,
-    ),
-    (
-        "mailer_send_retries",
-        "Transient failures retried on the same provider, by provider.",
-        (MessageEvent.Type.RETRY_SCHEDULED,),
-        True,
-    ),
-    ("mailer_failovers", "Hand-overs to the next provider, by the provider given up on.", (MessageEvent.Type.FAILOVER,), True),
-    ("mailer_dead_lettered", "Messages whose task reached the dead-letter queue.", (MessageEvent.Type.DEAD_LETTERED,), False),
-    (
-        "mailer_ambiguous_attempts",
-        "Claims taken over from a worker that died mid-attempt (mail/ambiguity.py).",
-        (MessageEvent.Type.AMBIGUOUS,),
-        False,
-    ),
-    (
-        "mailer_resent_after_ambiguity",
-        "Ambiguous attempts no provider reported within AMBIGUOUS_GRACE_SECONDS, sent again.",
-        (MessageEvent.Type.RESENT,),
-        False,
-    ),
-]
 
 
 class DatabaseAndQueueCollector:

@@ -3,7 +3,7 @@ failed messages by hour and provider (from the events, aggregated in the databas
 depths (SQS, mail/queues.py) and each provider's circuit (mail/routing.py).
 
 Each series is one GROUP BY over a bounded range of an index (type, created_at; migration 0006),
-never a loop over rows. The event types counted are mail/metrics.py's, so the page and /metrics
+never a loop over rows. The event types counted are mail/counted_events.py's, so the page and /metrics
 cannot count different things under the same name."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from . import queues, routing
-from .metrics import EVENT_COUNTERS
+from .counted_events import EVENT_COUNTERS
 from .models import MessageEvent
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # The worker process registers the provider before anything else reads the registry, then runs
 # the production worker command line (what a deployment would do from its own entry point).
-WORKER = "import sys; from providers.registry import REGISTRY; from tests.postcard_provider import SPEC; REGISTRY.register(SPEC); from celery.__main__ import main; sys.argv[0] = 'celery'; main()"
+WORKER = "import sys; from providers.registry import REGISTRY; from tests.postcard_provider import SPEC; REGISTRY.register(SPEC); from mailer_project.celery_worker import main; sys.exit(main())"
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def postcard(tmp_path, empty_queues, sqs):
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     env = service_env(MAIL_PROVIDERS=f"{NAME},sendgrid", POSTCARD_OUTBOX=str(outbox))
-    celery_args = processor_argv(pool="threads")[3:]  # after `python -m celery`
+    celery_args = processor_argv(pool="threads")[3:]  # after `python -m mailer_project.celery_worker`
     with REGISTRY.registered(SPEC), override_settings(MAIL_PROVIDERS=[NAME, "sendgrid"], POSTCARD_WEBHOOK_KEY="card-key"):
         RUNTIME.reset()
         worker = ServiceProcess([sys.executable, "-c", WORKER, *celery_args], env, tmp_path / "worker.log")

@@ -13,7 +13,6 @@ import re
 import threading
 import time
 
-import pymongo
 from django.conf import settings
 from django.utils import timezone
 
@@ -26,14 +25,23 @@ TIMEOUT_MS = 500
 SKIP_AFTER_FAILURE_SECONDS = 30
 
 
+def mongo_client(*args, **kwargs):
+    # pymongo imported on the first connection, not with this module: housekeeping, which erases
+    # archived requests, runs in the callbacks' worker, and MongoDB's client is about 5 MB a
+    # process would otherwise hold with MONGODB_URI unset (docs/benchmarks.md, issue 21).
+    import pymongo
+
+    return pymongo.MongoClient(*args, **kwargs)
+
+
 class RejectedRequestArchive:
     """The archive's connection, made on first use, and its pause after a failure."""
 
-    def __init__(self, client_class=pymongo.MongoClient):
+    def __init__(self, client_class=mongo_client):
         self._lock = threading.Lock()
         self.reset(client_class)
 
-    def reset(self, client_class=pymongo.MongoClient) -> None:
+    def reset(self, client_class=mongo_client) -> None:
         """Forget the connection (tests put mongomock's client class in pymongo's place: no MongoDB
         server can be installed on the development machines)."""
         self.client_class = client_class

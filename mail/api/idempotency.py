@@ -10,13 +10,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 
 from ..models import IdempotencyRecord
+
+if TYPE_CHECKING:
+    from rest_framework.response import Response
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
 MAX_KEY_CHARS = 255
@@ -95,6 +98,11 @@ def answer_once(request, respond) -> Response:
         return respond()
     slot = claim(request.auth, key, fingerprint(request.data))
     if slot.replay:
+        # DRF's Response here, not with this module: housekeeping imports it for purge_expired, in
+        # the callbacks' worker, where Response (DRF's serializers behind it, about 2 MB) would
+        # serve nothing (docs/benchmarks.md, issue 21).
+        from rest_framework.response import Response
+
         first = slot.replay
         headers = {"Idempotent-Replayed": "true", **({"Location": first.location} if first.location else {})}
         return Response(first.response_body, status=first.status_code, headers=headers)

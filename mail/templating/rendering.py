@@ -6,10 +6,10 @@ would be a header injection at the provider, so it is refused, never passed on."
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
-import css_inline
 from django.conf import settings
 from jinja2 import TemplateSyntaxError
 
@@ -21,8 +21,6 @@ PARTS = ("subject", "html", "text")
 # Control characters a subject header may not carry (a tab is allowed, as the API allows it).
 SUBJECT_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_SUBJECT_CHARS = 998  # RFC 5322's line limit, as the API holds a subject to
-# Never fetches a stylesheet (a <link> or @import naming a local file or an internal address).
-INLINER = css_inline.CSSInliner(load_remote_stylesheets=False)
 STYLE_BLOCK = re.compile(r"<style\b.*?</style>", re.IGNORECASE | re.DOTALL)
 # How much larger than the output limit elements × style sheet may be: most rules match few elements.
 INLINE_GROWTH_BOUND = 100
@@ -100,6 +98,17 @@ def render(content: Content, variables: list[Variable], given: dict) -> Rendered
     return Rendered(subject=subject, html=rendered["html"], text=rendered["text"])
 
 
+@functools.cache
+def _inliner():
+    """css-inline's inliner, made on the first use in a process: the models import this module,
+    so every process with Django set up, the Celery workers too, would load css-inline (about
+    1.5 MB) for the API and the admin alone (docs/benchmarks.md, issue 21). It never fetches a
+    stylesheet (a <link> or @import naming a local file or an internal address)."""
+    import css_inline
+
+    return css_inline.CSSInliner(load_remote_stylesheets=False), css_inline.InlineError
+
+
 def _inline_css(html: str, bounds: sandbox.Limits) -> str:
     """The HTML with its <style> rules applied as style attributes (css-inline: no stylesheet is
     ever fetched, local or remote). Each element gets the declarations that match it, so the
@@ -107,9 +116,10 @@ def _inline_css(html: str, bounds: sandbox.Limits) -> str:
     style_chars = sum(len(block) for block in STYLE_BLOCK.findall(html))
     if style_chars and html.count("<") * style_chars > INLINE_GROWTH_BOUND * bounds.output_chars:
         raise RenderFailed("html", "too many elements for its style sheet to be inlined; set inline_css to false")
+    inliner, inline_error = _inliner()
     try:
-        inlined = INLINER.inline(html)
-    except css_inline.InlineError as exc:
+        inlined = inliner.inline(html)
+    except inline_error as exc:
         raise RenderFailed("html", f"its CSS could not be inlined: {exc}") from exc
     if len(inlined) > bounds.output_chars:
         raise RenderFailed("html", f"with its CSS inlined, more than {bounds.output_chars} characters")

@@ -16,15 +16,18 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..events import SingleUseToken, WebhookMalformed, WebhookRefused
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 NOTIFICATION = "Notification"
 SUBSCRIPTION_CONFIRMATION = "SubscriptionConfirmation"
@@ -147,6 +150,11 @@ def certificate_at(url: str, timeout: tuple[float, float]) -> x509.Certificate:
         raise WebhookRefused(f"the signing certificate could not be fetched: {exc}") from exc
     if response.status_code != 200 or len(pem) > MAX_CERTIFICATE_BYTES:
         raise WebhookRefused(f"the signing certificate could not be fetched (HTTP {response.status_code})")
+    # cryptography's X.509 module here, where a certificate is read, not with this module: the
+    # settings load every provider (providers/registry.py), so each worker would hold it (about
+    # 1 MB) for the API's SES webhook alone (docs/benchmarks.md, issue 21).
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(pem)
     except ValueError as exc:

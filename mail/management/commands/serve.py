@@ -49,17 +49,17 @@ def server_model_argv() -> list[str]:
 
 
 def processor_argv(pool: str | None = None) -> list[str]:
-    # The queue comes from the settings, the concurrency from WORKER_CONCURRENCY or the pool
-    # (mailer_project/celery.py). The pool (WORKER_POOL unless given) is named on the command line:
-    # Celery monkey-patches for gevent only when it sees `--pool gevent` there, before anything
-    # else is imported.
+    # Celery's worker without Celery's command line, which imports all of its subcommands and
+    # their shells (mailer_project/celery_worker.py). The queue comes from the settings, the
+    # concurrency from WORKER_CONCURRENCY or the pool (mailer_project/celery.py). The gevent pool
+    # (WORKER_POOL unless given) needs the standard library patched before anything else is
+    # imported: gevent's own runner does it, as for gunicorn's gevent workers above.
+    pool = pool or settings.WORKER_POOL
+    runner = ["-m", "gevent.monkey", "--module"] if pool == "gevent" else ["-m"]
     return python_argv(
-        # --quiet: no start banner, so what the worker writes is the JSON lines of settings.LOGGING.
-        "-m", "celery", "--app", "mailer_project", "--quiet", "worker",
+        *runner, "mailer_project.celery_worker",
+        "--pool", pool,
         "--loglevel", settings.LOG_LEVEL,
-        "--pool", pool or settings.WORKER_POOL,
-        # SQS has no broadcast; these would only poll for nothing.
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
     )
 
 
