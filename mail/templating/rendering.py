@@ -9,13 +9,15 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from jinja2 import TemplateSyntaxError
 
 from ..exceptions import RenderFailed, TemplateInvalid
-from . import sandbox
 from .variables import Variable, values_for
+
+if TYPE_CHECKING:
+    from . import sandbox
 
 PARTS = ("subject", "html", "text")
 # Control characters a subject header may not carry (a tab is allowed, as the API allows it).
@@ -43,8 +45,18 @@ class Rendered:
     text: str
 
 
+def _sandbox():
+    """The Jinja2 sandbox (mail/templating/sandbox.py), imported on the first check or render in a
+    process: the templates' models and the admin's forms import this module, so every process
+    with Django set up, the Celery workers too, would load Jinja2 for the API and the admin alone
+    (docs/benchmarks.md, issue 21)."""
+    from . import sandbox
+
+    return sandbox
+
+
 def limits() -> sandbox.Limits:
-    return sandbox.Limits(
+    return _sandbox().Limits(
         iterations=settings.TEMPLATE_MAX_ITERATIONS,
         seconds=settings.TEMPLATE_RENDER_SECONDS,
         output_chars=settings.TEMPLATE_MAX_OUTPUT_CHARS,
@@ -54,6 +66,9 @@ def limits() -> sandbox.Limits:
 def check(content: Content, variables: list[Variable]) -> None:
     """Refuse (TemplateInvalid, problems by part) a source that does not parse, is outside the
     language, or reads a variable it does not declare."""
+    from jinja2 import TemplateSyntaxError
+
+    sandbox = _sandbox()
     problems: dict[str, list[str]] = {}
     declared = {variable.name for variable in variables}
     for part in PARTS:
@@ -77,6 +92,7 @@ def check(content: Content, variables: list[Variable]) -> None:
 def render(content: Content, variables: list[Variable], given: dict) -> Rendered:
     """The message's parts for these values. Raises VariablesInvalid (the values do not match the
     declaration) or RenderFailed (the render went wrong, or the subject is not one line)."""
+    sandbox = _sandbox()
     values = values_for(variables, given)
     bounds = limits()
     rendered = {}
@@ -127,6 +143,6 @@ def _inline_css(html: str, bounds: sandbox.Limits) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    if isinstance(exc, sandbox.BudgetExceeded):
+    if isinstance(exc, _sandbox().BudgetExceeded):
         return f"the render went over its limits: {exc}"
     return f"{type(exc).__name__}: {exc}" if not str(exc).startswith("'") else str(exc)
