@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
 .PHONY: install install-bench run services test test-fast check check-deploy format clean bench bench-failover bench-accept \
-	bench-delivery bench-memory image image-test image-clean
+	bench-delivery bench-delivery-processes bench-accept-profile bench-memory image image-test image-clean
 
 # The image (docs/image.md): built and run with podman, which needs a configuration of its own on
 # this machine kind (podman/containers-conf.sh). Every podman below, the tests' included, uses it.
@@ -77,12 +77,22 @@ bench-accept: install-bench
 bench-delivery: install-bench
 	$(PY) bench/delivery.py
 
+## Issue 21's delivery: gevent × 64, one worker process and two side by side, each beside the
+## common stack, with the CPU each message costs (about 10 minutes).
+bench-delivery-processes: install-bench
+	$(PY) bench/delivery.py --configs gevent:64 --processes 1,2 \
+		--out docs/benchmarks/delivery-issue21-processes.json --plot docs/benchmarks/delivery-issue21-processes.png
+
+## Issue 21's accept CPU: where an accept's CPU goes, by area, one request at a time (about 2 minutes).
+bench-accept-profile: install
+	$(PY) bench/accept_profile.py
+
 ## Issue 21's memory: both `serve` trees warm, RSS, peak and PSS of every process (about 3 minutes).
 bench-memory: install
 	$(PY) bench/memory.py
 
 ## The measurements, one after the other (never two at once: they share the cores).
-bench: bench-accept bench-delivery bench-memory
+bench: bench-accept bench-accept-profile bench-delivery bench-delivery-processes bench-memory
 
 ## The deployment files, without Docker or AWS: the Dockerfile's lint, the compose file against
 ## the Compose specification's schema, the CloudFormation template's lint, the Prometheus alerts
