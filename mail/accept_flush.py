@@ -1,6 +1,7 @@
 """What the API's concurrent accepts share (mail/coalescing.py): one look at the suppression lists
 and the callback endpoints, one transaction for the rows, one SendMessageBatch per 10 tasks, for
-every request the flush took (the SQL is mail/accept_sql.py's). Each request is still answered for its own messages only (mail/accepting.py).
+every request the flush took (the SQL is mail/accept_sql.py's). Each request is still answered
+for its own messages only (mail/accepting.py).
 
 A request is refused whole, as before, if any of its messages has a suppressed recipient; its
 rows are never written. Should the shared transaction fail on data (a constraint, a value the
