@@ -51,8 +51,9 @@ def _size_the_pool(sender=None, **_kwargs):
 def _refuse_unpatched_gevent(sender=None, **_kwargs):
     # The gevent pool without gevent's monkey-patching blocks on the first network call: the
     # worker says "ready" and delivers nothing. Celery patches only when the pool is named on its
-    # command line (`celery worker --pool gevent`, as `manage.py serve` does); anything else that
-    # selects it must not start. (Celery logs and ignores a signal handler's exceptions;
+    # command line (`celery worker --pool gevent`); `manage.py serve` runs its workers under
+    # gevent's own runner (mailer_project/celery_worker.py); anything else that selects it must
+    # not start. (Celery logs and ignores a signal handler's exceptions;
     # SystemExit is the one it lets through.)
     if _pool_name(sender) == "gevent":
         monkey = sys.modules.get("gevent.monkey")
