@@ -135,8 +135,7 @@ def test_a_leader_waits_the_window_for_company_only_when_the_last_flush_had_comp
     with ThreadPoolExecutor(3) as pool:
         first = pool.submit(coalescer.submit, 1)
         assert flushes.started.wait(timeout=5)
-        later = [pool.submit(coalescer.submit, n) for n in (2, 3)]
-        wait_until(lambda: coalescer.waiting() == 2, what="two callers behind the held flush")
+        later = queue_behind(pool, coalescer, (2, 3))
         flushes.release()
         assert [future.result(timeout=5) for future in (first, *later)] == [2, 4, 6]
 
