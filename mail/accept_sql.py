@@ -7,11 +7,10 @@ CPU (docs/benchmarks.md, "Issue 21: accept CPU")."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from .callbacks.models import Endpoint
 from .models import Message, MessageEvent, Suppression
@@ -31,22 +30,13 @@ def look(pairs: set[tuple[int, str]], key_ids: set[str]) -> Lookup:
     """What a flush reads before it writes, in one round trip: the suppressions among these (team
     id, lower-cased address) pairs, and whether an endpoint of these API keys may listen."""
     db = connections[DEFAULT_DB_ALIAS]
-    teams, addresses = {team for team, _ in pairs}, {address for _, address in pairs}
-    statements = [
-        AllRows(
-            f"{_suppressions_sql()} WHERE {column(Suppression, 'team')} IN ({marks(len(teams))}) "
-            f"AND {column(Suppression, 'address')} IN ({marks(len(addresses))})"
-        ),
-        f"{_listening_sql()} IN ({marks(len(key_ids))}) AND {column(Endpoint, 'enabled')} = %s)",
-    ]
-    params = [
-        *prep_many(db, Suppression, "team", teams),
-        *prep_many(db, Suppression, "address", addresses),
-        *prep_many(db, Endpoint, "api_key", key_ids),
-        *prep(db, Endpoint, enabled=True),
-    ]
-    if not pairs:  # no recipient to check (overridden, or a sandbox key's): the endpoints only
-        statements, params = statements[1:], params[len(teams) + len(addresses) :]
+    statements, params = [], []
+    if pairs:  # else no recipient to check (overridden, or a sandbox key's): the endpoints only
+        teams, addresses = {team for team, _ in pairs}, {address for _, address in pairs}
+        statements.append(AllRows(_suppressions_sql().format(teams=marks(len(teams)), addresses=marks(len(addresses)))))
+        params += [*prep_many(db, Suppression, "team", teams), *prep_many(db, Suppression, "address", addresses)]
+    statements.append(_listening_sql().format(keys=marks(len(key_ids))))
+    params += [*prep_many(db, Endpoint, "api_key", key_ids), *prep(db, Endpoint, enabled=True)]
     with db.cursor() as cursor:
         answers = run_together(db, cursor, statements, params)
     names = _suppression_names()
@@ -59,15 +49,15 @@ def look(pairs: set[tuple[int, str]], key_ids: set[str]) -> Lookup:
 
 
 def write(messages: list[Message], events: list[MessageEvent]) -> None:
-    """Insert the messages, then their events, all or none: on PostgreSQL in one round trip (one
-    implicit transaction, or the caller's), elsewhere inside a transaction of its own. The events'
-    ids are not read back (a flush that must record callbacks for them writes through the ORM)."""
+    """Insert the messages, then their events, all or none (mail/sql.py run_together): on
+    PostgreSQL in one round trip. The events' ids are not read back (a flush that must record
+    callbacks for them writes through the ORM)."""
     db = connections[DEFAULT_DB_ALIAS]
     message_fields, event_fields = inserted_fields(Message), inserted_fields(MessageEvent)
     params = [field.get_db_prep_save(field.pre_save(m, True), db) for m in messages for field in message_fields]
     params += [field.get_db_prep_save(field.pre_save(e, True), db) for e in events for field in event_fields]
     statements = [_insert_sql(Message, len(messages)), _insert_sql(MessageEvent, len(events))]
-    with transaction.atomic(using=db.alias) if db.vendor != "postgresql" else nullcontext(), db.cursor() as cursor:
+    with db.cursor() as cursor:
         run_together(db, cursor, statements, params)
     for saved in (*messages, *events):
         saved._state.adding, saved._state.db = False, db.alias
@@ -78,8 +68,12 @@ def write(messages: list[Message], events: list[MessageEvent]) -> None:
 
 @cache
 def _suppressions_sql() -> str:
+    """With {teams} and {addresses} to fill with as many marks as there are values."""
     columns = ", ".join(quoted(field.column) for field in Suppression._meta.concrete_fields)
-    return f"SELECT {columns} FROM {quoted(Suppression._meta.db_table)}"
+    return (
+        f"SELECT {columns} FROM {quoted(Suppression._meta.db_table)} "
+        f"WHERE {column(Suppression, 'team')} IN ({{teams}}) AND {column(Suppression, 'address')} IN ({{addresses}})"
+    )
 
 
 @cache
@@ -89,7 +83,12 @@ def _suppression_names() -> tuple[str, ...]:
 
 @cache
 def _listening_sql() -> str:
-    return f"SELECT EXISTS (SELECT 1 FROM {quoted(Endpoint._meta.db_table)} WHERE {column(Endpoint, 'api_key')}"
+    """With {keys} to fill with as many marks as there are keys."""
+    endpoints = quoted(Endpoint._meta.db_table)
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM {endpoints} WHERE {column(Endpoint, 'api_key')} IN ({{keys}}) "
+        f"AND {column(Endpoint, 'enabled')} = %s)"
+    )
 
 
 def _insert_sql(model, rows: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 
 def run_together(db, cursor, statements: list[str], params: list) -> list:
@@ -18,7 +18,8 @@ def run_together(db, cursor, statements: list[str], params: list) -> list:
     its simple query protocol takes them together, each after the one before with its own
     snapshot, and outside a transaction block as one implicit transaction (all or none). The
     parameters are merged into the text by the client, as for every query Django sends through
-    psycopg (its client-side cursors). SQLite, in-process, takes them one by one."""
+    psycopg (its client-side cursors). SQLite, in-process, takes them one by one, in a transaction
+    (or a savepoint of the caller's), so they are all or none there too."""
     answers = []
     if db.vendor == "postgresql":
         cursor.execute(";\n".join(statements), params)
@@ -28,11 +29,12 @@ def run_together(db, cursor, statements: list[str], params: list) -> list:
             answers.append(_answer(cursor, statement))
         return answers
     start = 0
-    for statement in statements:
-        count = statement.count("%s")
-        cursor.execute(statement, params[start : start + count])
-        start += count
-        answers.append(_answer(cursor, statement))
+    with transaction.atomic(using=db.alias):
+        for statement in statements:
+            count = statement.count("%s")
+            cursor.execute(statement, params[start : start + count])
+            start += count
+            answers.append(_answer(cursor, statement))
     return answers
 
 
