@@ -354,8 +354,8 @@ SQS_DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT = env.int("SQS_DLQ_DRAIN_VISIBILITY_TIMEOUT", default=60)
 # Concurrent accepts in one API worker are written in one transaction and published with
 # SendMessageBatch (mail/coalescing.py): at most this many messages a flush, and a leader waits
-# this long for company first when its worker's last flush had company (0: never; groups then form only while a flush is under way, which
-# bench/accept.py measured slower: docs/benchmarks.md).
+# this long for company first when its worker's last flush had company (0: never; groups then
+# form only while a flush is under way, which bench/accept.py measured slower: docs/benchmarks.md).
 ACCEPT_COALESCE_MAX_MESSAGES = env.int("ACCEPT_COALESCE_MAX_MESSAGES", default=50)
 ACCEPT_COALESCE_WINDOW_SECONDS = env.float("ACCEPT_COALESCE_WINDOW_SECONDS", default=0.002)
 if ACCEPT_COALESCE_MAX_MESSAGES < 1 or not 0 <= ACCEPT_COALESCE_WINDOW_SECONDS <= 1:
