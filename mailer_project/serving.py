@@ -9,8 +9,8 @@ connection is closed.
 
 The body is read whole before Django sees the request: authentication may take a pooled database
 connection (a key not in the process's cache) and a request holds what it took until it ends,
-so a slow upload read lazily would hold one of DATABASE_POOL_SIZE connections for its whole deadline, and a handful would leave every other
-request of the process waiting for the pool. Webhooks are the exception: their view refuses a
+so a slow upload read lazily would hold one of DATABASE_POOL_SIZE connections for its whole
+deadline, and a handful would leave every other request of the process waiting for the pool. Webhooks are the exception: their view refuses a
 request by its headers before reading anything, and uses the database only after the body is in.
 Slow headers are the load balancer's to absorb: the ALB forwards a request only once its headers
 are complete (docs/security.md)."""
